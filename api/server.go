@@ -1,0 +1,360 @@
+// Package api is the CA's HTTPS API: renewal over mTLS, admin revocation and
+// listing, the CRL and health. Enrollment is mounted from package enroll.
+// Every error is an RFC 7807 problem document. The issuing core (ca) does
+// the work; this package only speaks HTTP and authenticates callers.
+package api
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/anchorage-pki/anchorage/apiv1"
+	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/crl"
+	"github.com/anchorage-pki/anchorage/problem"
+	"github.com/anchorage-pki/anchorage/storage"
+)
+
+// Authority is the issuing core as the API uses it.
+type Authority interface {
+	Renew(ctx context.Context, current *x509.Certificate, csr *x509.CertificateRequest) (*ca.Issued, error)
+	Revoke(ctx context.Context, r ca.RevokeRequest) (*ca.RevokeResult, error)
+}
+
+// Lister lists stored certificates for admins.
+type Lister interface {
+	ListCerts(ctx context.Context, f storage.Filter, now time.Time) ([]*storage.Cert, error)
+}
+
+// CRLSource gives the current CRL.
+type CRLSource interface {
+	Current() *crl.CRL
+}
+
+// Options configure the server.
+type Options struct {
+	Authority Authority
+	Lister    Lister
+	CRL       CRLSource
+	Enroll    http.Handler
+	Roots     *x509.CertPool      // client certificates must chain here
+	Issuers   []*x509.Certificate // intermediates clients may omit
+	Admins    []string            // SHA-256 fingerprints of admin certificates
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Server routes the API.
+type Server struct {
+	o   Options
+	mux *http.ServeMux
+}
+
+// New builds the router.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{o: o, mux: http.NewServeMux()}
+	s.mux.Handle(apiv1.PathEnroll, o.Enroll)
+	s.mux.HandleFunc(apiv1.PathRenew, s.post(s.renew))
+	s.mux.HandleFunc(apiv1.PathRevoke, s.post(s.revoke))
+	s.mux.HandleFunc(apiv1.PathCerts, s.get(s.certs))
+	s.mux.HandleFunc(apiv1.PathCRL, s.get(s.crl(false)))
+	s.mux.HandleFunc(apiv1.PathCRLPEM, s.get(s.crl(true)))
+	s.mux.HandleFunc(apiv1.PathHealth, s.get(s.health))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, problem.New(http.StatusNotFound, problem.NotFound, "no such endpoint %s", r.URL.Path))
+	})
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// TLSConfig is the server side of the API's TLS: 1.2 or newer, and a client
+// certificate requested but verified per endpoint, so a bad one gets a
+// readable problem instead of a failed handshake.
+func TLSConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequestClientCert,
+	}
+}
+
+func (s *Server) post(h http.HandlerFunc) http.HandlerFunc { return s.method(http.MethodPost, h) }
+func (s *Server) get(h http.HandlerFunc) http.HandlerFunc  { return s.method(http.MethodGet, h) }
+
+func (s *Server) method(m string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != m && !(m == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", m)
+			problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, problem.MethodNotAllowed, "use %s", m))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// clientCert verifies the TLS client certificate against the CA's roots.
+func (s *Server) clientCert(r *http.Request) (*x509.Certificate, error) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return nil, problem.New(http.StatusUnauthorized, problem.Unauthenticated, "this endpoint needs a client certificate (mTLS)")
+	}
+	leaf := r.TLS.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, c := range r.TLS.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	for _, c := range s.o.Issuers {
+		inter.AddCert(c)
+	}
+	now := s.o.Now()
+	_, err := leaf.Verify(x509.VerifyOptions{
+		Roots: s.o.Roots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		var ie x509.CertificateInvalidError
+		if errors.As(err, &ie) && ie.Reason == x509.Expired {
+			return nil, problem.New(http.StatusUnauthorized, problem.CertExpired,
+				"client certificate %s expired at %s; enroll again with a new token", ca.SerialHex(leaf.SerialNumber), leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+		return nil, problem.New(http.StatusUnauthorized, problem.Unauthenticated, "client certificate not issued by this CA: %v", err)
+	}
+	return leaf, nil
+}
+
+func (s *Server) admin(r *http.Request) (*x509.Certificate, error) {
+	c, err := s.clientCert(r)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(s.o.Admins, ca.Fingerprint(c)) {
+		return nil, problem.New(http.StatusForbidden, problem.Forbidden, "certificate %q is not an admin of this CA", c.Subject.CommonName)
+	}
+	return c, nil
+}
+
+func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
+	cur, err := s.clientCert(r)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	var req apiv1.RenewRequest
+	if err := DecodeJSON(w, r, &req); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	csr, err := ParseCSR(req.CSR)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	iss, err := s.o.Authority.Renew(r.Context(), cur, csr)
+	if err != nil {
+		serial := ca.SerialHex(cur.SerialNumber)
+		s.o.Logger.Warn("renewal refused", "serial", serial, "subject", cur.Subject.CommonName, "err", err)
+		switch {
+		case errors.Is(err, ca.ErrRevoked):
+			err = problem.New(http.StatusForbidden, problem.CertRevoked, "certificate %s is revoked; it cannot be renewed", serial)
+		case errors.Is(err, ca.ErrExpired):
+			err = problem.New(http.StatusUnauthorized, problem.CertExpired, "certificate %s has expired", serial)
+		case errors.Is(err, ca.ErrUnknownCert):
+			err = problem.New(http.StatusForbidden, problem.CertUnknown, "certificate %s: %v", serial, err)
+		default:
+			err = IssueProblem(err, s.o.Logger)
+		}
+		problem.Write(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusCreated, CertResponse(iss))
+}
+
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	adm, err := s.admin(r)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	var req apiv1.RevokeRequest
+	if err := DecodeJSON(w, r, &req); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	reason, err := ca.ParseReason(req.Reason)
+	if err != nil {
+		problem.Write(w, r, problem.New(http.StatusBadRequest, problem.Malformed, "%v", err))
+		return
+	}
+	if (req.Serial == "") == (req.Subject == "") {
+		problem.Write(w, r, problem.New(http.StatusBadRequest, problem.Malformed, "give exactly one of serial or subject"))
+		return
+	}
+	if req.Serial != "" {
+		if _, err := ca.NormalizeSerial(req.Serial); err != nil {
+			problem.Write(w, r, problem.New(http.StatusBadRequest, problem.Malformed, "%v", err))
+			return
+		}
+	}
+	s.o.Logger.Warn("revocation requested", "admin", adm.Subject.CommonName, "serial", req.Serial, "subject", req.Subject, "reason", ca.ReasonName(reason))
+	res, err := s.o.Authority.Revoke(r.Context(), ca.RevokeRequest{Serial: req.Serial, Subject: req.Subject, Reason: reason})
+	switch {
+	case errors.Is(err, ca.ErrNotFound):
+		what := "serial " + req.Serial
+		if req.Subject != "" {
+			what = "live certificate with subject " + strconv.Quote(req.Subject)
+		}
+		problem.Write(w, r, problem.New(http.StatusNotFound, problem.NotFound, "no %s", what))
+		return
+	case errors.Is(err, ca.ErrCRL):
+		problem.Write(w, r, problem.New(http.StatusServiceUnavailable, problem.Unavailable,
+			"revocation of %d certificate(s) is committed, but the new CRL could not be published: %v", len(res.Revoked), err))
+		return
+	case err != nil:
+		problem.Write(w, r, err)
+		return
+	}
+	now := s.o.Now()
+	out := apiv1.RevokeResponse{CRLNumber: res.CRLNumber, Revoked: []apiv1.CertInfo{}}
+	for _, c := range res.Revoked {
+		out.Revoked = append(out.Revoked, Info(c, now))
+	}
+	for _, c := range res.AlreadyRevoked {
+		out.AlreadyRevoked = append(out.AlreadyRevoked, Info(c, now))
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) certs(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.admin(r); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := storage.Filter{Subject: q.Get("subject")}
+	now := s.o.Now()
+	wantExpired := false
+	switch st := q.Get("status"); st {
+	case "":
+	case "valid":
+		f.Status, f.Live = storage.StatusValid, true
+	case "revoked":
+		f.Status = storage.StatusRevoked
+	case "expired":
+		wantExpired = true
+	default:
+		problem.Write(w, r, problem.New(http.StatusBadRequest, problem.Malformed, "status %q: want valid, revoked or expired", st))
+		return
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			problem.Write(w, r, problem.New(http.StatusBadRequest, problem.Malformed, "limit %q: want a positive number", l))
+			return
+		}
+		if !wantExpired {
+			f.Limit = n
+		}
+	}
+	list, err := s.o.Lister.ListCerts(r.Context(), f, now)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	out := apiv1.CertList{Certs: []apiv1.CertInfo{}}
+	for _, c := range list {
+		info := Info(c, now)
+		if wantExpired && info.Status != "expired" {
+			continue
+		}
+		out.Certs = append(out.Certs, info)
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) crl(asPEM bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := s.o.CRL.Current()
+		if c == nil {
+			problem.Write(w, r, problem.New(http.StatusServiceUnavailable, problem.Unavailable, "no CRL published yet"))
+			return
+		}
+		w.Header().Set("Last-Modified", c.ThisUpdate.UTC().Format(http.TimeFormat))
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		w.Header().Set("ETag", strconv.Quote("crl-"+strconv.FormatUint(c.Number, 10)))
+		if asPEM {
+			w.Header().Set("Content-Type", "application/x-pem-file")
+			w.Write(c.PEM)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Write(c.DER)
+	}
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	h := apiv1.Health{Status: "ok"}
+	if c := s.o.CRL.Current(); c != nil {
+		h.CRL = &apiv1.CRLHealth{Number: c.Number, ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate,
+			Entries: c.Entries, PEMBytes: len(c.PEM), NearCap: c.NearCap()}
+		if c.NearCap() {
+			h.Warnings = append(h.Warnings, "CRL PEM is "+strconv.Itoa(len(c.PEM))+" bytes, near the Roles Anywhere import cap of "+strconv.Itoa(crl.MaxPEMSize))
+		}
+		if !c.NextUpdate.After(s.o.Now()) {
+			h.Status = "degraded"
+			h.Warnings = append(h.Warnings, "CRL is past its nextUpdate")
+		}
+	} else {
+		h.Status = "degraded"
+		h.Warnings = append(h.Warnings, "no CRL published yet")
+	}
+	status := http.StatusOK
+	if h.Status != "ok" {
+		status = http.StatusServiceUnavailable
+	}
+	WriteJSON(w, status, h)
+}
+
+// IssueProblem maps an issuing error to a problem; unexpected errors are
+// logged and hidden.
+func IssueProblem(err error, log *slog.Logger) error {
+	if errors.Is(err, ca.ErrBadCSR) {
+		return problem.New(http.StatusBadRequest, problem.BadCSR, "%v", err)
+	}
+	log.Error("issuing failed", "err", err)
+	return err
+}
+
+// CertResponse renders an issued certificate.
+func CertResponse(iss *ca.Issued) apiv1.CertResponse {
+	return apiv1.CertResponse{
+		Serial: iss.Record.Serial, Subject: iss.Record.Subject,
+		NotBefore: iss.Cert.NotBefore, NotAfter: iss.Cert.NotAfter, Chain: ChainPEM(iss.Chain),
+	}
+}
+
+// Info renders a stored certificate for listing.
+func Info(c *storage.Cert, now time.Time) apiv1.CertInfo {
+	info := apiv1.CertInfo{
+		Serial: c.Serial, Subject: c.Subject, SANs: c.SANs, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
+		Method: c.Method, Status: string(c.Status), RevokedAt: c.RevokedAt,
+	}
+	if c.Status == storage.StatusRevoked {
+		info.Reason = ca.ReasonName(c.Reason)
+	} else if c.Expired(now) {
+		info.Status = "expired"
+	}
+	return info
+}

@@ -1,0 +1,89 @@
+// Package apiv1 holds the wire types of the CA's /v1 HTTP API, shared by the
+// server and by the workload and admin clients, so neither side imports the
+// other.
+package apiv1
+
+import "time"
+
+// Paths of the API.
+const (
+	PathEnroll = "/v1/enroll"
+	PathRenew  = "/v1/renew"
+	PathRevoke = "/v1/revoke"
+	PathCerts  = "/v1/certs"
+	PathCRL    = "/crl"
+	PathCRLPEM = "/crl.pem"
+	PathHealth = "/health"
+)
+
+// MaxBody bounds every request body.
+const MaxBody = 64 << 10
+
+// EnrollRequest trades a one-time token and a CSR for a certificate.
+type EnrollRequest struct {
+	Token string `json:"token"`
+	CSR   string `json:"csr"` // PEM PKCS#10
+}
+
+// RenewRequest asks for a successor of the mTLS client certificate.
+type RenewRequest struct {
+	CSR string `json:"csr"`
+}
+
+// CertResponse carries an issued certificate.
+type CertResponse struct {
+	Serial    string    `json:"serial"`
+	Subject   string    `json:"subject"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
+	Chain     string    `json:"chain"` // PEM: leaf, issuing CA, ...
+}
+
+// RevokeRequest revokes one serial, or every live certificate of a subject.
+type RevokeRequest struct {
+	Serial  string `json:"serial,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	Reason  string `json:"reason,omitempty"` // RFC 5280 name or code
+}
+
+// RevokeResponse says what changed and which CRL carries it.
+type RevokeResponse struct {
+	Revoked        []CertInfo `json:"revoked"`
+	AlreadyRevoked []CertInfo `json:"alreadyRevoked,omitempty"`
+	CRLNumber      uint64     `json:"crlNumber"`
+}
+
+// CertInfo describes a stored certificate.
+type CertInfo struct {
+	Serial    string    `json:"serial"`
+	Subject   string    `json:"subject"`
+	SANs      []string  `json:"sans,omitempty"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
+	Method    string    `json:"method"`
+	Status    string    `json:"status"` // valid, revoked, expired
+	RevokedAt time.Time `json:"revokedAt,omitzero"`
+	Reason    string    `json:"reason,omitempty"`
+}
+
+// CertList answers GET /v1/certs.
+type CertList struct {
+	Certs []CertInfo `json:"certs"`
+}
+
+// Health answers GET /health.
+type Health struct {
+	Status   string     `json:"status"` // ok or degraded
+	CRL      *CRLHealth `json:"crl,omitempty"`
+	Warnings []string   `json:"warnings,omitempty"`
+}
+
+// CRLHealth describes the current CRL.
+type CRLHealth struct {
+	Number     uint64    `json:"number"`
+	ThisUpdate time.Time `json:"thisUpdate"`
+	NextUpdate time.Time `json:"nextUpdate"`
+	Entries    int       `json:"entries"`
+	PEMBytes   int       `json:"pemBytes"`
+	NearCap    bool      `json:"nearImportCap"`
+}

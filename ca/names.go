@@ -1,0 +1,109 @@
+package ca
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"unicode"
+)
+
+// Names is the set of subject alternative names a certificate carries, each
+// written TYPE:value with TYPE one of DNS, IP, URI.
+type Names struct {
+	DNS  []string
+	IPs  []net.IP
+	URIs []*url.URL
+}
+
+// ParseSANs parses "DNS:host", "IP:addr", "URI:scheme:..." strings. A bare
+// value is taken as DNS, or IP when it parses as one.
+func ParseSANs(sans []string) (Names, error) {
+	var n Names
+	for _, s := range sans {
+		typ, val, ok := strings.Cut(s, ":")
+		if !ok || (typ != "DNS" && typ != "IP" && typ != "URI") {
+			typ, val = "DNS", s
+			if net.ParseIP(s) != nil {
+				typ = "IP"
+			}
+		}
+		switch typ {
+		case "DNS":
+			if err := checkDNSName(val); err != nil {
+				return Names{}, err
+			}
+			n.DNS = append(n.DNS, strings.ToLower(val))
+		case "IP":
+			ip := net.ParseIP(val)
+			if ip == nil {
+				return Names{}, fmt.Errorf("SAN %q: not an IP address", s)
+			}
+			n.IPs = append(n.IPs, ip)
+		case "URI":
+			u, err := url.Parse(val)
+			if err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "") {
+				return Names{}, fmt.Errorf("SAN %q: not an absolute URI", s)
+			}
+			n.URIs = append(n.URIs, u)
+		}
+	}
+	return n, nil
+}
+
+// Strings renders names back in TYPE:value form, sorted by type then order.
+func (n Names) Strings() []string {
+	var out []string
+	for _, d := range n.DNS {
+		out = append(out, "DNS:"+d)
+	}
+	for _, ip := range n.IPs {
+		out = append(out, "IP:"+ip.String())
+	}
+	for _, u := range n.URIs {
+		out = append(out, "URI:"+u.String())
+	}
+	return out
+}
+
+// Empty reports whether there are no names.
+func (n Names) Empty() bool { return len(n.DNS)+len(n.IPs)+len(n.URIs) == 0 }
+
+func checkDNSName(s string) error {
+	if s == "" || len(s) > 253 {
+		return fmt.Errorf("DNS name %q: empty or longer than 253 characters", s)
+	}
+	labels := strings.Split(s, ".")
+	for i, l := range labels {
+		if i == 0 && l == "*" {
+			continue
+		}
+		if l == "" || len(l) > 63 || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
+			return fmt.Errorf("DNS name %q: bad label %q", s, l)
+		}
+		for _, r := range l {
+			if !(r == '-' || r == '_' || r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r))) {
+				return fmt.Errorf("DNS name %q: character %q not allowed", s, r)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckSubject validates a workload name used as subject CN: it becomes the
+// Roles Anywhere source identity, so it must be non-empty, short and
+// printable.
+func CheckSubject(cn string) error {
+	if cn == "" {
+		return fmt.Errorf("subject name is empty")
+	}
+	if len(cn) > 64 {
+		return fmt.Errorf("subject name %q is longer than 64 characters", cn)
+	}
+	for _, r := range cn {
+		if r > unicode.MaxASCII || !unicode.IsPrint(r) {
+			return fmt.Errorf("subject name %q: character %q not allowed", cn, r)
+		}
+	}
+	return nil
+}

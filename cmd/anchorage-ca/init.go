@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/config"
+	"github.com/anchorage-pki/anchorage/storage"
+)
+
+func newInitCmd() *cobra.Command {
+	var dir, name, listen, url string
+	var dns []string
+	cmd := &cobra.Command{
+		Use:   "init --dir DIR --name NAME [--dns HOST ...]",
+		Short: "Create a root CA, an issuing CA, the API's TLS certificate and an admin certificate",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" || name == "" {
+				return fmt.Errorf("--dir and --name are required")
+			}
+			cfg := config.Default()
+			cfg.Name = name
+			cfg.Listen = listen
+			cfg.SetDir(dir)
+			if _, err := os.Stat(filepath.Join(dir, config.FileName)); err == nil {
+				return fmt.Errorf("%s already holds a CA (%s exists); refusing to overwrite it", dir, config.FileName)
+			}
+			if len(dns) == 0 {
+				dns = []string{"localhost", "127.0.0.1"}
+			}
+			if url == "" {
+				_, port, err := net.SplitHostPort(listen)
+				if err != nil {
+					return fmt.Errorf("--listen %q: %v", listen, err)
+				}
+				url = "https://" + net.JoinHostPort(dns[0], port)
+			}
+			cfg.URL = url
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			store, err := storage.Open(cfg.Path(cfg.Paths.DB))
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			files := ca.InitFiles{
+				Root: cfg.Path(cfg.Paths.Root), RootKey: cfg.Path(cfg.Paths.RootKey),
+				CACert: cfg.Path(cfg.Paths.CACert), CAKey: cfg.Path(cfg.Paths.CAKey),
+				TLSCert: cfg.Path(cfg.Paths.TLSCert), TLSKey: cfg.Path(cfg.Paths.TLSKey),
+				AdminCert: filepath.Join(dir, "admin.crt"), AdminKey: filepath.Join(dir, "admin.key"),
+				ProvisionerKey: cfg.Path(cfg.Paths.ProvisionerKey),
+			}
+			res, err := ca.Init(context.Background(), ca.InitOptions{Name: name, TLSNames: dns, Files: files, Store: store})
+			if err != nil {
+				return err
+			}
+			cfg.Admins = []string{res.AdminFingerprint}
+			if err := cfg.Save(); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Created a new CA %q in %s\n\n", name, dir)
+			fmt.Fprintf(out, "  root CA        %s  (key %s: move it offline)\n", files.Root, files.RootKey)
+			fmt.Fprintf(out, "  issuing CA     %s  (key %s)  <- register this as the Roles Anywhere trust anchor\n", files.CACert, files.CAKey)
+			fmt.Fprintf(out, "  API TLS        %s  for %v\n", files.TLSCert, dns)
+			fmt.Fprintf(out, "  admin client   %s  (key %s) for revoke and list\n", files.AdminCert, files.AdminKey)
+			fmt.Fprintf(out, "  config         %s  (URL %s, listen %s)\n\n", filepath.Join(dir, config.FileName), cfg.URL, cfg.Listen)
+			fmt.Fprintf(out, "Next: anchorage-ca serve --dir %s\n", dir)
+			fmt.Fprintf(out, "      anchorage-ca token --dir %s --name HOST   (a one-time enrollment token)\n", dir)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "CA directory to create")
+	f.StringVar(&name, "name", "", "CA name (organisation)")
+	f.StringSliceVar(&dns, "dns", nil, "DNS name or IP of the API server (repeatable; default localhost,127.0.0.1)")
+	f.StringVar(&listen, "listen", "127.0.0.1:8443", "address the API listens on")
+	f.StringVar(&url, "url", "", "URL workloads use to reach the CA (default https://FIRST-DNS:PORT)")
+	return cmd
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/anchorage-pki/anchorage/apiv1"
+)
+
+func newRevokeCmd() *cobra.Command {
+	var a adminFlags
+	var serial, subject, reason string
+	cmd := &cobra.Command{
+		Use:   "revoke (--serial HEX | --subject CN) [--reason keyCompromise] [--dir DIR | --ca URL --root ROOT --admin-cert F --admin-key F]",
+		Short: "Revoke one certificate, or every live certificate of a host, and publish a new CRL",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (serial == "") == (subject == "") {
+				return fmt.Errorf("give exactly one of --serial or --subject")
+			}
+			c, err := a.client(true)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			res, err := c.Revoke(ctx, apiv1.RevokeRequest{Serial: serial, Subject: subject, Reason: reason})
+			if err != nil {
+				return fmt.Errorf("revoke: %w", err)
+			}
+			out := cmd.OutOrStdout()
+			for _, r := range res.Revoked {
+				fmt.Fprintf(out, "revoked %s  %s  (%s at %s)\n", r.Serial, r.Subject, r.Reason, r.RevokedAt.UTC().Format(time.RFC3339))
+			}
+			for _, r := range res.AlreadyRevoked {
+				fmt.Fprintf(out, "already revoked %s  %s  (%s at %s)\n", r.Serial, r.Subject, r.Reason, r.RevokedAt.UTC().Format(time.RFC3339))
+			}
+			fmt.Fprintf(out, "CRL number %d published\n", res.CRLNumber)
+			return nil
+		},
+	}
+	a.register(cmd, true)
+	f := cmd.Flags()
+	f.StringVar(&serial, "serial", "", "serial number (hex) of the certificate to revoke")
+	f.StringVar(&subject, "subject", "", "revoke every live certificate with this subject CN")
+	f.StringVar(&reason, "reason", "", "RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, affiliationChanged, ... (default unspecified)")
+	return cmd
+}
