@@ -26,13 +26,12 @@ type Duration time.Duration
 
 func (d Duration) MarshalJSON() ([]byte, error) {
 	s := time.Duration(d).String()
-	// "24h0m0s" reads better as "24h".
-	s = strings.TrimSuffix(s, "0s")
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	if s == "" {
-		s = "0s"
+	// "24h0m0s" reads better as "24h", "10m0s" as "10m".
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+		if strings.HasSuffix(s, "h0m") {
+			s = strings.TrimSuffix(s, "0m")
+		}
 	}
 	return json.Marshal(s)
 }
