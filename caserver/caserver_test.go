@@ -43,7 +43,7 @@ type testCA struct {
 	root []byte
 }
 
-func startCA(t *testing.T) *testCA {
+func startCA(t testing.TB) *testCA {
 	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -339,7 +339,7 @@ func TestMalformedRequests(t *testing.T) {
 	}
 }
 
-func pool(t *testing.T, rootPEM []byte) *x509.CertPool {
+func pool(t testing.TB, rootPEM []byte) *x509.CertPool {
 	p := x509.NewCertPool()
 	if !p.AppendCertsFromPEM(rootPEM) {
 		t.Fatal("bad root")
@@ -487,7 +487,7 @@ func mustKey() *ecdsa.PrivateKey {
 	return k
 }
 
-func mustRead(t *testing.T, p string) []byte {
+func mustRead(t testing.TB, p string) []byte {
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)

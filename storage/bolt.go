@@ -93,6 +93,18 @@ func (d *DB) PutCert(ctx context.Context, c *Cert) error {
 	return nil
 }
 
+// PutCerts records many certificates in one commit (imports, tests).
+func (d *DB) PutCerts(ctx context.Context, cs []*Cert) error {
+	return d.db.Update(func(tx *bolt.Tx) error {
+		for _, c := range cs {
+			if err := putCert(tx, c); err != nil {
+				return fmt.Errorf("storage: put cert %s: %w", c.Serial, err)
+			}
+		}
+		return nil
+	})
+}
+
 // PutCertUsingToken records the certificate and marks the enrollment token
 // jti as used, in one commit: either both are durable or neither is. A jti
 // seen before gives ErrTokenUsed and stores nothing.

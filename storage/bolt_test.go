@@ -1,0 +1,184 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openTemp(t testing.TB) (*DB, string) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "a.db")
+	d, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, p
+}
+
+func cert(serial, subject string, notAfter time.Time) *Cert {
+	return &Cert{Serial: serial, Subject: subject, NotBefore: notAfter.Add(-24 * time.Hour), NotAfter: notAfter,
+		Status: StatusValid, Method: "token", DER: []byte{1, 2, 3}}
+}
+
+func TestCertsAndRevocations(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	d, path := openTemp(t)
+	for _, c := range []*Cert{
+		cert("0a", "web", now.Add(time.Hour)),
+		cert("0b", "web", now.Add(2*time.Hour)),
+		cert("0c", "web", now.Add(-time.Hour)), // expired
+		cert("0d", "db", now.Add(time.Hour)),
+	} {
+		if err := d.PutCert(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changed, already, err := d.RevokeSubject(ctx, "web", 1, now)
+	if err != nil || len(changed) != 2 || len(already) != 0 {
+		t.Fatalf("revoke subject: %d changed, %d already, %v", len(changed), len(already), err)
+	}
+	changed, already, err = d.RevokeSerial(ctx, "0a", 4, now)
+	if err != nil || len(changed) != 0 || len(already) != 1 || already[0].Reason != 1 {
+		t.Fatalf("second revoke must not change the first reason: %v %v %v", changed, already, err)
+	}
+	if _, _, err := d.RevokeSerial(ctx, "ff", 1, now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown serial: %v", err)
+	}
+	if _, _, err := d.RevokeSubject(ctx, "nobody", 1, now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown subject: %v", err)
+	}
+	// Reopen: everything must have been committed.
+	d.Close()
+	d2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	revs, err := d2.Revoked(ctx, now)
+	if err != nil || len(revs) != 2 {
+		t.Fatalf("revoked after reopen: %v %v", revs, err)
+	}
+	// Later, once 0a expires it leaves the CRL source.
+	revs, _ = d2.Revoked(ctx, now.Add(90*time.Minute))
+	if len(revs) != 1 || revs[0].Serial != "0b" {
+		t.Errorf("pruning expired revocations: %v", revs)
+	}
+	tests := []struct {
+		name string
+		f    Filter
+		want int
+	}{
+		{"all", Filter{}, 4},
+		{"subject", Filter{Subject: "web"}, 3},
+		{"revoked", Filter{Status: StatusRevoked}, 2},
+		{"valid live", Filter{Status: StatusValid, Live: true}, 1},
+		{"limit", Filter{Limit: 2}, 2},
+		{"prefix is not a match", Filter{Subject: "we"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := d2.ListCerts(ctx, tt.f, now)
+			if err != nil || len(got) != tt.want {
+				t.Errorf("got %d (%v), want %d", len(got), err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTokenSingleUse(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openTemp(t)
+	exp := time.Now().Add(time.Minute)
+	if err := d.PutCertUsingToken(ctx, cert("01", "a", exp), "jti-1", exp); err != nil {
+		t.Fatal(err)
+	}
+	err := d.PutCertUsingToken(ctx, cert("02", "a", exp), "jti-1", exp)
+	if !errors.Is(err, ErrTokenUsed) {
+		t.Fatalf("replay: %v", err)
+	}
+	if _, err := d.Cert(ctx, "02"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("certificate of a refused token was stored: %v", err)
+	}
+	used, _ := d.TokenUsed(ctx, "jti-1")
+	if !used {
+		t.Error("jti not recorded")
+	}
+	n, _ := d.PruneTokens(ctx, exp.Add(time.Hour))
+	if used, _ := d.TokenUsed(ctx, "jti-1"); n != 1 || used {
+		t.Errorf("prune: %d removed, still used=%v", n, used)
+	}
+}
+
+func TestConcurrentTokenUse(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openTemp(t)
+	exp := time.Now().Add(time.Minute)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if d.PutCertUsingToken(ctx, cert(fmt.Sprintf("%02x", i+1), "a", exp), "same", exp) == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Errorf("%d writers consumed the same token", wins)
+	}
+}
+
+func TestCRLNumberStrictlyIncreases(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openTemp(t)
+	if err := d.SaveCRL(ctx, 1, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []uint64{1, 0} {
+		if err := d.SaveCRL(ctx, n, []byte("b")); !errors.Is(err, ErrStaleCRL) {
+			t.Errorf("save %d after 1: %v", n, err)
+		}
+	}
+	if err := d.SaveCRL(ctx, 2, []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	n, der, _ := d.CRL(ctx)
+	if n != 2 || string(der) != "c" {
+		t.Errorf("got %d %q", n, der)
+	}
+}
+
+func TestAnchorStatus(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openTemp(t)
+	s := AnchorStatus{ARN: "arn:aws:rolesanywhere:us-east-1:1:trust-anchor/x", CRLNumber: 3, CRLID: "id"}
+	if err := d.PutAnchorStatus(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	all, err := d.AnchorStatuses(ctx)
+	if err != nil || all[s.ARN].CRLNumber != 3 || all[s.ARN].CRLID != "id" {
+		t.Errorf("%v %v", all, err)
+	}
+}
+
+func TestSecondOpenFailsClearly(t *testing.T) {
+	_, path := openTemp(t)
+	_, err := Open(path)
+	if err == nil || !strings.Contains(err.Error(), "locked by another process") {
+		t.Errorf("second open: %v", err)
+	}
+}
+
