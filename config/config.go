@@ -180,8 +180,9 @@ func (c *CA) Validate() error {
 		}
 	}
 	switch {
-	case c.Leaf.DefaultLifetime.D() < time.Minute:
-		return errors.New(`key "leaf.defaultLifetime": must be at least 1m`)
+	case c.Leaf.DefaultLifetime.D() < 5*time.Second:
+		// Seconds-long lifetimes are for test profiles that exercise renewal.
+		return errors.New(`key "leaf.defaultLifetime": must be at least 5s`)
 	case c.Leaf.MaxLifetime.D() < c.Leaf.DefaultLifetime.D():
 		return errors.New(`key "leaf.maxLifetime": must be at least leaf.defaultLifetime`)
 	case c.Leaf.MaxLifetime.D() > 366*24*time.Hour:

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,7 @@ import (
 func newInitCmd() *cobra.Command {
 	var dir, name, listen, url string
 	var dns []string
+	var lifetime time.Duration
 	cmd := &cobra.Command{
 		Use:   "init --dir DIR --name NAME [--dns HOST ...]",
 		Short: "Create a root CA, an issuing CA, the API's TLS certificate and an admin certificate",
@@ -28,6 +30,10 @@ func newInitCmd() *cobra.Command {
 			cfg := config.Default()
 			cfg.Name = name
 			cfg.Listen = listen
+			if lifetime > 0 {
+				cfg.Leaf.DefaultLifetime = config.Duration(lifetime)
+				cfg.Leaf.MaxLifetime = config.Duration(max(lifetime, cfg.Leaf.MaxLifetime.D()))
+			}
 			cfg.SetDir(dir)
 			if _, err := os.Stat(filepath.Join(dir, config.FileName)); err == nil {
 				return fmt.Errorf("%s already holds a CA (%s exists); refusing to overwrite it", dir, config.FileName)
@@ -86,6 +92,7 @@ func newInitCmd() *cobra.Command {
 	f.StringVar(&name, "name", "", "CA name (organisation)")
 	f.StringSliceVar(&dns, "dns", nil, "DNS name or IP of the API server (repeatable; default localhost,127.0.0.1)")
 	f.StringVar(&listen, "listen", "127.0.0.1:8443", "address the API listens on")
+	f.DurationVar(&lifetime, "lifetime", 0, "default workload certificate lifetime (default 24h)")
 	f.StringVar(&url, "url", "", "URL workloads use to reach the CA (default https://FIRST-DNS:PORT)")
 	return cmd
 }

@@ -20,15 +20,22 @@ import (
 )
 
 func newEnrollCmd() *cobra.Command {
-	var caURL, root, token, certFile, keyFile, keyType string
+	var caURL, root, token, tokenFile, certFile, keyFile, keyType string
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "enroll --ca URL --root ROOT --token TOKEN --cert FILE --key FILE [--key-type ec|rsa]",
 		Short: "Get this workload's first certificate with a one-time token",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tokenFile != "" {
+				b, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return fmt.Errorf("read token: %w", err)
+				}
+				token = strings.TrimSpace(string(b))
+			}
 			if caURL == "" || root == "" || token == "" || certFile == "" || keyFile == "" {
-				return fmt.Errorf("--ca, --root, --token, --cert and --key are required")
+				return fmt.Errorf("--ca, --root, --token (or --token-file), --cert and --key are required")
 			}
 			if token == "-" {
 				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 16<<10))
@@ -84,6 +91,7 @@ func newEnrollCmd() *cobra.Command {
 	f.StringVar(&caURL, "ca", "", "CA URL, e.g. https://ca.internal:8443")
 	f.StringVar(&root, "root", "", "the CA's root certificate (root.crt)")
 	f.StringVar(&token, "token", "", "one-time enrollment token (- reads it from stdin)")
+	f.StringVar(&tokenFile, "token-file", "", "read the token from this file (keeps it out of the process list)")
 	f.StringVar(&certFile, "cert", "", "where to write the certificate chain")
 	f.StringVar(&keyFile, "key", "", "where to write the private key (mode 0600)")
 	f.StringVar(&keyType, "key-type", "ec", "key type: ec (P-256) or rsa (2048)")
