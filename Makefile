@@ -15,10 +15,10 @@ build:
 
 # The whole suite: unit, end-to-end (real servers on 127.0.0.1, real bbolt
 # files) and CLI testscripts; openssl and the rest come from `make deps`.
-test: lint
+test: deps lint
 	$(GO) test -count=1 -timeout 20m ./...
 
-demo: build
+demo: deps build
 	./scripts/demo.sh
 
 lint:
