@@ -38,12 +38,19 @@ type CRLSource interface {
 	Current() *crl.CRL
 }
 
+// Anchors is anchorsync as the API shows it.
+type Anchors interface {
+	Status() []storage.AnchorStatus
+	Kick()
+}
+
 // Options configure the server.
 type Options struct {
 	Authority Authority
 	Lister    Lister
 	CRL       CRLSource
 	Enroll    http.Handler
+	Anchors   Anchors // may be nil: no trust anchors configured
 	Roots     *x509.CertPool      // client certificates must chain here
 	Issuers   []*x509.Certificate // intermediates clients may omit
 	Admins    []string            // SHA-256 fingerprints of admin certificates
@@ -70,6 +77,8 @@ func New(o Options) *Server {
 	s.mux.HandleFunc(apiv1.PathRenew, s.post(s.renew))
 	s.mux.HandleFunc(apiv1.PathRevoke, s.post(s.revoke))
 	s.mux.HandleFunc(apiv1.PathCerts, s.get(s.certs))
+	s.mux.HandleFunc(apiv1.PathAnchors, s.get(s.anchors))
+	s.mux.HandleFunc(apiv1.PathAnchorsPush, s.post(s.anchorsPush))
 	s.mux.HandleFunc(apiv1.PathCRL, s.get(s.crl(false)))
 	s.mux.HandleFunc(apiv1.PathCRLPEM, s.get(s.crl(true)))
 	s.mux.HandleFunc(apiv1.PathHealth, s.get(s.health))
@@ -282,6 +291,37 @@ func (s *Server) certs(w http.ResponseWriter, r *http.Request) {
 		out.Certs = append(out.Certs, info)
 	}
 	WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) anchors(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.admin(r); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	out := apiv1.AnchorList{Anchors: []apiv1.AnchorStatus{}}
+	if c := s.o.CRL.Current(); c != nil {
+		out.CRLNumber = c.Number
+	}
+	if s.o.Anchors != nil {
+		for _, a := range s.o.Anchors.Status() {
+			out.Anchors = append(out.Anchors, apiv1.AnchorStatus{ARN: a.ARN, CRLID: a.CRLID, CRLNumber: a.CRLNumber,
+				PushedAt: a.PushedAt, LastTry: a.LastTry, LastError: a.LastError, Attempts: a.Attempts, Throttled: a.Throttled})
+		}
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) anchorsPush(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.admin(r); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	if s.o.Anchors == nil {
+		problem.Write(w, r, problem.New(http.StatusConflict, problem.NotFound, "no trust anchors are configured (anchorage-ca anchors add)"))
+		return
+	}
+	s.o.Anchors.Kick()
+	s.anchors(w, r)
 }
 
 func (s *Server) crl(asPEM bool) http.HandlerFunc {

@@ -87,3 +87,27 @@ type CRLHealth struct {
 	PEMBytes   int       `json:"pemBytes"`
 	NearCap    bool      `json:"nearImportCap"`
 }
+
+// Paths of the trust-anchor status API.
+const (
+	PathAnchors     = "/v1/anchors"
+	PathAnchorsPush = "/v1/anchors/push"
+)
+
+// AnchorStatus is what anchorsync last achieved for one trust anchor.
+type AnchorStatus struct {
+	ARN       string    `json:"arn"`
+	CRLID     string    `json:"crlId,omitempty"`
+	CRLNumber uint64    `json:"crlNumber"` // newest CRL the anchor holds
+	PushedAt  time.Time `json:"pushedAt,omitzero"`
+	LastTry   time.Time `json:"lastTry,omitzero"`
+	LastError string    `json:"lastError,omitempty"`
+	Attempts  int       `json:"failedAttempts,omitempty"`
+	Throttled int       `json:"throttled,omitempty"`
+}
+
+// AnchorList answers GET /v1/anchors.
+type AnchorList struct {
+	CRLNumber uint64         `json:"crlNumber"` // the CA's current CRL
+	Anchors   []AnchorStatus `json:"anchors"`
+}

@@ -182,3 +182,15 @@ func NewCSR(key crypto.Signer, cn string, sans []string) ([]byte, error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
 }
+
+// Anchors returns the trust-anchor push status (admin).
+func (c *Client) Anchors(ctx context.Context) (*apiv1.AnchorList, error) {
+	out := new(apiv1.AnchorList)
+	return out, c.do(ctx, http.MethodGet, apiv1.PathAnchors, nil, out)
+}
+
+// PushAnchors asks the CA to push its CRL now (admin).
+func (c *Client) PushAnchors(ctx context.Context) (*apiv1.AnchorList, error) {
+	out := new(apiv1.AnchorList)
+	return out, c.do(ctx, http.MethodPost, apiv1.PathAnchorsPush, struct{}{}, out)
+}

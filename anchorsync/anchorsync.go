@@ -1,0 +1,335 @@
+// Package anchorsync keeps every configured IAM Roles Anywhere trust anchor
+// holding the CA's newest CRL. Each anchor gets one named CRL: imported once
+// (enabled), then replaced with UpdateCrl. Bursts of revocations coalesce
+// (only the newest CRL matters), control-plane calls are paced under the
+// service's 1 request/s quota across all anchors, failures retry with
+// backoff, and per-anchor status (CRL number pushed, when, last error) is
+// persisted so a restarted CA neither re-imports duplicates nor forgets what
+// it still owes an anchor.
+package anchorsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ra "github.com/aws/aws-sdk-go-v2/service/rolesanywhere"
+	"github.com/aws/aws-sdk-go-v2/service/rolesanywhere/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/anchorage-pki/anchorage/crl"
+	"github.com/anchorage-pki/anchorage/storage"
+)
+
+// Anchor is one trust anchor to keep current.
+type Anchor struct {
+	ARN      string
+	Region   string // default: the ARN's region
+	Endpoint string // default: the AWS endpoint for the region
+}
+
+// API is the part of the Roles Anywhere control plane the pusher uses;
+// *rolesanywhere.Client implements it.
+type API interface {
+	ImportCrl(ctx context.Context, in *ra.ImportCrlInput, optFns ...func(*ra.Options)) (*ra.ImportCrlOutput, error)
+	UpdateCrl(ctx context.Context, in *ra.UpdateCrlInput, optFns ...func(*ra.Options)) (*ra.UpdateCrlOutput, error)
+	ListCrls(ctx context.Context, in *ra.ListCrlsInput, optFns ...func(*ra.Options)) (*ra.ListCrlsOutput, error)
+	EnableCrl(ctx context.Context, in *ra.EnableCrlInput, optFns ...func(*ra.Options)) (*ra.EnableCrlOutput, error)
+}
+
+// CRLSource is the CRL publisher.
+type CRLSource interface {
+	Current() *crl.CRL
+	Subscribe() <-chan struct{}
+}
+
+// StatusStore persists per-anchor status.
+type StatusStore interface {
+	PutAnchorStatus(ctx context.Context, s storage.AnchorStatus) error
+	AnchorStatuses(ctx context.Context) (map[string]storage.AnchorStatus, error)
+}
+
+// Options configure a Pusher.
+type Options struct {
+	Anchors  []Anchor
+	CRLName  string // name of the CRL at each anchor
+	Source   CRLSource
+	Store    StatusStore
+	Client   func(a Anchor) (API, error) // builds the control-plane client of an anchor
+	Interval time.Duration               // minimum spacing of control-plane calls (default 1.1s)
+	MaxRetry time.Duration               // backoff cap (default 30s)
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Pusher pushes CRLs to trust anchors.
+type Pusher struct {
+	o       Options
+	clients map[string]API
+
+	mu       sync.Mutex
+	status   map[string]storage.AnchorStatus
+	lastCall time.Time
+
+	kick chan struct{}
+}
+
+// New loads persisted status and builds a client per anchor.
+func New(ctx context.Context, o Options) (*Pusher, error) {
+	if o.Interval <= 0 {
+		o.Interval = 1100 * time.Millisecond
+	}
+	if o.MaxRetry <= 0 {
+		o.MaxRetry = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.CRLName == "" {
+		o.CRLName = "anchorage"
+	}
+	st, err := o.Store.AnchorStatuses(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("anchorsync: load status: %w", err)
+	}
+	p := &Pusher{o: o, clients: map[string]API{}, status: map[string]storage.AnchorStatus{}, kick: make(chan struct{}, 1)}
+	for _, a := range o.Anchors {
+		c, err := o.Client(a)
+		if err != nil {
+			return nil, fmt.Errorf("anchorsync: client for %s: %w", a.ARN, err)
+		}
+		p.clients[a.ARN] = c
+		s := st[a.ARN]
+		s.ARN = a.ARN
+		p.status[a.ARN] = s
+	}
+	return p, nil
+}
+
+// Status returns the status of every configured anchor, sorted by ARN.
+func (p *Pusher) Status() []storage.AnchorStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]storage.AnchorStatus, 0, len(p.status))
+	for _, s := range p.status {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ARN < out[j].ARN })
+	return out
+}
+
+// Kick asks for an immediate push attempt (anchors push, revoke).
+func (p *Pusher) Kick() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run pushes until ctx ends: at start, on every new CRL, on Kick, and on
+// the retry timer while any anchor is behind.
+func (p *Pusher) Run(ctx context.Context) {
+	if len(p.o.Anchors) == 0 {
+		return
+	}
+	sub := p.o.Source.Subscribe()
+	backoff := time.Second
+	for {
+		behind := p.pushAll(ctx)
+		var retry <-chan time.Time
+		if behind {
+			retry = time.After(backoff)
+			backoff = min(backoff*2, p.o.MaxRetry)
+		} else {
+			backoff = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-sub:
+		case <-p.kick:
+			backoff = time.Second
+		case <-retry:
+		}
+	}
+}
+
+// pushAll brings every anchor to the current CRL; it reports whether any
+// anchor is still behind.
+func (p *Pusher) pushAll(ctx context.Context) (behind bool) {
+	for _, a := range p.o.Anchors {
+		c := p.o.Source.Current()
+		if c == nil || ctx.Err() != nil {
+			return c == nil
+		}
+		p.mu.Lock()
+		st := p.status[a.ARN]
+		p.mu.Unlock()
+		if st.CRLNumber >= c.Number && st.CRLID != "" {
+			continue
+		}
+		if len(c.PEM) > crl.MaxPEMSize {
+			p.record(ctx, a, c, "", fmt.Errorf("CRL %d is %d bytes of PEM, over the Roles Anywhere limit of %d; not pushed", c.Number, len(c.PEM), crl.MaxPEMSize), false)
+			behind = true
+			continue
+		}
+		id, err := p.push(ctx, a, st.CRLID, c)
+		throttled := isThrottle(err)
+		p.record(ctx, a, c, id, err, throttled)
+		if err != nil {
+			behind = true
+		}
+	}
+	return behind
+}
+
+func (p *Pusher) record(ctx context.Context, a Anchor, c *crl.CRL, id string, err error, throttled bool) {
+	p.mu.Lock()
+	st := p.status[a.ARN]
+	now := p.o.Now()
+	st.LastTry = now
+	if id != "" {
+		st.CRLID = id
+	}
+	log := p.o.Logger.With("anchor", a.ARN, "crl_number", c.Number)
+	if err != nil {
+		st.LastError = err.Error()
+		st.Attempts++
+		if throttled {
+			st.Throttled++
+		}
+		log.Warn("CRL push failed; will retry", "err", err, "attempts", st.Attempts)
+	} else {
+		st.CRLNumber = c.Number
+		st.PushedAt = now
+		st.LastError = ""
+		st.Attempts = 0
+		log.Info("CRL pushed to trust anchor", "crl_id", st.CRLID)
+	}
+	p.status[a.ARN] = st
+	p.mu.Unlock()
+	if perr := p.o.Store.PutAnchorStatus(ctx, st); perr != nil {
+		p.o.Logger.Error("saving anchor status", "anchor", a.ARN, "err", perr)
+	}
+}
+
+// push makes the anchor hold c and returns the CRL id at the anchor.
+func (p *Pusher) push(ctx context.Context, a Anchor, crlID string, c *crl.CRL) (string, error) {
+	api := p.clients[a.ARN]
+	if crlID == "" {
+		// A crash between ImportCrl and saving its id must not import a
+		// second copy: look for ours by name first.
+		found, enabled, err := p.find(ctx, api, a)
+		if err != nil {
+			return "", err
+		}
+		crlID = found
+		if crlID != "" && !enabled {
+			if err := p.pace(ctx); err != nil {
+				return crlID, err
+			}
+			if _, err := api.EnableCrl(ctx, &ra.EnableCrlInput{CrlId: aws.String(crlID)}); err != nil {
+				return crlID, fmt.Errorf("EnableCrl: %w", err)
+			}
+		}
+	}
+	if crlID != "" {
+		if err := p.pace(ctx); err != nil {
+			return crlID, err
+		}
+		_, err := api.UpdateCrl(ctx, &ra.UpdateCrlInput{CrlId: aws.String(crlID), CrlData: c.PEM})
+		if err == nil {
+			return crlID, nil
+		}
+		var nf *types.ResourceNotFoundException
+		if !errors.As(err, &nf) {
+			return crlID, fmt.Errorf("UpdateCrl: %w", err)
+		}
+		p.o.Logger.Warn("CRL vanished at the trust anchor; importing it again", "anchor", a.ARN, "crl_id", crlID)
+	}
+	if err := p.pace(ctx); err != nil {
+		return "", err
+	}
+	out, err := api.ImportCrl(ctx, &ra.ImportCrlInput{
+		CrlData: c.PEM, Name: aws.String(p.o.CRLName), TrustAnchorArn: aws.String(a.ARN), Enabled: aws.Bool(true),
+	})
+	if err != nil {
+		return "", fmt.Errorf("ImportCrl: %w", err)
+	}
+	if out.Crl == nil || out.Crl.CrlId == nil {
+		return "", errors.New("ImportCrl: response carries no crlId")
+	}
+	return *out.Crl.CrlId, nil
+}
+
+func (p *Pusher) find(ctx context.Context, api API, a Anchor) (id string, enabled bool, err error) {
+	var next *string
+	for {
+		if err := p.pace(ctx); err != nil {
+			return "", false, err
+		}
+		out, err := api.ListCrls(ctx, &ra.ListCrlsInput{NextToken: next, PageSize: aws.Int32(50)})
+		if err != nil {
+			return "", false, fmt.Errorf("ListCrls: %w", err)
+		}
+		for _, d := range out.Crls {
+			if aws.ToString(d.TrustAnchorArn) == a.ARN && aws.ToString(d.Name) == p.o.CRLName {
+				return aws.ToString(d.CrlId), aws.ToBool(d.Enabled), nil
+			}
+		}
+		if out.NextToken == nil || *out.NextToken == "" {
+			return "", false, nil
+		}
+		next = out.NextToken
+	}
+}
+
+// pace spaces control-plane calls so all anchors together stay under the
+// service quota.
+func (p *Pusher) pace(ctx context.Context) error {
+	p.mu.Lock()
+	wait := p.lastCall.Add(p.o.Interval).Sub(p.o.Now())
+	if wait < 0 {
+		wait = 0
+	}
+	p.lastCall = p.o.Now().Add(wait)
+	p.mu.Unlock()
+	if wait == 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func isThrottle(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code := ae.ErrorCode()
+		return code == "ThrottlingException" || code == "TooManyRequestsException" || strings.Contains(code, "Throttl")
+	}
+	return false
+}
+
+// ARNRegion returns the region field of an ARN.
+func ARNRegion(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 6 {
+		return ""
+	}
+	return parts[3]
+}
