@@ -102,6 +102,7 @@ type CA struct {
 	CRL          CRL           `json:"crl"`
 	Admins       []string      `json:"admins"` // SHA-256 fingerprints (hex) of admin client certificates
 	TrustAnchors []TrustAnchor `json:"trustAnchors,omitempty"`
+	ACME         *ACME         `json:"acme,omitempty"`
 
 	dir string
 }
@@ -204,6 +205,11 @@ func (c *CA) Validate() error {
 	for i, fp := range c.Admins {
 		if len(fp) != 64 || strings.Trim(strings.ToLower(fp), "0123456789abcdef") != "" {
 			return fmt.Errorf(`key "admins[%d]": want a SHA-256 fingerprint (64 hex digits)`, i)
+		}
+	}
+	if c.ACME != nil {
+		if err := c.ACME.validate(); err != nil {
+			return err
 		}
 	}
 	for i, ta := range c.TrustAnchors {

@@ -1,0 +1,313 @@
+package localaws
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// CreateSession (§2-§5): verify the AWS4-X509 envelope, trust the
+// certificate through the named anchor, apply the profile, issue credentials.
+
+// Duration bounds of CreateSession and profiles (§2, §8).
+const (
+	minDurationSeconds     = 900
+	maxDurationSeconds     = 43200
+	defaultDurationSeconds = 3600
+)
+
+// sessionRequestBody is the JSON body of CreateSession. The ARNs may also be
+// sent here instead of the query (§2). Unknown keys are refused: a client
+// sending one is sending something AWS would silently ignore.
+type sessionRequestBody struct {
+	DurationSeconds    *int              `json:"durationSeconds"`
+	InstanceProperties map[string]string `json:"instanceProperties"`
+	RoleSessionName    *string           `json:"roleSessionName"`
+	SessionName        *string           `json:"sessionName"`
+	ProfileArn         *string           `json:"profileArn"`
+	RoleArn            *string           `json:"roleArn"`
+	TrustAnchorArn     *string           `json:"trustAnchorArn"`
+}
+
+// sessionParams are the validated CreateSession parameters.
+type sessionParams struct {
+	ProfileArn, RoleArn, TrustAnchorArn string
+	DurationSeconds                     int // 0 = not sent
+	RoleSessionName                     string
+	InstanceProperties                  map[string]string
+}
+
+type sessionResponse struct {
+	CredentialSet []credentialSetEntry `json:"credentialSet"`
+	SubjectArn    string               `json:"subjectArn"`
+}
+
+type credentialSetEntry struct {
+	AssumedRoleUser  assumedRoleUser    `json:"assumedRoleUser"`
+	Credentials      sessionCredentials `json:"credentials"`
+	PackedPolicySize int                `json:"packedPolicySize"`
+	RoleArn          string             `json:"roleArn"`
+	SourceIdentity   string             `json:"sourceIdentity"`
+}
+
+type assumedRoleUser struct {
+	Arn           string `json:"arn"`
+	AssumedRoleID string `json:"assumedRoleId"`
+}
+
+type sessionCredentials struct {
+	AccessKeyID     string `json:"accessKeyId"`
+	Expiration      string `json:"expiration"`
+	SecretAccessKey string `json:"secretAccessKey"`
+	SessionToken    string `json:"sessionToken"`
+}
+
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request, reqID string, body []byte) {
+	const op = "CreateSession"
+	if !s.allow(groupCreateSession) {
+		s.refuseJSON(w, r, reqID, op, throttled(groupCreateSession))
+		return
+	}
+	now := s.now()
+	signed, apiErr := verifyX509Request(r, body, now, s.cfg.Region)
+	if apiErr != nil {
+		// Name the certificate in the log when it at least parses, so a
+		// refused signature can still be traced to a serial.
+		var who []any
+		if c, err := parseBase64Cert(r.Header.Get("X-Amz-X509")); err == nil {
+			who = []any{"serial", serialHex(c), "subject", c.Subject.String()}
+		}
+		s.refuseJSON(w, r, reqID, op, apiErr, who...)
+		return
+	}
+	leaf := signed.Leaf
+	who := []any{"serial", serialHex(leaf), "subject", leaf.Subject.String()}
+	params, apiErr := parseSessionParams(r.URL.Query(), body)
+	if apiErr != nil {
+		s.refuseJSON(w, r, reqID, op, apiErr, who...)
+		return
+	}
+	who = append(who, "anchor", params.TrustAnchorArn, "profile", params.ProfileArn, "role", params.RoleArn)
+
+	cred, apiErr := s.authorizeSession(signed, params, now)
+	if apiErr != nil {
+		s.refuseJSON(w, r, reqID, op, apiErr, who...)
+		return
+	}
+	s.logDecision(r, reqID, op, nil, append(who, "access_key_id", cred.cred.AccessKeyID,
+		"session_name", cred.cred.RoleSessionName, "expiration", expirationTime(cred.cred.Expiration))...)
+	writeJSON(w, http.StatusCreated, sessionResponse{
+		CredentialSet: []credentialSetEntry{{
+			AssumedRoleUser: assumedRoleUser{
+				Arn:           s.assumedRoleArn(cred.cred.RoleArn, cred.cred.RoleSessionName),
+				AssumedRoleID: cred.cred.AssumedRoleID,
+			},
+			Credentials: sessionCredentials{
+				AccessKeyID:     cred.cred.AccessKeyID,
+				Expiration:      expirationTime(cred.cred.Expiration),
+				SecretAccessKey: cred.cred.SecretAccessKey,
+				SessionToken:    cred.cred.SessionToken,
+			},
+			PackedPolicySize: cred.packedPolicySize,
+			RoleArn:          cred.cred.RoleArn,
+			SourceIdentity:   cred.cred.SourceIdentity,
+		}},
+		SubjectArn: s.subjectArn(leaf),
+	})
+}
+
+// issued is what authorizeSession hands back on success.
+type issued struct {
+	cred             *issuedCredential
+	packedPolicySize int
+}
+
+// authorizeSession runs the trust, revocation and profile checks (in that
+// order, §3.8 step 5) and stores the new credential.
+func (s *Server) authorizeSession(signed *signedX509Request, p *sessionParams, now time.Time) (*issued, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	anchorID, ok := s.resourceIDFromArn(p.TrustAnchorArn, "trust-anchor")
+	anchor := s.st.TrustAnchors[anchorID]
+	if !ok || anchor == nil {
+		return nil, accessDenied(msgUntrusted, "trust anchor "+p.TrustAnchorArn+" does not exist")
+	}
+	if !anchor.Enabled {
+		return nil, accessDenied(msgUntrusted+": trust anchor is disabled", "trust anchor "+p.TrustAnchorArn+" is disabled")
+	}
+	anchorCerts, err := parseAnchorBundle(anchor.CertificatePEM)
+	if err != nil {
+		return nil, internalError("stored trust anchor does not parse: " + err.Error())
+	}
+	crls, err := s.enabledCRLsLocked(anchor.ID)
+	if err != nil {
+		return nil, internalError(err.Error())
+	}
+	if _, apiErr := verifyTrust(signed.Leaf, signed.Intermediates, anchorCerts, crls, now); apiErr != nil {
+		return nil, apiErr
+	}
+
+	profileID, ok := s.resourceIDFromArn(p.ProfileArn, "profile")
+	prof := s.st.Profiles[profileID]
+	if !ok || prof == nil {
+		return nil, notFound("Profile %s not found", p.ProfileArn)
+	}
+	if !prof.Enabled {
+		return nil, accessDenied("Profile is disabled", "profile "+p.ProfileArn+" is disabled")
+	}
+	if !contains(prof.RoleArns, p.RoleArn) {
+		return nil, accessDenied("Role is not allowed by the profile", "role "+p.RoleArn+" is not in the profile's roleArns")
+	}
+	if p.RoleSessionName != "" && !prof.AcceptRoleSessionName {
+		return nil, accessDenied("Not authorized to set roleSessionName.", "profile does not accept roleSessionName")
+	}
+	if prof.RequireInstanceProperties && len(p.InstanceProperties) == 0 {
+		return nil, accessDenied("Instance properties are required by the profile", "profile requires instanceProperties")
+	}
+	duration := prof.DurationSeconds
+	if p.DurationSeconds != 0 && p.DurationSeconds < duration {
+		duration = p.DurationSeconds
+	}
+	sessionName := p.RoleSessionName
+	if sessionName == "" {
+		sessionName = serialHex(signed.Leaf)
+	}
+	cred := &issuedCredential{
+		AccessKeyID:     newAccessKeyID(),
+		SecretAccessKey: newSecretAccessKey(),
+		SessionToken:    newSessionToken(),
+		Expiration:      now.Add(time.Duration(duration) * time.Second).Truncate(time.Second),
+		RoleArn:         p.RoleArn,
+		RoleSessionName: sessionName,
+		AssumedRoleID:   roleID(p.RoleArn) + ":" + sessionName,
+		SourceIdentity:  sourceIdentity(signed.Leaf),
+		Serial:          signed.Leaf.SerialNumber.String(),
+		TrustAnchorID:   anchor.ID,
+		ProfileID:       prof.ID,
+	}
+	s.pruneCredentialsLocked(now)
+	s.st.Credentials[cred.AccessKeyID] = cred
+	if err := s.persistLocked(); err != nil {
+		return nil, internalError(err.Error())
+	}
+	return &issued{cred: cred, packedPolicySize: packedPolicySize(prof, signed.Leaf)}, nil
+}
+
+// credentialRetention is how long an expired credential is remembered, so
+// that using it yields "expired" rather than "unknown".
+const credentialRetention = 24 * time.Hour
+
+func (s *Server) pruneCredentialsLocked(now time.Time) {
+	for id, c := range s.st.Credentials {
+		if now.Sub(c.Expiration) > credentialRetention {
+			delete(s.st.Credentials, id)
+		}
+	}
+}
+
+// enabledCRLsLocked parses the enabled CRLs of one trust anchor.
+func (s *Server) enabledCRLsLocked(anchorID string) ([]*x509.RevocationList, error) {
+	var out []*x509.RevocationList
+	for _, c := range s.st.CRLs {
+		if c.TrustAnchorID != anchorID || !c.Enabled {
+			continue
+		}
+		crl, err := parseCRLPEM(c.PEM)
+		if err != nil {
+			return nil, fmt.Errorf("stored CRL %s does not parse: %w", c.ID, err)
+		}
+		out = append(out, crl)
+	}
+	return out, nil
+}
+
+// parseSessionParams merges the query and JSON body parameters and validates
+// them. An ARN given in both places must be the same (what AWS does then is
+// unverified; refusing a contradiction is the strict choice).
+func parseSessionParams(query url.Values, body []byte) (*sessionParams, *apiError) {
+	var b sessionRequestBody
+	if len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&b); err != nil {
+			return nil, validationError("Request body is not a valid CreateSession JSON document: %v", err)
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return nil, validationError("Request body has data after the JSON document")
+		}
+	}
+	for key := range query {
+		switch key {
+		case "profileArn", "roleArn", "trustAnchorArn":
+		default:
+			return nil, validationError("Unknown query parameter %q", key)
+		}
+	}
+	p := &sessionParams{InstanceProperties: b.InstanceProperties}
+	for _, f := range []struct {
+		name  string
+		body  *string
+		dst   *string
+		valid func(string) bool
+	}{
+		{"profileArn", b.ProfileArn, &p.ProfileArn, profileArnPattern.MatchString},
+		{"roleArn", b.RoleArn, &p.RoleArn, roleArnPattern.MatchString},
+		{"trustAnchorArn", b.TrustAnchorArn, &p.TrustAnchorArn, trustAnchorArnPattern.MatchString},
+	} {
+		qv := query[f.name]
+		if len(qv) > 1 {
+			return nil, validationError("Query parameter %s is repeated", f.name)
+		}
+		switch {
+		case len(qv) == 1 && f.body != nil && qv[0] != *f.body:
+			return nil, validationError("%s differs between the query and the body", f.name)
+		case len(qv) == 1:
+			*f.dst = qv[0]
+		case f.body != nil:
+			*f.dst = *f.body
+		}
+		if *f.dst == "" {
+			return nil, validationError("%s is required", f.name)
+		}
+		if len(*f.dst) > 1011 || !f.valid(*f.dst) {
+			return nil, validationError("%s %q is not a valid ARN", f.name, *f.dst)
+		}
+	}
+	if b.DurationSeconds != nil {
+		d := *b.DurationSeconds
+		if d < minDurationSeconds || d > maxDurationSeconds {
+			return nil, validationError("durationSeconds must be between %d and %d", minDurationSeconds, maxDurationSeconds)
+		}
+		p.DurationSeconds = d
+	}
+	if b.RoleSessionName != nil {
+		if !sessionNamePattern.MatchString(*b.RoleSessionName) {
+			return nil, validationError("roleSessionName must be 2-64 characters of [\\w+=,.@-]")
+		}
+		p.RoleSessionName = *b.RoleSessionName
+	}
+	if len(b.InstanceProperties) > 50 {
+		return nil, validationError("instanceProperties holds more than 50 entries")
+	}
+	for k, v := range b.InstanceProperties {
+		if len(k) < 1 || len(k) > 200 || len(v) < 1 || len(v) > 200 {
+			return nil, validationError("instanceProperties keys and values must be 1-200 characters")
+		}
+	}
+	return p, nil
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
