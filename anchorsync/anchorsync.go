@@ -333,3 +333,21 @@ func ARNRegion(arn string) string {
 	}
 	return parts[3]
 }
+
+// SafeName maps s to the character set Roles Anywhere allows in resource
+// names (letters, digits, space, '-', '_'), at most 255 characters.
+func SafeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	out := b.String()
+	if len(out) > 255 {
+		out = out[:255]
+	}
+	return out
+}

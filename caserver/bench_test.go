@@ -102,4 +102,3 @@ func mustPub(b *testing.B, tc *testCA) any {
 	}
 	return k.Public()
 }
-

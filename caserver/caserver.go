@@ -17,7 +17,9 @@ import (
 
 	"go.step.sm/crypto/pemutil"
 
+	"github.com/anchorage-pki/anchorage/anchorsync"
 	"github.com/anchorage-pki/anchorage/api"
+	"github.com/anchorage-pki/anchorage/apiv1"
 	"github.com/anchorage-pki/anchorage/atomicfile"
 	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/config"
@@ -37,6 +39,7 @@ type Server struct {
 	TLS       *tls.Config
 	Root      *x509.Certificate
 	Issuer    *x509.Certificate
+	Anchors   *anchorsync.Pusher // nil without trust anchors
 	log       *slog.Logger
 }
 
@@ -102,12 +105,20 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 		CA:       auth,
 		Logger:   log,
 	}
-	h := api.New(api.Options{
+	s := &Server{Config: cfg, Store: store, Authority: auth, CRL: pub,
+		TLS: api.TLSConfig(tlsCert), Root: root, Issuer: issuer, log: log}
+	apiOpts := api.Options{
 		Authority: auth, Lister: store, CRL: pub, Enroll: enr,
 		Roots: roots, Issuers: []*x509.Certificate{issuer}, Admins: cfg.Admins, Logger: log,
-	})
-	return &Server{Config: cfg, Store: store, Authority: auth, CRL: pub, Handler: h,
-		TLS: api.TLSConfig(tlsCert), Root: root, Issuer: issuer, log: log}, nil
+	}
+	if len(cfg.TrustAnchors) > 0 {
+		if s.Anchors, err = newPusher(ctx, cfg, s); err != nil {
+			return nil, err
+		}
+		apiOpts.Anchors = s.Anchors
+	}
+	s.Handler = api.New(apiOpts)
+	return s, nil
 }
 
 // Close releases storage.
@@ -124,6 +135,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	go s.CRL.Run(ctx)
 	go s.pruneTokens(ctx)
+	if s.Anchors != nil {
+		go s.Anchors.Run(ctx)
+	}
+	if s.Config.CRL.Listen != "" {
+		if err := s.serveCRL(ctx); err != nil {
+			return err
+		}
+	}
 	srv := &http.Server{
 		Handler:           s.Handler,
 		TLSConfig:         s.TLS,
@@ -149,6 +168,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	return nil
+}
+
+// serveCRL serves /crl and /crl.pem over plain HTTP, as CRL distribution
+// points usually are (a CRL is signed; TLS adds nothing but a bootstrap
+// problem for relying parties).
+func (s *Server) serveCRL(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.Config.CRL.Listen)
+	if err != nil {
+		return fmt.Errorf("crl.listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(apiv1.PathCRL, s.Handler)
+	mux.Handle(apiv1.PathCRLPEM, s.Handler)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	s.log.Info("CRL distribution point listening", "addr", ln.Addr().String())
 	return nil
 }
 

@@ -79,9 +79,10 @@ type Token struct {
 
 // CRL controls the revocation list.
 type CRL struct {
-	NextUpdate Duration `json:"nextUpdate"` // validity of each CRL
-	Resign     Duration `json:"resign"`     // timer re-signing interval
-	URL        string   `json:"url,omitempty"`
+	NextUpdate Duration `json:"nextUpdate"`       // validity of each CRL
+	Resign     Duration `json:"resign"`           // timer re-signing interval
+	URL        string   `json:"url,omitempty"`    // CRL distribution point put in leaves
+	Listen     string   `json:"listen,omitempty"` // optional plain-HTTP listener for /crl and /crl.pem
 }
 
 // TrustAnchor is one Roles Anywhere trust anchor anchorsync keeps current.
@@ -103,6 +104,7 @@ type CA struct {
 	Admins       []string      `json:"admins"` // SHA-256 fingerprints (hex) of admin client certificates
 	TrustAnchors []TrustAnchor `json:"trustAnchors,omitempty"`
 	ACME         *ACME         `json:"acme,omitempty"`
+	AWS          *AWS          `json:"aws,omitempty"`
 
 	dir string
 }
@@ -202,9 +204,19 @@ func (c *CA) Validate() error {
 			return fmt.Errorf(`key "crl.url": want an http(s) URL, got %q`, c.CRL.URL)
 		}
 	}
+	if c.CRL.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.CRL.Listen); err != nil {
+			return fmt.Errorf(`key "crl.listen": %v`, err)
+		}
+	}
 	for i, fp := range c.Admins {
 		if len(fp) != 64 || strings.Trim(strings.ToLower(fp), "0123456789abcdef") != "" {
 			return fmt.Errorf(`key "admins[%d]": want a SHA-256 fingerprint (64 hex digits)`, i)
+		}
+	}
+	if c.AWS != nil {
+		if err := c.AWS.validate(); err != nil {
+			return err
 		}
 	}
 	if c.ACME != nil {

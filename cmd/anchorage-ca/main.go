@@ -28,6 +28,7 @@ func run(args []string) int {
 		newRevokeCmd(),
 		newCRLCmd(),
 		newCertsCmd(),
+		newAnchorsCmd(),
 		newLocalAWSCmd(),
 	)
 	root.SetArgs(args)

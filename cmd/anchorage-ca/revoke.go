@@ -13,6 +13,8 @@ import (
 func newRevokeCmd() *cobra.Command {
 	var a adminFlags
 	var serial, subject, reason string
+	var wait bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "revoke (--serial HEX | --subject CN) [--reason keyCompromise] [--dir DIR | --ca URL --root ROOT --admin-cert F --admin-key F]",
 		Short: "Revoke one certificate, or every live certificate of a host, and publish a new CRL",
@@ -25,7 +27,8 @@ func newRevokeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), max(timeout, time.Minute))
 			defer cancel()
 			res, err := c.Revoke(ctx, apiv1.RevokeRequest{Serial: serial, Subject: subject, Reason: reason})
 			if err != nil {
@@ -39,13 +42,21 @@ func newRevokeCmd() *cobra.Command {
 				fmt.Fprintf(out, "already revoked %s  %s  (%s at %s)\n", r.Serial, r.Subject, r.Reason, r.RevokedAt.UTC().Format(time.RFC3339))
 			}
 			fmt.Fprintf(out, "CRL number %d published\n", res.CRLNumber)
-			return nil
+			if !wait {
+				return nil
+			}
+			wctx, wcancel := context.WithDeadline(context.Background(), start.Add(timeout))
+			defer wcancel()
+			_, err = waitAnchors(wctx, c, res.CRLNumber, start, cmd)
+			return err
 		},
 	}
 	a.register(cmd, true)
 	f := cmd.Flags()
 	f.StringVar(&serial, "serial", "", "serial number (hex) of the certificate to revoke")
 	f.StringVar(&subject, "subject", "", "revoke every live certificate with this subject CN")
+	f.BoolVar(&wait, "wait", false, "return only when every trust anchor holds the new CRL")
+	f.DurationVar(&timeout, "timeout", 60*time.Second, "with --wait: give up (non-zero exit) after this long")
 	f.StringVar(&reason, "reason", "", "RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, affiliationChanged, ... (default unspecified)")
 	return cmd
 }

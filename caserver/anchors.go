@@ -1,0 +1,61 @@
+package caserver
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/anchorage-pki/anchorage/anchorsync"
+	"github.com/anchorage-pki/anchorage/config"
+	"github.com/anchorage-pki/anchorage/rolesanywhere"
+)
+
+// awsCredentials builds the credentials anchorsync signs with.
+func awsCredentials(ctx context.Context, cfg *config.CA) (aws.CredentialsProvider, error) {
+	if cfg.AWS == nil || cfg.AWS.Credentials == "" || cfg.AWS.Credentials == "default" {
+		c, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("AWS default credentials: %w", err)
+		}
+		return c.Credentials, nil
+	}
+	r := cfg.AWS.RolesAnywhere
+	client, err := rolesanywhere.NewClient(rolesanywhere.Config{
+		TrustAnchorARN: r.TrustAnchorARN, ProfileARN: r.ProfileARN, RoleARN: r.RoleARN,
+		Region: r.Region, Endpoint: r.Endpoint, SessionDuration: r.SessionDuration,
+	})
+	if err != nil {
+		return nil, fmt.Errorf(`"aws.rolesAnywhere": %w`, err)
+	}
+	src, err := rolesanywhere.NewFileSource(ctx, rolesanywhere.SourceConfig{
+		Certificate: cfg.Path(r.Certificate), PrivateKey: cfg.Path(r.PrivateKey), Intermediates: optionalPath(cfg, r.Intermediates),
+	})
+	if err != nil {
+		return nil, fmt.Errorf(`"aws.rolesAnywhere": %w`, err)
+	}
+	return aws.NewCredentialsCache(rolesanywhere.Provider{Cache: rolesanywhere.NewCache(client, src, 0)}), nil
+}
+
+func optionalPath(cfg *config.CA, p string) string {
+	if p == "" {
+		return ""
+	}
+	return cfg.Path(p)
+}
+
+func newPusher(ctx context.Context, cfg *config.CA, s *Server) (*anchorsync.Pusher, error) {
+	creds, err := awsCredentials(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var anchors []anchorsync.Anchor
+	for _, a := range cfg.TrustAnchors {
+		anchors = append(anchors, anchorsync.Anchor{ARN: a.ARN, Region: a.Region, Endpoint: a.Endpoint})
+	}
+	return anchorsync.New(ctx, anchorsync.Options{
+		Anchors: anchors, CRLName: "anchorage-" + anchorsync.SafeName(cfg.Name), Source: s.CRL, Store: s.Store,
+		Client: anchorsync.SDKClients(creds, nil), Logger: s.log,
+	})
+}

@@ -1,0 +1,357 @@
+// Package testenv starts the real pieces of anchorage for end-to-end tests:
+// a CA serving HTTPS on 127.0.0.1 with a bbolt file, and the local Roles
+// Anywhere endpoint with a trust anchor and profile created through the AWS
+// SDK, as a platform team would.
+package testenv
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	ra "github.com/aws/aws-sdk-go-v2/service/rolesanywhere"
+	"github.com/aws/aws-sdk-go-v2/service/rolesanywhere/types"
+
+	"github.com/anchorage-pki/anchorage/apiv1"
+	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/caclient"
+	"github.com/anchorage-pki/anchorage/caserver"
+	"github.com/anchorage-pki/anchorage/config"
+	"github.com/anchorage-pki/anchorage/enroll"
+	"github.com/anchorage-pki/anchorage/localaws"
+	"github.com/anchorage-pki/anchorage/signer"
+	"github.com/anchorage-pki/anchorage/storage"
+)
+
+// Admin key pair of the local endpoint (test only).
+const (
+	AdminKeyID  = "AKIDANCHORAGETEST001"
+	AdminSecret = "anchorage/test/secret/not/real/0000000000"
+	RoleARN     = "arn:aws:iam::123456789012:role/anchorage-e2e"
+	Region      = "us-east-1"
+)
+
+// AWS is a running local Roles Anywhere + STS endpoint.
+type AWS struct {
+	URL    string
+	Server *localaws.Server
+
+	addr    string
+	mu      sync.Mutex
+	srv     *http.Server
+	counts  sync.Map // "METHOD path-prefix" -> *atomic.Int64
+	handler http.Handler
+}
+
+// StartAWS starts the endpoint with AWS's default rate limits.
+func StartAWS(t testing.TB) *AWS {
+	t.Helper()
+	s, err := localaws.New(localaws.Config{Region: Region, AccessKeyID: AdminKeyID, SecretAccessKey: AdminSecret,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &AWS{Server: s}
+	a.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Method + " " + firstSegment(r.URL.Path)
+		v, _ := a.counts.LoadOrStore(key, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+		s.ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.addr = ln.Addr().String()
+	a.URL = "http://" + a.addr
+	a.serve(ln)
+	t.Cleanup(a.Stop)
+	return a
+}
+
+func firstSegment(p string) string {
+	for i := 1; i < len(p); i++ {
+		if p[i] == '/' {
+			return p[:i]
+		}
+	}
+	return p
+}
+
+func (a *AWS) serve(ln net.Listener) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.srv = &http.Server{Handler: a.handler}
+	go a.srv.Serve(ln)
+}
+
+// Stop takes the endpoint down (connections refused) until Start.
+func (a *AWS) Stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.srv != nil {
+		a.srv.Close()
+		a.srv = nil
+	}
+}
+
+// Start brings a stopped endpoint back on the same address and state.
+func (a *AWS) Start(t testing.TB) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 {
+		if ln, err = net.Listen("tcp", a.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.serve(ln)
+}
+
+// Count returns how many requests of method went to paths starting with
+// prefix (e.g. "PATCH", "/crl").
+func (a *AWS) Count(method, prefix string) int64 {
+	v, ok := a.counts.Load(method + " " + prefix)
+	if !ok {
+		return 0
+	}
+	return v.(*atomic.Int64).Load()
+}
+
+// Client is an SDK control-plane client with the admin key. It shares the
+// 1 request/s CRL quota with the CA's pusher, so it retries throttling
+// patiently.
+func (a *AWS) Client() *ra.Client {
+	return ra.New(ra.Options{Region: Region, BaseEndpoint: aws.String(a.URL), RetryMaxAttempts: 10,
+		Credentials: credentials.NewStaticCredentialsProvider(AdminKeyID, AdminSecret, "")})
+}
+
+// Setup creates an enabled trust anchor for caPEM and a profile allowing
+// RoleARN, and returns their ARNs.
+func (a *AWS) Setup(t testing.TB, caPEM []byte) (anchorARN, profileARN string) {
+	t.Helper()
+	ctx := context.Background()
+	c := a.Client()
+	ta, err := c.CreateTrustAnchor(ctx, &ra.CreateTrustAnchorInput{Name: aws.String("anchorage-e2e"), Enabled: aws.Bool(true),
+		Source: &types.Source{SourceType: types.TrustAnchorTypeCertificateBundle,
+			SourceData: &types.SourceDataMemberX509CertificateData{Value: string(caPEM)}}})
+	if err != nil {
+		t.Fatalf("CreateTrustAnchor: %v", err)
+	}
+	p, err := c.CreateProfile(ctx, &ra.CreateProfileInput{Name: aws.String("e2e"), Enabled: aws.Bool(true),
+		RoleArns: []string{RoleARN}, DurationSeconds: aws.Int32(3600)})
+	if err != nil {
+		t.Fatalf("CreateProfile: %v", err)
+	}
+	return aws.ToString(ta.TrustAnchor.TrustAnchorArn), aws.ToString(p.Profile.ProfileArn)
+}
+
+// CA is a running CA.
+type CA struct {
+	Dir  string
+	URL  string
+	Cfg  *config.CA
+	Srv  *caserver.Server
+	Root []byte
+
+	ln     net.Listener
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// InitCA creates a CA directory (as anchorage-ca init does) bound to a
+// free loopback port, without starting it.
+func InitCA(t testing.TB) *CA {
+	t.Helper()
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Name = "E2E"
+	cfg.SetDir(dir)
+	cfg.Listen = ln.Addr().String()
+	cfg.URL = "https://" + ln.Addr().String()
+	ln.Close()
+	store, err := storage.Open(cfg.Path(cfg.Paths.DB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Path
+	res, err := ca.Init(context.Background(), ca.InitOptions{Name: cfg.Name, Store: store, Files: ca.InitFiles{
+		Root: p("root.crt"), RootKey: p("root.key"), CACert: p("ca.crt"), CAKey: p("ca.key"), TLSCert: p("tls.crt"),
+		TLSKey: p("tls.key"), AdminCert: p("admin.crt"), AdminKey: p("admin.key"), ProvisionerKey: p("provisioner.key")}})
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Admins = []string{res.AdminFingerprint}
+	if err := cfg.Save(); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := os.ReadFile(p("root.crt"))
+	return &CA{Dir: dir, URL: cfg.URL, Cfg: cfg, Root: root}
+}
+
+// CACert returns the issuing CA certificate PEM (the trust anchor's).
+func (c *CA) CACert(t testing.TB) []byte {
+	b, err := os.ReadFile(c.Cfg.Path(c.Cfg.Paths.CACert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// AddAnchor configures a trust anchor (before Start).
+func (c *CA) AddAnchor(t testing.TB, arn, endpoint string) {
+	c.Cfg.TrustAnchors = append(c.Cfg.TrustAnchors, config.TrustAnchor{ARN: arn, Endpoint: endpoint})
+	if err := c.Cfg.Save(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Start opens and serves the CA; AWS credentials come from the
+// environment, set here to the local endpoint's admin pair.
+func (c *CA) Start(t testing.TB) {
+	t.Helper()
+	t.Setenv("AWS_ACCESS_KEY_ID", AdminKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", AdminSecret)
+	t.Setenv("AWS_REGION", Region)
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(c.Dir, "no-aws-config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(c.Dir, "no-aws-credentials"))
+	cfg, err := config.Load(c.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Cfg = cfg
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := caserver.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	var ln net.Listener
+	for range 50 {
+		if ln, err = net.Listen("tcp", cfg.Listen); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		cancel()
+		srv.Close()
+		t.Fatal(err)
+	}
+	c.Srv, c.ln, c.cancel, c.done = srv, ln, cancel, make(chan error, 1)
+	go func() { c.done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(c.Stop)
+	for i := 0; ; i++ {
+		if _, err := c.Client(t, nil).Health(context.Background()); err == nil {
+			return
+		} else if i > 100 {
+			t.Fatalf("CA did not come up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop shuts the CA down (storage closed); Start may follow.
+func (c *CA) Stop() {
+	if c.cancel == nil {
+		return
+	}
+	c.cancel()
+	<-c.done
+	c.Srv.Close()
+	c.cancel = nil
+}
+
+// Client returns an API client, presenting cert when non-nil.
+func (c *CA) Client(t testing.TB, cert *tls.Certificate) *caclient.Client {
+	cl, err := caclient.New(c.URL, filepath.Join(c.Dir, "root.crt"), cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+// Admin returns an API client with the admin certificate.
+func (c *CA) Admin(t testing.TB) *caclient.Client {
+	pair, err := tls.LoadX509KeyPair(filepath.Join(c.Dir, "admin.crt"), filepath.Join(c.Dir, "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Client(t, &pair)
+}
+
+// Enroll gets a certificate for name and writes name.crt / name.key into
+// dir; it returns the enrollment response and the file paths.
+func (c *CA) Enroll(t testing.TB, dir, name string) (res *apiv1.CertResponse, certFile, keyFile string) {
+	t.Helper()
+	pk, err := signer.Open(context.Background(), filepath.Join(c.Dir, "provisioner.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := enroll.Mint(pk, c.URL, name, nil, 10*time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := caclient.NewCSR(key, name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = c.Client(t, nil).Enroll(context.Background(), tok, csr)
+	if err != nil {
+		t.Fatalf("enroll %s: %v", name, err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := signer.WriteFile(keyFile, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, []byte(res.Chain), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return res, certFile, keyFile
+}
+
+// WaitAnchors waits until every anchor holds CRL number want.
+func (c *CA) WaitAnchors(t testing.TB, want uint64, timeout time.Duration) *apiv1.AnchorList {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		list, err := c.Admin(t).Anchors(context.Background())
+		if err == nil {
+			ok := len(list.Anchors) > 0
+			for _, a := range list.Anchors {
+				ok = ok && a.CRLNumber >= want
+			}
+			if ok {
+				return list
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("anchors did not reach CRL %d: %+v %v", want, list, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
