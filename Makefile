@@ -11,7 +11,7 @@ export GOFLAGS
 all: build
 
 build:
-	$(GO) build -trimpath -o $(BIN)/ ./cmd/anchorage-ca ./cmd/anchorage
+	$(GO) build -trimpath -o $(BIN)/ ./cmd/anchorage-ca ./cmd/anchorage ./internal/cmd/awsdemo
 
 # The whole suite: unit, end-to-end (real servers on 127.0.0.1, real bbolt
 # files) and CLI testscripts; openssl and the rest come from `make deps`.

@@ -1,59 +1,84 @@
 #!/usr/bin/env bash
-# make demo: the whole anchorage story on loopback, narrated step by step.
+# make demo: the whole anchorage story on loopback, narrated step by step:
+# a CA, the local Roles Anywhere endpoint, enrollment, AWS credentials,
+# GetCallerIdentity through the AWS SDK, revocation pushed to the trust
+# anchor, and the denial that follows, with the measured revoke→denied time.
 # Everything lives in ./demo (recreated on every run); nothing leaves 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin
 W=$PWD/demo
 PORT=${DEMO_PORT:-18443}
+ROLE=arn:aws:iam::123456789012:role/demo-workload
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "${*#"$BIN/"}"; "$@"; }
+bold() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; }
+run() { show "${*#"$BIN/"}"; "$@"; }
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_file() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.1; done; echo "timed out waiting for $1" >&2; return 1; }
+wait_file() { for _ in $(seq 150); do [ -s "$1" ] && return 0; sleep 0.1; done; echo "timed out waiting for $1" >&2; return 1; }
+now_ms() { date +%s%3N; }
+T0=$(now_ms)
 
 port_free "$PORT" || { echo "port $PORT is busy; set DEMO_PORT" >&2; exit 1; }
 rm -rf "$W" && mkdir -p "$W" && cd "$W"
 CA=https://localhost:$PORT
+# The local endpoint's admin key pair (demo only). The CA's anchorsync uses
+# the same pair through the AWS SDK's default credential chain.
+export AWS_ACCESS_KEY_ID=AKIDANCHORAGEDEMO001 AWS_SECRET_ACCESS_KEY=demo/secret/not/real/000000000000000000 AWS_REGION=us-east-1
+export AWS_CONFIG_FILE=$W/no-aws-config AWS_SHARED_CREDENTIALS_FILE=$W/no-aws-credentials
 
-step "1. Create the CA (root + issuing CA + API TLS + admin certificate)"
+bold "1. Create the CA (root + issuing CA + API TLS + admin certificate)"
 run "$BIN/anchorage-ca" init --dir ca --name "Demo Corp" --listen "127.0.0.1:$PORT"
 
-step "2. Start the CA (HTTPS on 127.0.0.1:$PORT, storage in ca/anchorage.db)"
+bold "2. Start the local IAM Roles Anywhere + STS endpoint (the stand-in for AWS)"
+show "anchorage-ca localaws --listen 127.0.0.1:0 --state aws-state.json &"
+"$BIN/anchorage-ca" localaws --listen 127.0.0.1:0 --state aws-state.json --ready-file aws.ready 2>aws.log & pids+=($!)
+wait_file aws.ready; AWS=$(cat aws.ready); echo "endpoint: $AWS (log: demo/aws.log)"
+
+bold "3. Register the issuing CA as a trust anchor, and a profile for the workload role"
+show "anchorage-ca anchors create --dir ca --region us-east-1 --endpoint $AWS"
+ANCHOR=$("$BIN/anchorage-ca" anchors create --dir ca --region us-east-1 --endpoint "$AWS")
+echo "trust anchor: $ANCHOR (added to ca/config.json)"
+PROFILE=$("$BIN/awsdemo" create-profile --endpoint "$AWS" --role-arn "$ROLE")
+echo "profile:      $PROFILE (allows $ROLE)"
+
+bold "4. Start the CA: HTTPS API on 127.0.0.1:$PORT, bbolt storage, CRL pushed to the anchor"
 "$BIN/anchorage-ca" serve --dir ca --ready-file ca.ready 2>ca.log & pids+=($!)
 wait_file ca.ready && echo "CA is up at $(cat ca.ready) (log: demo/ca.log)"
+for _ in $(seq 50); do "$BIN/anchorage-ca" anchors status --dir ca | grep -q current && break; sleep 0.2; done
+run "$BIN/anchorage-ca" anchors status --dir ca
 
-step "3. Mint a one-time enrollment token for host web-01"
-echo "\$ anchorage-ca token --dir ca --name web-01.demo.internal --san DNS:web-01.demo.internal > web-01.token"
-"$BIN/anchorage-ca" token --dir ca --name web-01.demo.internal --san DNS:web-01.demo.internal > web-01.token
-echo "token: $(cut -c1-48 web-01.token)... (single use, 10 minutes)"
+bold "5. Enroll a workload with a one-time token (key made on the host, never sent)"
+show "anchorage-ca token --dir ca --name ci-runner-7.demo.internal > runner.token"
+"$BIN/anchorage-ca" token --dir ca --name ci-runner-7.demo.internal > runner.token
+run "$BIN/anchorage" enroll --ca "$CA" --root ca/root.crt --token-file runner.token --cert runner.crt --key runner.key
 
-step "4. The workload enrolls: key made locally (0600), never sent"
-run "$BIN/anchorage" enroll --ca "$CA" --root ca/root.crt --token-file web-01.token --cert web-01.crt --key web-01.key
-openssl x509 -in web-01.crt -noout -subject -serial -enddate | sed 's/^/    /'
+bold "6. Trade the certificate for AWS credentials (aws_signing_helper-compatible credential-process)"
+CP=("$BIN/anchorage" credential-process --certificate runner.crt --private-key runner.key
+    --trust-anchor-arn "$ANCHOR" --profile-arn "$PROFILE" --role-arn "$ROLE" --endpoint "$AWS")
+show "anchorage credential-process --certificate runner.crt --private-key runner.key --trust-anchor-arn ... --profile-arn ... --role-arn $ROLE --endpoint $AWS"
+"${CP[@]}" | sed -E 's/("SecretAccessKey":")[^"]{6}[^"]*/\1******/; s/("SessionToken":")[^"]{12}[^"]*/\1...redacted.../'; echo
 
-step "5. The same token again is refused"
-if "$BIN/anchorage" enroll --ca "$CA" --root ca/root.crt --token-file web-01.token --cert x.crt --key x.key; then
-  echo "UNEXPECTED: replay accepted" >&2; exit 1
-fi
+bold "7. An AWS SDK application uses them: STS GetCallerIdentity via credential_process in ~/.aws/config"
+show "awsdemo whoami --endpoint $AWS --credential-process 'anchorage credential-process ...'"
+"$BIN/awsdemo" whoami --endpoint "$AWS" --credential-process "${CP[*]}"
 
-step "6. Renew over mTLS with the current certificate (new key)"
-run "$BIN/anchorage" renew --ca "$CA" --root ca/root.crt --cert web-01.crt --key web-01.key --rekey
-SERIAL=$(openssl x509 -in web-01.crt -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+bold "8. Incident: revoke the runner and wait until every trust anchor enforces it"
+START=$(now_ms)
+run "$BIN/anchorage-ca" revoke --dir ca --subject ci-runner-7.demo.internal --reason keyCompromise --wait
 
-step "7. Incident: revoke every live certificate of web-01"
-run "$BIN/anchorage-ca" revoke --dir ca --subject web-01.demo.internal --reason keyCompromise
-
-step "8. The CRL lists the serial"
+bold "9. The runner's next CreateSession is denied"
+for _ in $(seq 100); do
+  if ! "${CP[@]}" >cp.out 2>cp.err; then break; fi
+  sleep 0.1
+done
+DENIED=$(now_ms)
+if [ -s cp.out ]; then echo "UNEXPECTED: credentials still issued" >&2; exit 1; fi
+show "anchorage credential-process ..."; cat cp.err
+echo "revoke → denied: $((DENIED - START)) ms (request to first denied CreateSession)"
 run "$BIN/anchorage-ca" crl --dir ca
-"$BIN/anchorage-ca" crl --dir ca | grep -q "$SERIAL" && echo "    serial $SERIAL is on the CRL"
 
-step "9. The revoked certificate can no longer renew"
-if "$BIN/anchorage" renew --ca "$CA" --root ca/root.crt --cert web-01.crt --key web-01.key; then
-  echo "UNEXPECTED: revoked certificate renewed" >&2; exit 1
-fi
-
-step "Done. Everything is in ./demo; the CA log is demo/ca.log."
+bold "Done in $(( ($(now_ms) - T0) / 1000 ))s. Everything is in ./demo; logs: demo/ca.log, demo/aws.log."
