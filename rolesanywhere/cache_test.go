@@ -68,7 +68,10 @@ func TestCacheRefreshWindow(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeService(t)
 			f.ttl = tt.ttl
-			src, _ := NewFileSource(context.Background(), vectorSource("ec", false))
+			src, err := NewFileSource(context.Background(), vectorSource("ec", false))
+			if err != nil {
+				t.Fatal(err)
+			}
 			c := newTestCache(t, f, src)
 			for range 3 {
 				if _, _, err := c.Credentials(context.Background()); err != nil {
@@ -120,7 +123,10 @@ func TestCacheInvalidatedByNewCertificate(t *testing.T) {
 func TestCacheKeepsValidCredentialsOnError(t *testing.T) {
 	f := newFakeService(t)
 	f.ttl = 9 * time.Minute
-	src, _ := NewFileSource(context.Background(), vectorSource("ec", false))
+	src, err := NewFileSource(context.Background(), vectorSource("ec", false))
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := newTestCache(t, f, src)
 	first, _, err := c.Credentials(context.Background())
 	if err != nil {
