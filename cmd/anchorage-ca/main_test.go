@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,6 +81,7 @@ func TestScripts(t *testing.T) {
 			"perm":      cmdPerm,
 			"osslcheck": cmdOpenSSLVerify,
 			"sleep":     cmdSleep,
+			"readvar":   cmdReadVar,
 		},
 	})
 }
@@ -202,4 +204,12 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 	d, err := time.ParseDuration(args[0])
 	ts.Check(err)
 	time.Sleep(d)
+}
+
+// readvar FILE VAR: set $VAR to FILE's content, trimmed.
+func cmdReadVar(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: readvar FILE VAR")
+	}
+	ts.Setenv(args[1], strings.TrimSpace(ts.ReadFile(args[0])))
 }
