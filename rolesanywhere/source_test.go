@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anchorage-pki/anchorage/atomicfile"
 )
 
 func TestFileSourceKeyFormats(t *testing.T) {
@@ -221,7 +223,7 @@ func writeSelfSigned(t *testing.T, certPath, keyPath string, serial int64) int64
 		certPath: {Type: "CERTIFICATE", Bytes: der},
 		keyPath:  {Type: "PRIVATE KEY", Bytes: keyDER},
 	} {
-		if err := writeAtomic(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		if err := atomicfile.Write(path, pem.EncodeToMemory(block), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/anchorage-pki/anchorage/caserver"
 	"github.com/anchorage-pki/anchorage/localaws"
 	"github.com/spf13/cobra"
 )
@@ -84,7 +84,7 @@ func serveLocalAWS(ctx context.Context, cfg localaws.Config, listen, readyFile s
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if readyFile != "" {
-		if err := writeLocalAWSReadyFile(readyFile, baseURL); err != nil {
+		if err := caserver.WriteReadyFile(readyFile, baseURL); err != nil {
 			_ = srv.Close()
 			return err
 		}
@@ -99,27 +99,6 @@ func serveLocalAWS(ctx context.Context, cfg localaws.Config, listen, readyFile s
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("localaws: shutdown: %w", err)
-	}
-	return nil
-}
-
-// writeLocalAWSReadyFile writes the URL atomically, so a script polling for
-// the file never reads half of it.
-func writeLocalAWSReadyFile(path, baseURL string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("localaws: ready file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(baseURL); err != nil {
-		tmp.Close()
-		return fmt.Errorf("localaws: ready file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("localaws: ready file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("localaws: ready file: %w", err)
 	}
 	return nil
 }
