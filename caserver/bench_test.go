@@ -24,14 +24,14 @@ type enrollInput struct {
 
 func enrollInputs(b *testing.B, tc *testCA, n int) []enrollInput {
 	b.Helper()
-	key, err := signer.Open(context.Background(), tc.cfg.Path("provisioner.key"))
+	key, err := signer.Open(context.Background(), tc.Cfg.Path("provisioner.key"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	out := make([]enrollInput, n)
 	for i := range out {
 		name := fmt.Sprintf("bench-%d.example.com", i)
-		tok, err := enroll.Mint(key, tc.url, name, []string{"DNS:" + name}, 10*time.Minute, time.Now())
+		tok, err := enroll.Mint(key, tc.URL, name, []string{"DNS:" + name}, 10*time.Minute, time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -49,7 +49,7 @@ func enrollInputs(b *testing.B, tc *testCA, n int) []enrollInput {
 func BenchmarkEnroll(b *testing.B) {
 	tc := startCA(b)
 	inputs := enrollInputs(b, tc, b.N+16)
-	v := &enroll.Verifier{Key: mustPub(b, tc), Audience: tc.url, Used: tc.srv.Store, Now: time.Now}
+	v := &enroll.Verifier{Key: mustPub(b, tc), Audience: tc.URL, Used: tc.Srv.Store, Now: time.Now}
 	var next atomic.Int64
 	b.SetParallelism(8) // 8 × GOMAXPROCS(2) = 16 callers
 	b.ResetTimer()
@@ -67,7 +67,7 @@ func BenchmarkEnroll(b *testing.B) {
 			if err := g.CheckCSR(csr); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := tc.srv.Authority.Issue(context.Background(), ca.Request{CSR: csr, Subject: g.Subject, Names: g.Names,
+			if _, err := tc.Srv.Authority.Issue(context.Background(), ca.Request{CSR: csr, Subject: g.Subject, Names: g.Names,
 				Method: "token", TokenID: g.ID, TokenExpiry: g.Expiry}); err != nil {
 				b.Fatal(err)
 			}
@@ -81,7 +81,7 @@ func BenchmarkEnroll(b *testing.B) {
 func BenchmarkEnrollHTTPS(b *testing.B) {
 	tc := startCA(b)
 	inputs := enrollInputs(b, tc, b.N+16)
-	c := tc.client(b, nil)
+	c := tc.Client(b, nil)
 	var next atomic.Int64
 	b.SetParallelism(8)
 	b.ResetTimer()
@@ -96,7 +96,7 @@ func BenchmarkEnrollHTTPS(b *testing.B) {
 }
 
 func mustPub(b *testing.B, tc *testCA) any {
-	k, err := signer.Open(context.Background(), tc.cfg.Path("provisioner.key"))
+	k, err := signer.Open(context.Background(), tc.Cfg.Path("provisioner.key"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,10 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"io"
-	"log/slog"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,107 +20,30 @@ import (
 	"time"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
-	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/caclient"
-	"github.com/anchorage-pki/anchorage/caserver"
-	"github.com/anchorage-pki/anchorage/config"
 	"github.com/anchorage-pki/anchorage/enroll"
 	"github.com/anchorage-pki/anchorage/internal/pkitest"
+	"github.com/anchorage-pki/anchorage/internal/testenv"
 	"github.com/anchorage-pki/anchorage/problem"
 	"github.com/anchorage-pki/anchorage/signer"
-	"github.com/anchorage-pki/anchorage/storage"
 )
 
 // testCA is a real CA serving HTTPS on 127.0.0.1 with a real bbolt file.
-type testCA struct {
-	dir  string
-	url  string
-	cfg  *config.CA
-	srv  *caserver.Server
-	root []byte
-}
+type testCA struct{ *testenv.CA }
 
 func startCA(t testing.TB) *testCA {
 	t.Helper()
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Name = "Test"
-	cfg.SetDir(dir)
-	cfg.Listen = ln.Addr().String()
-	cfg.URL = "https://" + ln.Addr().String()
-	store, err := storage.Open(cfg.Path(cfg.Paths.DB))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := ca.Init(context.Background(), ca.InitOptions{Name: "Test", Store: store, Files: ca.InitFiles{
-		Root: cfg.Path("root.crt"), RootKey: cfg.Path("root.key"), CACert: cfg.Path("ca.crt"), CAKey: cfg.Path("ca.key"),
-		TLSCert: cfg.Path("tls.crt"), TLSKey: cfg.Path("tls.key"), AdminCert: cfg.Path("admin.crt"), AdminKey: cfg.Path("admin.key"),
-		ProvisionerKey: cfg.Path("provisioner.key"),
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store.Close()
-	cfg.Admins = []string{res.AdminFingerprint}
-	if err := cfg.Save(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := caserver.Open(ctx, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		srv.Close()
-	})
-	root, _ := os.ReadFile(cfg.Path("root.crt"))
-	tc := &testCA{dir: dir, url: cfg.URL, cfg: cfg, srv: srv, root: root}
-	// Wait until the listener answers.
-	c := tc.client(t, nil)
-	for i := 0; ; i++ {
-		if _, err := c.Health(context.Background()); err == nil {
-			break
-		} else if i > 50 {
-			t.Fatalf("CA did not come up: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return tc
-}
-
-func (tc *testCA) client(t testing.TB, cert *tls.Certificate) *caclient.Client {
-	c, err := caclient.New(tc.url, filepath.Join(tc.dir, "root.crt"), cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func (tc *testCA) admin(t testing.TB) *caclient.Client {
-	pair, err := tls.LoadX509KeyPair(filepath.Join(tc.dir, "admin.crt"), filepath.Join(tc.dir, "admin.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tc.client(t, &pair)
+	c := testenv.InitCA(t)
+	c.Start(t)
+	return &testCA{c}
 }
 
 func (tc *testCA) token(t testing.TB, name string, sans []string, ttl time.Duration, now time.Time) string {
-	key, err := signer.Open(context.Background(), filepath.Join(tc.dir, "provisioner.key"))
+	key, err := signer.Open(context.Background(), filepath.Join(tc.Dir, "provisioner.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := enroll.Mint(key, tc.url, name, sans, ttl, now)
+	tok, err := enroll.Mint(key, tc.URL, name, sans, ttl, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +58,7 @@ func (tc *testCA) enroll(t testing.TB, name string, sans ...string) (tls.Certifi
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := tc.client(t, nil).Enroll(context.Background(), tc.token(t, name, sans, 10*time.Minute, time.Now()), csr)
+	res, err := tc.Client(t, nil).Enroll(context.Background(), tc.token(t, name, sans, 10*time.Minute, time.Now()), csr)
 	if err != nil {
 		t.Fatalf("enroll %s: %v", name, err)
 	}
@@ -176,12 +96,12 @@ func TestEnrollRenewRevoke(t *testing.T) {
 		t.Errorf("lifetime %s, want 24h", got)
 	}
 	pkitest.LintPEM(t, []byte(res.Chain))
-	pkitest.MustVerify(t, tc.root, []byte(res.Chain))
+	pkitest.MustVerify(t, tc.Root, []byte(res.Chain))
 
 	// Renew over mTLS: same subject and names, new serial.
 	key2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	csr, _ := caclient.NewCSR(key2, "ignored-by-ca", nil)
-	ren, err := tc.client(t, &pair).Renew(ctx, csr)
+	ren, err := tc.Client(t, &pair).Renew(ctx, csr)
 	if err != nil {
 		t.Fatalf("renew: %v", err)
 	}
@@ -193,14 +113,14 @@ func TestEnrollRenewRevoke(t *testing.T) {
 	pkitest.LintPEM(t, []byte(ren.Chain))
 
 	// Revoke the original by serial (openssl's colon form).
-	rr, err := tc.admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: strings.ToUpper(res.Serial), Reason: "keyCompromise"})
+	rr, err := tc.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: strings.ToUpper(res.Serial), Reason: "keyCompromise"})
 	if err != nil {
 		t.Fatalf("revoke: %v", err)
 	}
 	if len(rr.Revoked) != 1 || rr.Revoked[0].Serial != res.Serial || rr.CRLNumber < 2 {
 		t.Fatalf("revoke result %+v", rr)
 	}
-	der, err := tc.client(t, nil).CRL(ctx)
+	der, err := tc.Client(t, nil).CRL(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,23 +134,23 @@ func TestEnrollRenewRevoke(t *testing.T) {
 	}
 	pkitest.LintCRL(t, der)
 	crlPEM := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
-	if err := pkitest.OpenSSLVerify(t, tc.root, []byte(res.Chain), crlPEM); err == nil || !strings.Contains(err.Error(), "revoked") {
+	if err := pkitest.OpenSSLVerify(t, tc.Root, []byte(res.Chain), crlPEM); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Errorf("openssl verify of the revoked leaf with the CRL: %v", err)
 	}
-	if err := pkitest.OpenSSLVerify(t, tc.root, []byte(ren.Chain), crlPEM); err != nil {
+	if err := pkitest.OpenSSLVerify(t, tc.Root, []byte(ren.Chain), crlPEM); err != nil {
 		t.Errorf("renewed leaf should still verify with the CRL: %v", err)
 	}
 
 	// The revoked certificate can no longer renew.
-	if _, err := tc.client(t, &pair).Renew(ctx, csr); problemType(err) != problem.CertRevoked {
+	if _, err := tc.Client(t, &pair).Renew(ctx, csr); problemType(err) != problem.CertRevoked {
 		t.Errorf("renew with revoked cert: %v", err)
 	}
 	// Revoke by subject takes the renewed one; the first is reported as already revoked.
-	rr2, err := tc.admin(t).Revoke(ctx, apiv1.RevokeRequest{Subject: "web-01.example.com"})
+	rr2, err := tc.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Subject: "web-01.example.com"})
 	if err != nil || len(rr2.Revoked) != 1 || rr2.Revoked[0].Serial != ren.Serial || len(rr2.AlreadyRevoked) != 1 || rr2.CRLNumber <= rr.CRLNumber {
 		t.Errorf("revoke by subject: %+v %v", rr2, err)
 	}
-	list, err := tc.admin(t).Certs(ctx, "web-01.example.com", "revoked", 0)
+	list, err := tc.Admin(t).Certs(ctx, "web-01.example.com", "revoked", 0)
 	if err != nil || len(list.Certs) != 2 {
 		t.Errorf("list revoked: %+v %v", list, err)
 	}
@@ -243,10 +163,10 @@ func TestEnrollRefusals(t *testing.T) {
 	used := tc.token(t, "used.example.com", nil, time.Minute, time.Now())
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	okCSR, _ := caclient.NewCSR(key, "used.example.com", nil)
-	if _, err := tc.client(t, nil).Enroll(ctx, used, okCSR); err != nil {
+	if _, err := tc.Client(t, nil).Enroll(ctx, used, okCSR); err != nil {
 		t.Fatal(err)
 	}
-	forged, _ := enroll.Mint(otherKey, tc.url, "h.example.com", nil, time.Minute, time.Now())
+	forged, _ := enroll.Mint(otherKey, tc.URL, "h.example.com", nil, time.Minute, time.Now())
 	csrFor := func(cn string, sans ...string) []byte {
 		b, err := caclient.NewCSR(key, cn, sans)
 		if err != nil {
@@ -261,7 +181,7 @@ func TestEnrollRefusals(t *testing.T) {
 		return b
 	}
 	wrongAud := func() string {
-		k, _ := signer.Open(ctx, filepath.Join(tc.dir, "provisioner.key"))
+		k, _ := signer.Open(ctx, filepath.Join(tc.Dir, "provisioner.key"))
 		tok, _ := enroll.Mint(k, "https://other-ca.example.com", "h.example.com", nil, time.Minute, time.Now())
 		return tok
 	}
@@ -283,7 +203,7 @@ func TestEnrollRefusals(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := tc.client(t, nil).Enroll(ctx, c.token, c.csr)
+			_, err := tc.Client(t, nil).Enroll(ctx, c.token, c.csr)
 			if err == nil {
 				t.Fatal("enrollment succeeded")
 			}
@@ -294,17 +214,17 @@ func TestEnrollRefusals(t *testing.T) {
 	}
 	// A refused token that was never consumed still works afterwards.
 	tok := tc.token(t, "later.example.com", nil, time.Minute, time.Now())
-	if _, err := tc.client(t, nil).Enroll(ctx, tok, csrFor("other.example.com")); err == nil {
+	if _, err := tc.Client(t, nil).Enroll(ctx, tok, csrFor("other.example.com")); err == nil {
 		t.Fatal("want refusal")
 	}
-	if _, err := tc.client(t, nil).Enroll(ctx, tok, csrFor("later.example.com")); err != nil {
+	if _, err := tc.Client(t, nil).Enroll(ctx, tok, csrFor("later.example.com")); err != nil {
 		t.Errorf("token refused for a bad CSR must stay usable: %v", err)
 	}
 }
 
 func TestMalformedRequests(t *testing.T) {
 	tc := startCA(t)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(t, tc.root)}}}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(t, tc.Root)}}}
 	cases := []struct {
 		name, method, path, ctype, body string
 		status                          int
@@ -320,7 +240,7 @@ func TestMalformedRequests(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req, _ := http.NewRequest(c.method, tc.url+c.path, strings.NewReader(c.body))
+			req, _ := http.NewRequest(c.method, tc.URL+c.path, strings.NewReader(c.body))
 			if c.ctype != "" {
 				req.Header.Set("Content-Type", c.ctype)
 			}
@@ -351,19 +271,19 @@ func TestAdminAuthorization(t *testing.T) {
 	tc := startCA(t)
 	ctx := context.Background()
 	pair, res := tc.enroll(t, "worker.example.com")
-	if _, err := tc.client(t, &pair).Revoke(ctx, apiv1.RevokeRequest{Serial: res.Serial}); problemType(err) != problem.Forbidden {
+	if _, err := tc.Client(t, &pair).Revoke(ctx, apiv1.RevokeRequest{Serial: res.Serial}); problemType(err) != problem.Forbidden {
 		t.Errorf("workload revoking: %v", err)
 	}
-	if _, err := tc.client(t, nil).Revoke(ctx, apiv1.RevokeRequest{Serial: res.Serial}); problemType(err) != problem.Unauthenticated {
+	if _, err := tc.Client(t, nil).Revoke(ctx, apiv1.RevokeRequest{Serial: res.Serial}); problemType(err) != problem.Unauthenticated {
 		t.Errorf("anonymous revoking: %v", err)
 	}
-	if _, err := tc.admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: "abcdef"}); problemType(err) != problem.NotFound {
+	if _, err := tc.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: "abcdef"}); problemType(err) != problem.NotFound {
 		t.Errorf("unknown serial: %v", err)
 	}
-	if _, err := tc.admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: res.Serial, Reason: "bogus"}); problemType(err) != problem.Malformed {
+	if _, err := tc.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: res.Serial, Reason: "bogus"}); problemType(err) != problem.Malformed {
 		t.Errorf("bad reason: %v", err)
 	}
-	list, err := tc.admin(t).Certs(ctx, "worker.example.com", "valid", 0)
+	list, err := tc.Admin(t).Certs(ctx, "worker.example.com", "valid", 0)
 	if err != nil || len(list.Certs) != 1 || list.Certs[0].Serial != res.Serial || list.Certs[0].Method != "token" {
 		t.Errorf("list: %+v %v", list, err)
 	}
@@ -372,11 +292,11 @@ func TestAdminAuthorization(t *testing.T) {
 func TestRenewRefusesExpiredAndForeign(t *testing.T) {
 	tc := startCA(t)
 	ctx := context.Background()
-	caKey, err := signer.Open(ctx, filepath.Join(tc.dir, "ca.key"))
+	caKey, err := signer.Open(ctx, filepath.Join(tc.Dir, "ca.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	issuer := pkitest.ParseChain(t, mustRead(t, filepath.Join(tc.dir, "ca.crt")))[0]
+	issuer := pkitest.ParseChain(t, mustRead(t, filepath.Join(tc.Dir, "ca.crt")))[0]
 	mk := func(parent *x509.Certificate, parentKey any, notAfter time.Time) tls.Certificate {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "old.example.com"},
@@ -391,12 +311,12 @@ func TestRenewRefusesExpiredAndForeign(t *testing.T) {
 	csr, _ := caclient.NewCSR(mustKey(), "old.example.com", nil)
 
 	expired := mk(issuer, caKey, time.Now().Add(-time.Hour))
-	if _, err := tc.client(t, &expired).Renew(ctx, csr); problemType(err) != problem.CertExpired {
+	if _, err := tc.Client(t, &expired).Renew(ctx, csr); problemType(err) != problem.CertExpired {
 		t.Errorf("expired: %v", err)
 	}
 	// Signed by the CA but never recorded: refused as unknown.
 	unrecorded := mk(issuer, caKey, time.Now().Add(time.Hour))
-	if _, err := tc.client(t, &unrecorded).Renew(ctx, csr); problemType(err) != problem.CertUnknown {
+	if _, err := tc.Client(t, &unrecorded).Renew(ctx, csr); problemType(err) != problem.CertUnknown {
 		t.Errorf("unrecorded: %v", err)
 	}
 	// From another CA entirely.
@@ -406,7 +326,7 @@ func TestRenewRefusesExpiredAndForeign(t *testing.T) {
 	otherDER, _ := x509.CreateCertificate(rand.Reader, other, other, otherKey.Public(), otherKey)
 	otherCA, _ := x509.ParseCertificate(otherDER)
 	foreign := mk(otherCA, otherKey, time.Now().Add(time.Hour))
-	if _, err := tc.client(t, &foreign).Renew(ctx, csr); problemType(err) != problem.Unauthenticated {
+	if _, err := tc.Client(t, &foreign).Renew(ctx, csr); problemType(err) != problem.Unauthenticated {
 		t.Errorf("foreign: %v", err)
 	}
 }
@@ -422,7 +342,7 @@ func TestSameTokenRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			csr, _ := caclient.NewCSR(mustKey(), "race.example.com", nil)
-			_, err := tc.client(t, nil).Enroll(context.Background(), tok, csr)
+			_, err := tc.Client(t, nil).Enroll(context.Background(), tok, csr)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -439,7 +359,7 @@ func TestSameTokenRace(t *testing.T) {
 	if ok != 1 || replayed != 11 {
 		t.Errorf("one token gave %d certificates and %d replay refusals; want 1 and 11", ok, replayed)
 	}
-	list, _ := tc.admin(t).Certs(context.Background(), "race.example.com", "", 0)
+	list, _ := tc.Admin(t).Certs(context.Background(), "race.example.com", "", 0)
 	if len(list.Certs) != 1 {
 		t.Errorf("storage holds %d certificates for the token, want 1", len(list.Certs))
 	}
@@ -459,7 +379,7 @@ func TestConcurrentEnrollmentsAllRecorded(t *testing.T) {
 	}
 	wg.Wait()
 	close(serials)
-	list, err := tc.admin(t).Certs(context.Background(), "", "valid", 0)
+	list, err := tc.Admin(t).Certs(context.Background(), "", "valid", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
