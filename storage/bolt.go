@@ -27,7 +27,8 @@ var (
 
 // DB is the bbolt-backed store.
 type DB struct {
-	db *bolt.DB
+	db    *bolt.DB
+	group *groupCommit
 }
 
 // Open opens (creating if needed) the bbolt file at path with 0600
@@ -44,8 +45,6 @@ func Open(path string) (*DB, error) {
 		}
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	// Batches wait a little to gather concurrent writers into one fsync.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketCerts, bucketBySubject, bucketRevoked, bucketTokens, bucketMeta, bucketAnchors} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -58,7 +57,7 @@ func Open(path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("storage: init buckets: %w", err)
 	}
-	return &DB{db: db}, nil
+	return &DB{db: db, group: &groupCommit{db: db}}, nil
 }
 
 // Close releases the file.
@@ -87,7 +86,7 @@ func (d *DB) PutCert(ctx context.Context, c *Cert) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := d.db.Batch(func(tx *bolt.Tx) error { return putCert(tx, c) }); err != nil {
+	if err := d.group.do(func(tx *bolt.Tx) error { return putCert(tx, c) }); err != nil {
 		return fmt.Errorf("storage: put cert %s: %w", c.Serial, err)
 	}
 	return nil
@@ -112,7 +111,7 @@ func (d *DB) PutCertUsingToken(ctx context.Context, c *Cert, jti string, tokenEx
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := d.db.Batch(func(tx *bolt.Tx) error {
+	err := d.group.do(func(tx *bolt.Tx) error {
 		tb := tx.Bucket(bucketTokens)
 		if tb.Get([]byte(jti)) != nil {
 			return ErrTokenUsed

@@ -1,7 +1,7 @@
 // Package storage is anchorage's record of truth: every certificate the CA
 // issues, every revocation, every used enrollment token, the CRL number and
 // the trust-anchor push status. The bbolt implementation commits with fsync
-// and groups concurrent writes into shared commits (bbolt Batch), so a
+// and groups concurrent writes into shared commits (group commit), so a
 // record is durable before the caller acknowledges anything and issuance is
 // not bound to one fsync per request.
 //
