@@ -182,7 +182,6 @@ func TestSecondOpenFailsClearly(t *testing.T) {
 	}
 }
 
-
 // One failing writer in a shared commit must not sink the others.
 func TestGroupCommitIsolatesFailures(t *testing.T) {
 	ctx := context.Background()
