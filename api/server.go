@@ -50,7 +50,7 @@ type Options struct {
 	Lister    Lister
 	CRL       CRLSource
 	Enroll    http.Handler
-	Anchors   Anchors // may be nil: no trust anchors configured
+	Anchors   Anchors             // may be nil: no trust anchors configured
 	Roots     *x509.CertPool      // client certificates must chain here
 	Issuers   []*x509.Certificate // intermediates clients may omit
 	Admins    []string            // SHA-256 fingerprints of admin certificates

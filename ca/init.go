@@ -71,6 +71,9 @@ func Init(ctx context.Context, o InitOptions) (res *InitResult, err error) {
 	f := o.Files
 	all := []string{f.Root, f.RootKey, f.CACert, f.CAKey, f.TLSCert, f.TLSKey, f.AdminCert, f.AdminKey, f.ProvisionerKey}
 	for _, p := range all {
+		if signer.IsHardware(p) {
+			continue // signer.Create refuses an existing key object
+		}
 		if _, err := os.Stat(p); err == nil {
 			return nil, fmt.Errorf("%s already exists: refusing to overwrite an existing CA", p)
 		}
@@ -124,8 +127,22 @@ func Init(ctx context.Context, o InitOptions) (res *InitResult, err error) {
 		return nil, fmt.Errorf("create root: %w", err)
 	}
 
-	caKey, err := newKey()
-	if err != nil {
+	// The issuing CA key may live in a PKCS#11 token or a TPM (Files.CAKey
+	// is then a signer reference): it is made there, never leaves, and is
+	// deleted again if init fails.
+	var caKey crypto.Signer
+	var caPending *signer.Pending
+	if signer.IsHardware(f.CAKey) {
+		if caPending, err = signer.Create(ctx, f.CAKey, signer.EC); err != nil {
+			return nil, fmt.Errorf("issuing CA key: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				caPending.Discard()
+			}
+		}()
+		caKey = caPending.Signer
+	} else if caKey, err = newKey(); err != nil {
 		return nil, err
 	}
 	caSerial, _ := NewSerial()
@@ -197,7 +214,12 @@ func Init(ctx context.Context, o InitOptions) (res *InitResult, err error) {
 		func() error { return writeCert(f.Root, root) },
 		func() error { return writeKey(f.RootKey, rootKey) },
 		func() error { return writeCert(f.CACert, issuer) },
-		func() error { return writeKey(f.CAKey, caKey) },
+		func() error {
+			if caPending != nil {
+				return caPending.Save()
+			}
+			return writeKey(f.CAKey, caKey)
+		},
 		func() error { return writeCert(f.TLSCert, tlsCert, issuer) },
 		func() error { return writeKey(f.TLSKey, tlsKey) },
 		func() error { return writeCert(f.AdminCert, adminCert, root) },

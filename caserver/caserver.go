@@ -17,6 +17,7 @@ import (
 
 	"go.step.sm/crypto/pemutil"
 
+	"github.com/anchorage-pki/anchorage/acme"
 	"github.com/anchorage-pki/anchorage/anchorsync"
 	"github.com/anchorage-pki/anchorage/api"
 	"github.com/anchorage-pki/anchorage/apiv1"
@@ -41,6 +42,7 @@ type Server struct {
 	Issuer    *x509.Certificate
 	Anchors   *anchorsync.Pusher // nil without trust anchors
 	log       *slog.Logger
+	acme      *acme.Server // nil unless the config has "acme"
 }
 
 // Open builds the CA described by cfg. The caller must Close it.
@@ -118,11 +120,28 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 		apiOpts.Anchors = s.Anchors
 	}
 	s.Handler = api.New(apiOpts)
+	// ACME (package acme): with "acme" in the config, /acme/{provisioner}/...
+	// is served on this listener in front of the API; its state file
+	// (DIR/acme.db) is closed in Close.
+	if cfg.ACME != nil {
+		if s.acme, err = acme.New(ctx, acme.Options{Authority: auth, Config: cfg.ACME, Dir: cfg.Dir(), BaseURL: cfg.URL, Logger: log}); err != nil {
+			return nil, err
+		}
+		mux := http.NewServeMux()
+		mux.Handle(acme.Prefix, s.acme)
+		mux.Handle("/", s.Handler)
+		s.Handler = mux
+	}
 	return s, nil
 }
 
-// Close releases storage.
-func (s *Server) Close() error { return s.Store.Close() }
+// Close releases storage (and the ACME state file when ACME is on).
+func (s *Server) Close() error {
+	if s.acme != nil {
+		s.acme.Close()
+	}
+	return s.Store.Close()
+}
 
 // Serve publishes a fresh CRL, then serves HTTPS on ln until ctx ends, and
 // shuts down gracefully (in-flight requests finish, storage stays

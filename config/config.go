@@ -244,8 +244,9 @@ func (c *CA) Dir() string { return c.dir }
 func (c *CA) SetDir(dir string) { c.dir = dir }
 
 // Path resolves a configured path against the CA directory.
+// Key references (pkcs11:, tpm:, handle:) are returned unchanged.
 func (c *CA) Path(p string) string {
-	if filepath.IsAbs(p) {
+	if filepath.IsAbs(p) || strings.HasPrefix(p, "pkcs11:") || strings.HasPrefix(p, "tpm:") || strings.HasPrefix(p, "handle:") {
 		return p
 	}
 	return filepath.Join(c.dir, p)
@@ -257,5 +258,6 @@ func (c *CA) Save() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(c.dir, FileName), append(b, '\n'), 0o644)
+	// 0600: a key reference may carry a PKCS#11 pin-value.
+	return atomicfile.Write(filepath.Join(c.dir, FileName), append(b, '\n'), 0o600)
 }

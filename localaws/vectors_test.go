@@ -34,7 +34,7 @@ func readVector(t *testing.T, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(vectorDir, rel))
 	if err != nil {
-		t.Skipf("vectors not available: %v", err)
+		t.Fatalf("vectors (../shared/vectors next to this checkout): %v", err)
 	}
 	return b
 }
@@ -224,11 +224,11 @@ func TestSessionVectorsTampered(t *testing.T) {
 	for _, v := range []sessionVector{sessionVectors[0], sessionVectors[11]} {
 		raw := readVector(t, v.file)
 		for _, m := range mutations {
+			bad := m.edit(raw)
+			if bad == nil {
+				continue // this capture has no such part (no chain header, say)
+			}
 			t.Run(v.file+"/"+m.name, func(t *testing.T) {
-				bad := m.edit(raw)
-				if bad == nil {
-					t.Skip("capture has no such part")
-				}
 				if bytes.Equal(bad, raw) {
 					t.Fatal("mutation changed nothing")
 				}

@@ -12,11 +12,12 @@ import (
 
 	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/config"
+	"github.com/anchorage-pki/anchorage/signer"
 	"github.com/anchorage-pki/anchorage/storage"
 )
 
 func newInitCmd() *cobra.Command {
-	var dir, name, listen, url string
+	var dir, name, listen, url, caKey string
 	var dns []string
 	var lifetime time.Duration
 	cmd := &cobra.Command{
@@ -35,6 +36,9 @@ func newInitCmd() *cobra.Command {
 				cfg.Leaf.MaxLifetime = config.Duration(max(lifetime, cfg.Leaf.MaxLifetime.D()))
 			}
 			cfg.SetDir(dir)
+			if caKey != "" {
+				cfg.Paths.CAKey = caKey
+			}
 			if _, err := os.Stat(filepath.Join(dir, config.FileName)); err == nil {
 				return fmt.Errorf("%s already holds a CA (%s exists); refusing to overwrite it", dir, config.FileName)
 			}
@@ -49,6 +53,9 @@ func newInitCmd() *cobra.Command {
 				url = "https://" + net.JoinHostPort(dns[0], port)
 			}
 			cfg.URL = url
+			// ACME: a provisioner "acme" at /acme/acme/directory for names
+			// under .internal only, validated on ports 80/443 (README "ACME").
+			cfg.ACME = &config.ACME{Provisioners: []config.ACMEProvisioner{{Name: "acme", Allow: []string{"*.internal"}}}}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -69,6 +76,11 @@ func newInitCmd() *cobra.Command {
 			}
 			res, err := ca.Init(context.Background(), ca.InitOptions{Name: name, TLSNames: dns, Files: files, Store: store})
 			if err != nil {
+				// Leave nothing behind (a wrong PIN, a missing token): the
+				// empty database, and the directory if init made it.
+				store.Close()
+				os.Remove(cfg.Path(cfg.Paths.DB))
+				os.Remove(dir)
 				return err
 			}
 			cfg.Admins = []string{res.AdminFingerprint}
@@ -78,7 +90,7 @@ func newInitCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Created a new CA %q in %s\n\n", name, dir)
 			fmt.Fprintf(out, "  root CA        %s  (key %s: move it offline)\n", files.Root, files.RootKey)
-			fmt.Fprintf(out, "  issuing CA     %s  (key %s)  <- register this as the Roles Anywhere trust anchor\n", files.CACert, files.CAKey)
+			fmt.Fprintf(out, "  issuing CA     %s  (key %s)  <- register this as the Roles Anywhere trust anchor\n", files.CACert, signer.Redact(files.CAKey))
 			fmt.Fprintf(out, "  API TLS        %s  for %v\n", files.TLSCert, dns)
 			fmt.Fprintf(out, "  admin client   %s  (key %s) for revoke and list\n", files.AdminCert, files.AdminKey)
 			fmt.Fprintf(out, "  config         %s  (URL %s, listen %s)\n\n", filepath.Join(dir, config.FileName), cfg.URL, cfg.Listen)
@@ -94,5 +106,6 @@ func newInitCmd() *cobra.Command {
 	f.StringVar(&listen, "listen", "127.0.0.1:8443", "address the API listens on")
 	f.DurationVar(&lifetime, "lifetime", 0, "default workload certificate lifetime (default 24h)")
 	f.StringVar(&url, "url", "", "URL workloads use to reach the CA (default https://FIRST-DNS:PORT)")
+	f.StringVar(&caKey, "ca-key", "", "make the issuing CA key in a PKCS#11 token or TPM instead of DIR/ca.key, e.g. pkcs11:module-path=…;token=ca;object=issuing?pin-source=/etc/anchorage/pin")
 	return cmd
 }

@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/anchorage-pki/anchorage/rolesanywhere"
+	"github.com/anchorage-pki/anchorage/signer"
 )
 
 // awsFlags are the flags credential-process, serve and update share with
@@ -27,17 +30,19 @@ type awsFlags struct {
 	roleSessionName                        string
 	pkcs8Password                          string
 
+	// Hardware keys (signer.Open).
+	pkcs11Lib, tpmKeyPassword  string
+	noTPMKeyPassword, reusePin bool
+
 	// Accepted for compatibility; they fail with a clear message when set.
 	certSelector, systemStoreName string
 	useLatestExpiringCert         bool
-	pkcs11Lib, tpmKeyPassword     string
-	reusePin, noTPMKeyPassword    bool
 }
 
 func (f *awsFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.certificate, "certificate", "", "path to the certificate (PEM, or PKCS#12 without --private-key)")
-	fs.StringVar(&f.privateKey, "private-key", "", "path to the private key (PEM: PKCS#8, encrypted PKCS#8, SEC1, PKCS#1)")
+	fs.StringVar(&f.privateKey, "private-key", "", "private key: PEM file (PKCS#8, encrypted PKCS#8, SEC1, PKCS#1), pkcs11: URI, TPM handle:0x81…, or a TSS2 PRIVATE KEY file (also as tpm:FILE)")
 	fs.StringVar(&f.intermediates, "intermediates", "", "path to a PEM bundle of intermediate certificates")
 	fs.StringVar(&f.trustAnchorARN, "trust-anchor-arn", "", "trust anchor ARN")
 	fs.StringVar(&f.profileARN, "profile-arn", "", "profile ARN")
@@ -53,10 +58,10 @@ func (f *awsFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.certSelector, "cert-selector", "", "OS certificate store selector (Windows and macOS only)")
 	fs.StringVar(&f.systemStoreName, "system-store-name", "MY", "Windows certificate store name (Windows only)")
 	fs.BoolVar(&f.useLatestExpiringCert, "use-latest-expiring-certificate", false, "pick the latest-expiring store certificate (Windows and macOS only)")
-	fs.StringVar(&f.pkcs11Lib, "pkcs11-lib", "", "PKCS#11 module (not supported yet)")
-	fs.BoolVar(&f.reusePin, "reuse-pin", false, "reuse the PKCS#11 user PIN (not supported yet)")
-	fs.StringVar(&f.tpmKeyPassword, "tpm-key-password", "", "TPM key password (not supported yet)")
-	fs.BoolVar(&f.noTPMKeyPassword, "no-tpm-key-password", false, "TPM key has no password (not supported yet)")
+	fs.StringVar(&f.pkcs11Lib, "pkcs11-lib", "", "PKCS#11 module for pkcs11: keys without module-path (default p11-kit-proxy.so)")
+	fs.BoolVar(&f.reusePin, "reuse-pin", false, "reuse the PKCS#11 user PIN for keys that need a context-specific login (not supported)")
+	fs.StringVar(&f.tpmKeyPassword, "tpm-key-password", "", "TPM key password")
+	fs.BoolVar(&f.noTPMKeyPassword, "no-tpm-key-password", false, "the TPM key has no password")
 }
 
 // options checks the flags that cannot work here and builds the package
@@ -66,10 +71,24 @@ func (f *awsFlags) options(cmd *cobra.Command) (rolesanywhere.Options, error) {
 	switch {
 	case changed("cert-selector") || changed("system-store-name") || changed("use-latest-expiring-certificate"):
 		return rolesanywhere.Options{}, errors.New("unable to use cert store signer on linux: --cert-selector, --system-store-name and --use-latest-expiring-certificate work only on Windows and macOS")
-	case changed("pkcs11-lib") || changed("reuse-pin"):
-		return rolesanywhere.Options{}, errors.New("PKCS#11 is not supported yet: --pkcs11-lib and --reuse-pin cannot be used")
-	case changed("tpm-key-password") || changed("no-tpm-key-password"):
-		return rolesanywhere.Options{}, errors.New("TPM keys are not supported yet: --tpm-key-password and --no-tpm-key-password cannot be used")
+	case changed("reuse-pin"):
+		return rolesanywhere.Options{}, errors.New("--reuse-pin: PKCS#11 keys that need a context-specific login (CKA_ALWAYS_AUTHENTICATE) are not supported")
+	case changed("tpm-key-password") && changed("no-tpm-key-password"):
+		return rolesanywhere.Options{}, errors.New("--tpm-key-password and --no-tpm-key-password cannot be used together")
+	case strings.HasPrefix(f.certificate, "pkcs11:"):
+		return rolesanywhere.Options{}, errors.New("--certificate: certificates in a PKCS#11 token are not supported; pass the certificate file and --private-key pkcs11:…")
+	}
+	var keyOpts []signer.Option
+	if f.pkcs11Lib != "" {
+		keyOpts = append(keyOpts, signer.WithPKCS11Module(f.pkcs11Lib))
+	}
+	if f.tpmKeyPassword != "" {
+		keyOpts = append(keyOpts, signer.WithTPMKeyPassword(f.tpmKeyPassword))
+	}
+	privateKey := f.privateKey
+	if signer.KindOf(privateKey) == signer.KindTPM && strings.HasPrefix(privateKey, "tpm:") {
+		// rolesanywhere reads a TSS2 file by its content.
+		privateKey, _ = signer.FilePath(privateKey)
 	}
 	var logger *slog.Logger
 	if f.debug {
@@ -93,9 +112,12 @@ func (f *awsFlags) options(cmd *cobra.Command) (rolesanywhere.Options, error) {
 		},
 		Source: rolesanywhere.SourceConfig{
 			Certificate:   f.certificate,
-			PrivateKey:    f.privateKey,
+			PrivateKey:    privateKey,
 			Intermediates: f.intermediates,
 			PKCS8Password: password,
+			OpenKey: func(ctx context.Context, ref string) (crypto.Signer, error) {
+				return signer.Open(ctx, ref, keyOpts...)
+			},
 		},
 	}, nil
 }

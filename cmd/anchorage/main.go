@@ -27,6 +27,7 @@ func run(args []string) int {
 		newCredentialProcessCmd(),
 		newServeCmd(),
 		newUpdateCmd(),
+		newAgentCmd(),
 	)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {

@@ -1,0 +1,326 @@
+package acme
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/mail"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+	"go.step.sm/crypto/jose"
+)
+
+func (s *Server) accountJSON(a *account) map[string]any {
+	m := map[string]any{"status": a.Status}
+	if len(a.Contact) > 0 {
+		m["contact"] = a.Contact
+	}
+	return m
+}
+
+// newAccount creates an account for the JWS key, or finds the existing one
+// (RFC 8555 §7.3, §7.3.1, §7.3.4).
+func (s *Server) newAccount(w http.ResponseWriter, r *http.Request, p *provisioner) {
+	q, pr := s.authenticate(w, r, p, byJWK)
+	if pr != nil {
+		s.fail(w, r, p, pr)
+		return
+	}
+	var in struct {
+		Contact                []string        `json:"contact"`
+		OnlyReturnExisting     bool            `json:"onlyReturnExisting"`
+		ExternalAccountBinding json.RawMessage `json:"externalAccountBinding"`
+	}
+	if err := json.Unmarshal(q.payload, &in); err != nil {
+		s.fail(w, r, p, malformed("newAccount payload: %v", err))
+		return
+	}
+	tp, err := thumbprint(q.jwk)
+	if err != nil {
+		s.fail(w, r, p, problemf(ErrBadPublicKey, 400, "JWK thumbprint: %v", err))
+		return
+	}
+	existing := func(tx *bolt.Tx) (*account, error) {
+		id := tx.Bucket(bktKeys).Get([]byte(tp))
+		if id == nil {
+			return nil, errNotFound
+		}
+		return get[account](tx, bktAccounts, string(id))
+	}
+	var acct *account
+	err = s.store.view(func(tx *bolt.Tx) (err error) { acct, err = existing(tx); return err })
+	switch {
+	case err == nil:
+		s.replyExisting(w, r, p, acct)
+		return
+	case !errors.Is(err, errNotFound):
+		s.fail(w, r, p, internal(err))
+		return
+	case in.OnlyReturnExisting:
+		s.fail(w, r, p, problemf(ErrAccountDoesNotExist, 400, "no account for this key"))
+		return
+	}
+	if pr := checkContacts(in.Contact); pr != nil {
+		s.fail(w, r, p, pr)
+		return
+	}
+	acct = &account{ID: newID(), Provisioner: p.name, Key: q.jwk, Thumbprint: tp,
+		Status: statusValid, Contact: in.Contact, CreatedAt: s.now().UTC()}
+	if p.eab != nil {
+		if in.ExternalAccountBinding == nil {
+			s.fail(w, r, p, problemf(ErrExternalAccountRequired, 400, "provisioner %q requires an external account binding (kid and HMAC key from the CA operator)", p.name))
+			return
+		}
+		if acct.EABKeyID, pr = s.checkEAB(r, p, in.ExternalAccountBinding, q.jwk); pr != nil {
+			s.fail(w, r, p, pr)
+			return
+		}
+	}
+	var found *account
+	err = s.store.update(func(tx *bolt.Tx) error {
+		found = nil
+		if a, err := existing(tx); err == nil { // lost a race with the same key
+			found = a
+			return nil
+		}
+		if acct.EABKeyID != "" {
+			k := []byte(p.name + "\x00" + acct.EABKeyID)
+			if tx.Bucket(bktEAB).Get(k) != nil {
+				return unauthorized("external account key %q is already bound to an account", acct.EABKeyID)
+			}
+			if err := tx.Bucket(bktEAB).Put(k, []byte(acct.ID)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bktKeys).Put([]byte(tp), []byte(acct.ID)); err != nil {
+			return err
+		}
+		return put(tx, bktAccounts, acct.ID, acct)
+	})
+	if err != nil {
+		s.failErr(w, r, p, err)
+		return
+	}
+	if found != nil {
+		s.replyExisting(w, r, p, found)
+		return
+	}
+	s.log.Info("ACME account created", "provisioner", p.name, "account", acct.ID, "contact", acct.Contact, "eab", acct.EABKeyID)
+	w.Header().Set("Location", s.url(r, p, "account", acct.ID))
+	writeJSON(w, http.StatusCreated, s.accountJSON(acct))
+}
+
+func (s *Server) replyExisting(w http.ResponseWriter, r *http.Request, p *provisioner, a *account) {
+	if a.Status != statusValid {
+		s.fail(w, r, p, unauthorized("the account of this key is %s", a.Status))
+		return
+	}
+	w.Header().Set("Location", s.url(r, p, "account", a.ID))
+	writeJSON(w, http.StatusOK, s.accountJSON(a))
+}
+
+// failErr writes a Problem returned from a transaction, or a 500.
+func (s *Server) failErr(w http.ResponseWriter, r *http.Request, p *provisioner, err error) {
+	var pr *Problem
+	if errors.As(err, &pr) {
+		s.fail(w, r, p, pr)
+		return
+	}
+	s.fail(w, r, p, internal(err))
+}
+
+func checkContacts(cs []string) *Problem {
+	if len(cs) > 10 {
+		return problemf(ErrInvalidContact, 400, "at most 10 contacts")
+	}
+	for _, c := range cs {
+		addr, ok := strings.CutPrefix(c, "mailto:")
+		if !ok {
+			return problemf(ErrUnsupportedContact, 400, "contact %q: only mailto: is supported", c)
+		}
+		if a, err := mail.ParseAddress(addr); err != nil || a.Address != addr || strings.ContainsAny(addr, "?,") {
+			return problemf(ErrInvalidContact, 400, "contact %q is not one plain e-mail address", c)
+		}
+	}
+	return nil
+}
+
+// checkEAB verifies an external account binding (RFC 8555 §7.3.4): an
+// HMAC-signed JWS over the account key, naming a key id the operator handed
+// out, for this very newAccount URL. It returns the key id.
+func (s *Server) checkEAB(r *http.Request, p *provisioner, raw json.RawMessage, accountKey *jose.JSONWebKey) (string, *Problem) {
+	jws, pr := parseJWS(raw, []string{"HS256", "HS384", "HS512"})
+	if pr != nil {
+		pr.Type, pr.Status = ErrMalformed, 400
+		pr.Detail = "externalAccountBinding: " + pr.Detail
+		return "", pr
+	}
+	h := jws.Signatures[0].Protected
+	key, ok := p.eab[h.KeyID]
+	if !ok {
+		return "", unauthorized("externalAccountBinding: unknown key id %q", h.KeyID)
+	}
+	if h.Nonce != "" {
+		return "", malformed("externalAccountBinding must not carry a nonce")
+	}
+	if u, _ := h.ExtraHeaders["url"].(string); u != s.url(r, p, "new-account") {
+		return "", unauthorized("externalAccountBinding url %q is not this newAccount URL", u)
+	}
+	payload, err := jws.Verify(key)
+	if err != nil {
+		return "", unauthorized("externalAccountBinding: HMAC does not verify with key %q", h.KeyID)
+	}
+	var bound jose.JSONWebKey
+	if err := json.Unmarshal(payload, &bound); err != nil {
+		return "", malformed("externalAccountBinding payload is not a JWK: %v", err)
+	}
+	want, _ := thumbprint(accountKey)
+	if got, err := thumbprint(&bound); err != nil || got != want {
+		return "", unauthorized("externalAccountBinding binds a different key than the one signing newAccount")
+	}
+	return h.KeyID, nil
+}
+
+// account updates contacts or deactivates (RFC 8555 §7.3.2, §7.3.6), or
+// just returns the account for a POST-as-GET.
+func (s *Server) account(w http.ResponseWriter, r *http.Request, p *provisioner, id string) {
+	q, pr := s.authenticate(w, r, p, byKID)
+	if pr != nil {
+		s.fail(w, r, p, pr)
+		return
+	}
+	if q.acct.ID != id {
+		s.fail(w, r, p, unauthorized("the JWS is signed by another account"))
+		return
+	}
+	var in struct {
+		Contact *[]string `json:"contact"`
+		Status  string    `json:"status"`
+	}
+	if !q.postAsGet() {
+		if err := json.Unmarshal(q.payload, &in); err != nil {
+			s.fail(w, r, p, malformed("account payload: %v", err))
+			return
+		}
+	}
+	if in.Status != "" && in.Status != statusDeactivated && in.Status != statusValid {
+		s.fail(w, r, p, malformed("an account's status can only be set to %q", statusDeactivated))
+		return
+	}
+	if in.Contact != nil {
+		if pr := checkContacts(*in.Contact); pr != nil {
+			s.fail(w, r, p, pr)
+			return
+		}
+	}
+	var acct *account
+	if in.Contact != nil || in.Status == statusDeactivated {
+		err := s.store.update(func(tx *bolt.Tx) (err error) {
+			if acct, err = get[account](tx, bktAccounts, id); err != nil {
+				return err
+			}
+			if in.Contact != nil {
+				acct.Contact = *in.Contact
+			}
+			if in.Status == statusDeactivated {
+				acct.Status = statusDeactivated
+			}
+			return put(tx, bktAccounts, id, acct)
+		})
+		if err != nil {
+			s.failErr(w, r, p, err)
+			return
+		}
+		if in.Status == statusDeactivated {
+			s.log.Info("ACME account deactivated", "provisioner", p.name, "account", id)
+		}
+	} else {
+		acct = q.acct
+	}
+	w.Header().Set("Location", s.url(r, p, "account", id))
+	writeJSON(w, http.StatusOK, s.accountJSON(acct))
+}
+
+// keyChange rolls an account over to a new key (RFC 8555 §7.3.5): the outer
+// JWS is signed by the account, the inner one by the new key.
+func (s *Server) keyChange(w http.ResponseWriter, r *http.Request, p *provisioner) {
+	q, pr := s.authenticate(w, r, p, byKID)
+	if pr != nil {
+		s.fail(w, r, p, pr)
+		return
+	}
+	inner, pr := parseJWS(q.payload, accountAlgs)
+	if pr != nil {
+		pr.Detail = "keyChange inner JWS: " + pr.Detail
+		s.fail(w, r, p, pr)
+		return
+	}
+	outer := q.jws.Signatures[0].Protected
+	ih := inner.Signatures[0].Protected
+	switch {
+	case ih.JSONWebKey == nil || ih.KeyID != "":
+		pr = malformed(`keyChange inner JWS must carry the new key as "jwk"`)
+	case ih.Nonce != "":
+		pr = malformed("keyChange inner JWS must not carry a nonce")
+	case ih.ExtraHeaders["url"] != outer.ExtraHeaders["url"]:
+		pr = malformed("keyChange inner and outer JWS url differ")
+	default:
+		pr = checkAccountKey(ih.JSONWebKey)
+	}
+	if pr != nil {
+		s.fail(w, r, p, pr)
+		return
+	}
+	payload, err := inner.Verify(ih.JSONWebKey)
+	if err != nil {
+		s.fail(w, r, p, malformed("keyChange inner JWS signature does not verify with its jwk"))
+		return
+	}
+	var in struct {
+		Account string          `json:"account"`
+		OldKey  jose.JSONWebKey `json:"oldKey"`
+	}
+	if err := json.Unmarshal(payload, &in); err != nil {
+		s.fail(w, r, p, malformed("keyChange inner payload: %v", err))
+		return
+	}
+	oldTP, err := thumbprint(&in.OldKey)
+	if in.Account != outer.KeyID || err != nil || oldTP != q.acct.Thumbprint {
+		s.fail(w, r, p, unauthorized("keyChange: account or oldKey does not match the signing account"))
+		return
+	}
+	newTP, err := thumbprint(ih.JSONWebKey)
+	if err != nil || newTP == oldTP {
+		s.fail(w, r, p, problemf(ErrBadPublicKey, 400, "keyChange: the new key must differ from the old one"))
+		return
+	}
+	var acct *account
+	err = s.store.update(func(tx *bolt.Tx) (err error) {
+		if other := tx.Bucket(bktKeys).Get([]byte(newTP)); other != nil {
+			w.Header().Set("Location", s.url(r, p, "account", string(other)))
+			return problemf(ErrMalformed, http.StatusConflict, "the new key already belongs to an account")
+		}
+		if acct, err = get[account](tx, bktAccounts, q.acct.ID); err != nil {
+			return err
+		}
+		if acct.Thumbprint != oldTP {
+			return unauthorized("keyChange: the account's key changed meanwhile")
+		}
+		if err := tx.Bucket(bktKeys).Delete([]byte(oldTP)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bktKeys).Put([]byte(newTP), []byte(acct.ID)); err != nil {
+			return err
+		}
+		acct.Key, acct.Thumbprint = ih.JSONWebKey, newTP
+		return put(tx, bktAccounts, acct.ID, acct)
+	})
+	if err != nil {
+		s.failErr(w, r, p, err)
+		return
+	}
+	s.log.Info("ACME account key rolled over", "provisioner", p.name, "account", acct.ID)
+	w.Header().Set("Location", s.url(r, p, "account", acct.ID))
+	writeJSON(w, http.StatusOK, s.accountJSON(acct))
+}

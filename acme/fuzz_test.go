@@ -1,0 +1,70 @@
+package acme
+
+import (
+	"testing"
+
+	"github.com/anchorage-pki/anchorage/config"
+)
+
+// Parsers of untrusted input: the JWS envelope, CSRs at finalize and order
+// identifiers must never panic.
+
+func FuzzParseJWS(f *testing.F) {
+	f.Add([]byte(`{"protected":"eyJhbGciOiJFUzI1NiJ9","payload":"","signature":"AA"}`))
+	f.Add([]byte(`{"protected":"e30","payload":"e30","signature":"","header":{}}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if jws, pr := parseJWS(body, accountAlgs); (jws == nil) == (pr == nil) {
+			t.Fatalf("parseJWS returned %v and %v", jws, pr)
+		}
+	})
+}
+
+func FuzzParseCSR(f *testing.F) {
+	f.Add("MIIBDjCBtQIBADAAMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE", "a.example.com")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, csr, name string) {
+		parseCSR(csr, []ident{{"dns", name}, {"ip", "127.0.0.1"}})
+	})
+}
+
+func FuzzIdentifier(f *testing.F) {
+	p, err := newProvisioner(&config.ACMEProvisioner{Name: "f", Allow: []string{"*.internal", "a.example.com", "10.0.0.0/8", "::1"}}, "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{"dns a.internal", "dns *.x.internal", "ip 10.1.2.3", "ip ::ffff:10.0.0.1", "dns ..", "uri x"} {
+		f.Add(s[:3], s[4:])
+	}
+	f.Fuzz(func(t *testing.T, typ, value string) {
+		id, pr := normalize(ident{typ, value})
+		if pr == nil {
+			p.allows(id)
+			p.challengesFor(id)
+		}
+	})
+}
+
+func TestPolicy(t *testing.T) {
+	p, err := newProvisioner(&config.ACMEProvisioner{Name: "p", Allow: []string{"*.internal", "a.example.com", "10.0.0.0/8"}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[ident]bool{
+		{"dns", "web.internal"}: true, {"dns", "WEB.b.Internal"}: true, {"dns", "*.b.internal"}: true,
+		{"dns", "internal"}: false, {"dns", "evilinternal"}: false, {"dns", "a.example.com"}: true,
+		{"dns", "b.a.example.com"}: false, {"dns", "*.a.example.com"}: false,
+		{"ip", "10.9.8.7"}: true, {"ip", "::ffff:10.0.0.1"}: true, {"ip", "11.0.0.1"}: false,
+	} {
+		id, pr := normalize(in)
+		if got := pr == nil && p.allows(id); got != want {
+			t.Errorf("%v: allowed=%v (%v), want %v", in, got, pr, want)
+		}
+	}
+	if got := p.challengesFor(ident{"dns", "*.x.internal"}); len(got) != 1 || got[0] != "dns-01" {
+		t.Errorf("wildcard challenges %v", got)
+	}
+	if got := p.challengesFor(ident{"ip", "10.0.0.1"}); len(got) != 2 {
+		t.Errorf("IP challenges %v", got)
+	}
+}
