@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,13 +13,10 @@ import (
 	"time"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
-	"github.com/anchorage-pki/anchorage/ca"
-	"github.com/anchorage-pki/anchorage/config"
 	"github.com/anchorage-pki/anchorage/enroll"
 	"github.com/anchorage-pki/anchorage/internal/testenv"
 	"github.com/anchorage-pki/anchorage/signer"
 	"github.com/anchorage-pki/anchorage/signer/signertest"
-	"github.com/anchorage-pki/anchorage/storage"
 )
 
 // The test binary doubles as the anchorage CLI, so the commands run as a
@@ -87,43 +83,11 @@ func token(t *testing.T, c *testenv.CA, dir, name string) string {
 	return p
 }
 
-// initCA makes a CA directory whose issuing key is caKey (a signer
-// reference; "" for the default file), as `anchorage-ca init --ca-key`.
+// initCA starts a CA whose issuing key is caKey (a signer reference; ""
+// for the default file), as `anchorage-ca init --ca-key` makes it.
 func initCA(t *testing.T, caKey string) *testenv.CA {
 	t.Helper()
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Name = "HW"
-	cfg.SetDir(dir)
-	cfg.Listen = ln.Addr().String()
-	cfg.URL = "https://" + ln.Addr().String()
-	ln.Close()
-	keyPath := cfg.Path("ca.key")
-	if caKey != "" {
-		cfg.Paths.CAKey, keyPath = caKey, caKey
-	}
-	store, err := storage.Open(cfg.Path(cfg.Paths.DB))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := cfg.Path
-	res, err := ca.Init(context.Background(), ca.InitOptions{Name: cfg.Name, Store: store, Files: ca.InitFiles{
-		Root: p("root.crt"), RootKey: p("root.key"), CACert: p("ca.crt"), CAKey: keyPath, TLSCert: p("tls.crt"),
-		TLSKey: p("tls.key"), AdminCert: p("admin.crt"), AdminKey: p("admin.key"), ProvisionerKey: p("provisioner.key")}})
-	store.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Admins = []string{res.AdminFingerprint}
-	if err := cfg.Save(); err != nil {
-		t.Fatal(err)
-	}
-	root, _ := os.ReadFile(p("root.crt"))
-	c := &testenv.CA{Dir: dir, URL: cfg.URL, Cfg: cfg, Root: root}
+	c := testenv.InitCAWithKey(t, caKey)
 	c.Start(t)
 	return c
 }

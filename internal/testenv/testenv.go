@@ -181,6 +181,14 @@ type CA struct {
 // free loopback port, without starting it.
 func InitCA(t testing.TB) *CA {
 	t.Helper()
+	return InitCAWithKey(t, "")
+}
+
+// InitCAWithKey is InitCA with the issuing CA key at caKey, a signer
+// reference (pkcs11:, tpm:, handle:) as `anchorage-ca init --ca-key` takes;
+// "" means the default file.
+func InitCAWithKey(t testing.TB, caKey string) *CA {
+	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -192,13 +200,16 @@ func InitCA(t testing.TB) *CA {
 	cfg.Listen = ln.Addr().String()
 	cfg.URL = "https://" + ln.Addr().String()
 	ln.Close()
+	if caKey != "" {
+		cfg.Paths.CAKey = caKey
+	}
 	store, err := storage.Open(cfg.Path(cfg.Paths.DB))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := cfg.Path
 	res, err := ca.Init(context.Background(), ca.InitOptions{Name: cfg.Name, Store: store, Files: ca.InitFiles{
-		Root: p("root.crt"), RootKey: p("root.key"), CACert: p("ca.crt"), CAKey: p("ca.key"), TLSCert: p("tls.crt"),
+		Root: p("root.crt"), RootKey: p("root.key"), CACert: p("ca.crt"), CAKey: p(cfg.Paths.CAKey), TLSCert: p("tls.crt"),
 		TLSKey: p("tls.key"), AdminCert: p("admin.crt"), AdminKey: p("admin.key"), ProvisionerKey: p("provisioner.key")}})
 	store.Close()
 	if err != nil {
