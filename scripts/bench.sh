@@ -37,7 +37,7 @@ for i in $(seq "$RUNS"); do
 done
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else print a[int((NR+1)/2)]}'; }
-field() { grep -E "^$1 c=$2 " "$3" | sed -E "s/.* $4=([0-9.]+).*/\1/"; }
+field() { grep -E "^$1 c=$2 n=" "$3" | sed -E "s/.* $4=([0-9.]+).*/\1/"; }
 report() {
   local c=$1 metric=$2
   local a s
