@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/anchorage-pki/anchorage/internal/version"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -20,6 +22,7 @@ func run(args []string) int {
 		Short:         "anchorage workload client: enroll, renew, AWS credentials",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.String(),
 	}
 	root.AddCommand(
 		newEnrollCmd(),
