@@ -51,6 +51,7 @@ type Options struct {
 	CRL       CRLSource
 	Enroll    http.Handler
 	Anchors   Anchors             // may be nil: no trust anchors configured
+	Counter   Counter             // issuance totals for /metrics; may be nil
 	Roots     *x509.CertPool      // client certificates must chain here
 	Issuers   []*x509.Certificate // intermediates clients may omit
 	Admins    []string            // SHA-256 fingerprints of admin certificates
@@ -82,6 +83,7 @@ func New(o Options) *Server {
 	s.mux.HandleFunc(apiv1.PathCRL, s.get(s.crl(false)))
 	s.mux.HandleFunc(apiv1.PathCRLPEM, s.get(s.crl(true)))
 	s.mux.HandleFunc(apiv1.PathHealth, s.get(s.health))
+	s.mux.HandleFunc(apiv1.PathMetrics, s.get(s.metrics))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, problem.NotFound, "no such endpoint %s", r.URL.Path))
 	})

@@ -7,13 +7,14 @@ import "time"
 
 // Paths of the API.
 const (
-	PathEnroll = "/v1/enroll"
-	PathRenew  = "/v1/renew"
-	PathRevoke = "/v1/revoke"
-	PathCerts  = "/v1/certs"
-	PathCRL    = "/crl"
-	PathCRLPEM = "/crl.pem"
-	PathHealth = "/health"
+	PathEnroll  = "/v1/enroll"
+	PathRenew   = "/v1/renew"
+	PathRevoke  = "/v1/revoke"
+	PathCerts   = "/v1/certs"
+	PathCRL     = "/crl"
+	PathCRLPEM  = "/crl.pem"
+	PathHealth  = "/health"
+	PathMetrics = "/metrics"
 )
 
 // MaxBody bounds every request body.

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"sync"
 	"time"
 
 	"go.step.sm/crypto/x509util"
@@ -59,8 +60,17 @@ type Options struct {
 	Now     func() time.Time
 }
 
+// Counts are the Authority's running totals since start, for /metrics.
+type Counts struct {
+	Issued  map[string]uint64 // by method
+	Revoked uint64
+}
+
 // Authority issues, renews and revokes workload certificates.
 type Authority struct {
+	countMu sync.Mutex
+	counts  Counts
+
 	issuer  *x509.Certificate
 	signer  crypto.Signer
 	store   Store
@@ -105,11 +115,22 @@ func New(o Options) (*Authority, error) {
 		o.Now = time.Now
 	}
 	a := &Authority{issuer: o.Issuer, signer: o.Signer, store: o.Store,
-		profile: o.Profile, crl: o.CRL, log: o.Logger, now: o.Now}
+		profile: o.Profile, crl: o.CRL, log: o.Logger, now: o.Now, counts: Counts{Issued: map[string]uint64{}}}
 	if err := a.lintProfile(); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// Counts returns a copy of the running totals.
+func (a *Authority) Counts() Counts {
+	a.countMu.Lock()
+	defer a.countMu.Unlock()
+	c := Counts{Issued: make(map[string]uint64, len(a.counts.Issued)), Revoked: a.counts.Revoked}
+	for k, v := range a.counts.Issued {
+		c.Issued[k] = v
+	}
+	return c
 }
 
 // SetCRLUpdater wires the CRL publisher once both exist.
@@ -176,6 +197,9 @@ func (a *Authority) Issue(ctx context.Context, r Request) (*Issued, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca: record certificate: %w", err)
 	}
+	a.countMu.Lock()
+	a.counts.Issued[r.Method]++
+	a.countMu.Unlock()
 	a.log.Info("certificate issued", "serial", rec.Serial, "subject", r.Subject,
 		"sans", rec.SANs, "method", r.Method, "not_after", cert.NotAfter.UTC().Format(time.RFC3339))
 	// The root stays out of the chain: relying parties hold it already.
@@ -264,6 +288,9 @@ func (a *Authority) Revoke(ctx context.Context, r RevokeRequest) (*RevokeResult,
 	if err != nil {
 		return nil, fmt.Errorf("ca: revoke: %w", err)
 	}
+	a.countMu.Lock()
+	a.counts.Revoked += uint64(len(changed))
+	a.countMu.Unlock()
 	for _, c := range changed {
 		a.log.Warn("certificate revoked", "serial", c.Serial, "subject", c.Subject, "reason", ReasonName(r.Reason))
 	}

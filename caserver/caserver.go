@@ -110,7 +110,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 	s := &Server{Config: cfg, Store: store, Authority: auth, CRL: pub,
 		TLS: api.TLSConfig(tlsCert), Root: root, Issuer: issuer, log: log}
 	apiOpts := api.Options{
-		Authority: auth, Lister: store, CRL: pub, Enroll: enr,
+		Authority: auth, Lister: store, CRL: pub, Enroll: enr, Counter: auth,
 		Roots: roots, Issuers: []*x509.Certificate{issuer}, Admins: cfg.Admins, Logger: log,
 	}
 	if len(cfg.TrustAnchors) > 0 {

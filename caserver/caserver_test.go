@@ -10,6 +10,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -153,6 +155,26 @@ func TestEnrollRenewRevoke(t *testing.T) {
 	list, err := tc.Admin(t).Certs(ctx, "web-01.example.com", "revoked", 0)
 	if err != nil || len(list.Certs) != 2 {
 		t.Errorf("list revoked: %+v %v", list, err)
+	}
+
+	// /metrics counts what happened.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(t, tc.Root)}}}
+	resp, err := hc.Get(tc.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`anchorage_certificates_issued_total{method="token"} 1`,
+		`anchorage_certificates_issued_total{method="renew"} 1`,
+		"anchorage_certificates_revoked_total 2",
+		fmt.Sprintf("anchorage_crl_number %d", rr2.CRLNumber),
+		"anchorage_crl_entries 2",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
 	}
 }
 

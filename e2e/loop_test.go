@@ -129,6 +129,11 @@ func TestRevokeReachesAnchorAndDenies(t *testing.T) {
 	if n := w.aws.Count("POST", "/crls"); n != 1 {
 		t.Errorf("%d ImportCrl calls, want 1", n)
 	}
+	// /metrics shows the anchor current.
+	if m := w.ca.Metrics(t); !strings.Contains(m, fmt.Sprintf("anchorage_trust_anchor_crl_number{anchor=%q} %d", w.anchor, rr.CRLNumber)) ||
+		!strings.Contains(m, fmt.Sprintf("anchorage_trust_anchor_behind{anchor=%q} 0", w.anchor)) {
+		t.Errorf("/metrics:\n%s", m)
+	}
 	// A second host is unaffected.
 	_, c2, k2 := w.ca.Enroll(t, w.workDir, "build-runner-2")
 	if _, err := w.createSession(t, c2, k2); err != nil {

@@ -10,6 +10,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net"
@@ -343,6 +344,21 @@ func (c *CA) Enroll(t testing.TB, dir, name string) (res *apiv1.CertResponse, ce
 		t.Fatal(err)
 	}
 	return res, certFile, keyFile
+}
+
+// Metrics returns the CA's /metrics text.
+func (c *CA) Metrics(t testing.TB) string {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(c.Root)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Get(c.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // WaitAnchors waits until every anchor holds CRL number want.
