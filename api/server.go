@@ -95,11 +95,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // TLSConfig is the server side of the API's TLS: 1.2 or newer, and a client
 // certificate requested but verified per endpoint, so a bad one gets a
 // readable problem instead of a failed handshake.
-func TLSConfig(cert tls.Certificate) *tls.Config {
+// The certificate comes from get, so it can be replaced without a restart.
+func TLSConfig(get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequestClientCert,
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: get,
+		ClientAuth:     tls.RequestClientCert,
 	}
 }
 

@@ -163,21 +163,7 @@ func Init(ctx context.Context, o InitOptions) (res *InitResult, err error) {
 	}
 
 	leaf := func(parent *x509.Certificate, parentKey crypto.Signer, cn string, names Names, eku x509.ExtKeyUsage, lifetime time.Duration) (*x509.Certificate, crypto.Signer, error) {
-		k, err := newKey()
-		if err != nil {
-			return nil, nil, err
-		}
-		serial, _ := NewSerial()
-		skid, _ := x509util.GenerateSubjectKeyID(k.Public())
-		t := &x509.Certificate{
-			SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-			NotBefore: now.Add(-backdate), NotAfter: now.Add(lifetime),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{eku},
-			BasicConstraintsValid: true, SubjectKeyId: skid,
-			DNSNames: names.DNS, IPAddresses: names.IPs,
-		}
-		c, err := x509util.CreateCertificate(t, parent, k.Public(), parentKey)
-		return c, k, err
+		return ServiceCert(parent, parentKey, cn, names, eku, lifetime, now)
 	}
 	tlsNames := o.TLSNames
 	if len(tlsNames) == 0 {

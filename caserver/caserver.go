@@ -6,6 +6,7 @@ package caserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -42,6 +43,8 @@ type Server struct {
 	Issuer    *x509.Certificate
 	Anchors   *anchorsync.Pusher // nil without trust anchors
 	log       *slog.Logger
+	caKey     crypto.Signer
+	tlsCert   serverCert
 	acme      *acme.Server // nil unless the config has "acme"
 }
 
@@ -108,7 +111,9 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 		Logger:   log,
 	}
 	s := &Server{Config: cfg, Store: store, Authority: auth, CRL: pub,
-		TLS: api.TLSConfig(tlsCert), Root: root, Issuer: issuer, log: log}
+		Root: root, Issuer: issuer, log: log, caKey: caKey}
+	s.tlsCert.cur.Store(&tlsCert)
+	s.TLS = api.TLSConfig(s.tlsCert.get)
 	apiOpts := api.Options{
 		Authority: auth, Lister: store, CRL: pub, Enroll: enr, Counter: auth,
 		Roots: roots, Issuers: []*x509.Certificate{issuer}, Admins: cfg.Admins, Logger: log,
@@ -150,10 +155,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if _, err := s.CRL.Update(ctx); err != nil {
 		return fmt.Errorf("initial CRL: %w", err)
 	}
+	if err := s.renewTLSIfDue(ctx, time.Now()); err != nil {
+		// The current certificate still works; say so loudly and go on.
+		s.log.Error("API TLS certificate renewal failed", "err", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.CRL.Run(ctx)
 	go s.pruneTokens(ctx)
+	go s.keepTLSFresh(ctx)
 	if s.Anchors != nil {
 		go s.Anchors.Run(ctx)
 	}
