@@ -162,7 +162,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.CRL.Run(ctx)
-	go s.pruneTokens(ctx)
+	go s.prune(ctx)
 	go s.keepTLSFresh(ctx)
 	if s.Anchors != nil {
 		go s.Anchors.Run(ctx)
@@ -221,7 +221,9 @@ func (s *Server) serveCRL(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) pruneTokens(ctx context.Context) {
+// prune forgets, hourly, what expiry has made moot: used token ids of
+// expired tokens and CRL entries of expired certificates.
+func (s *Server) prune(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -233,6 +235,11 @@ func (s *Server) pruneTokens(ctx context.Context) {
 				s.log.Error("pruning used token ids", "err", err)
 			} else if n > 0 {
 				s.log.Info("pruned expired token ids", "count", n)
+			}
+			if n, err := s.Store.PruneRevoked(ctx, time.Now()); err != nil {
+				s.log.Error("pruning expired revocations", "err", err)
+			} else if n > 0 {
+				s.log.Info("pruned revocations of expired certificates", "count", n)
 			}
 		}
 	}

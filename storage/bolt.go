@@ -341,6 +341,30 @@ func (d *DB) Revoked(ctx context.Context, now time.Time) ([]Revocation, error) {
 	return out, err
 }
 
+// PruneRevoked drops revocation entries of certificates that have expired:
+// they left the CRL already, and the certificate records keep their history.
+// It keeps CRL builds proportional to live revocations.
+func (d *DB) PruneRevoked(ctx context.Context, now time.Time) (int, error) {
+	n := 0
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRevoked).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var r revocationRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("revocation %s: %w", k, err)
+			}
+			if !now.Before(r.NotAfter) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
 // CRL returns the last saved CRL number and DER (0, nil if none yet).
 func (d *DB) CRL(ctx context.Context) (uint64, []byte, error) {
 	var n uint64

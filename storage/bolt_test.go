@@ -71,6 +71,15 @@ func TestCertsAndRevocations(t *testing.T) {
 	if len(revs) != 1 || revs[0].Serial != "0b" {
 		t.Errorf("pruning expired revocations: %v", revs)
 	}
+	if n, err := d2.PruneRevoked(ctx, now.Add(90*time.Minute)); n != 1 || err != nil {
+		t.Errorf("PruneRevoked removed %d (%v), want 1", n, err)
+	}
+	if revs, _ = d2.Revoked(ctx, now); len(revs) != 1 || revs[0].Serial != "0b" {
+		t.Errorf("after pruning: %v", revs)
+	}
+	if c, err := d2.Cert(ctx, "0a"); err != nil || c.Status != StatusRevoked {
+		t.Errorf("the certificate record must keep its revocation: %+v %v", c, err)
+	}
 	tests := []struct {
 		name string
 		f    Filter
