@@ -250,7 +250,9 @@ func (s *Server) authz(w http.ResponseWriter, r *http.Request, p *provisioner, i
 }
 
 // settle applies change to an authorization and moves its order on: ready
-// once every authorization is valid, invalid as soon as one is not.
+// once every authorization is valid, invalid as soon as one is not — also
+// when the order was ready already, so a deactivated authorization no
+// longer backs a finalize (RFC 8555 §7.5.2).
 func (s *Server) settle(tx *bolt.Tx, authzID string, change func(*authz)) error {
 	a, err := get[authz](tx, bktAuthzs, authzID)
 	if err != nil {
@@ -264,7 +266,7 @@ func (s *Server) settle(tx *bolt.Tx, authzID string, change func(*authz)) error 
 	if err != nil {
 		return err
 	}
-	if o.Status != statusPending {
+	if o.Status != statusPending && o.Status != statusReady {
 		return nil
 	}
 	ready := true

@@ -3,6 +3,9 @@ package agent
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -239,6 +242,13 @@ func Renew(ctx context.Context, o RenewOptions) (*apiv1.CertResponse, error) {
 func renewWith(ctx context.Context, o RenewOptions, id *Identity) (*Identity, *apiv1.CertResponse, error) {
 	newKey := id.Key
 	if o.Rekey {
+		// The reference may be a plain path to a TSS2 file (a TPM key,
+		// told by content): only a software key may be replaced by one.
+		switch id.Key.(type) {
+		case *ecdsa.PrivateKey, *rsa.PrivateKey, ed25519.PrivateKey:
+		default:
+			return nil, nil, fmt.Errorf("rekey works with software key files only; %s holds a key that stays in its device (enroll a new key instead)", signer.Redact(o.Key))
+		}
 		k, err := signer.Generate(o.KeyType)
 		if err != nil {
 			return nil, nil, err

@@ -48,7 +48,9 @@ type p11Ref struct {
 func parsePKCS11(ref string, o Options) (*p11Ref, error) {
 	u, err := uri.ParseWithScheme("pkcs11", ref)
 	if err != nil {
-		return nil, fmt.Errorf("PKCS#11 URI %q: %v", Redact(ref), err)
+		// The parser's error quotes the raw URI, PIN and all: say what
+		// to fix without it.
+		return nil, fmt.Errorf("PKCS#11 URI %q does not parse: check its %%XX escapes (RFC 7512)", Redact(ref))
 	}
 	r := &p11Ref{raw: ref, u: u}
 	r.module = u.Get("module-path")

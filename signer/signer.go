@@ -148,17 +148,23 @@ func FilePath(ref string) (string, bool) {
 	return ref, true
 }
 
-// Redact hides a pin-value so a reference can be logged.
+// Redact hides every pin-value so a reference can be logged.
 func Redact(ref string) string {
-	i := strings.Index(ref, "pin-value=")
-	if i < 0 {
-		return ref
+	const attr, hidden = "pin-value=", "pin-value=REDACTED"
+	var out strings.Builder
+	for {
+		i := strings.Index(ref, attr)
+		if i < 0 {
+			return out.String() + ref
+		}
+		out.WriteString(ref[:i] + hidden)
+		ref = ref[i+len(attr):]
+		end := strings.IndexAny(ref, "&;")
+		if end < 0 {
+			return out.String()
+		}
+		ref = ref[end:]
 	}
-	end := strings.IndexAny(ref[i:], "&;")
-	if end < 0 {
-		return ref[:i] + "pin-value=REDACTED"
-	}
-	return ref[:i] + "pin-value=REDACTED" + ref[i+end:]
 }
 
 // Options are the settings a reference does not carry.
