@@ -42,7 +42,7 @@ func (s *Server) newAccount(w http.ResponseWriter, r *http.Request, p *provision
 		return
 	}
 	existing := func(tx *bolt.Tx) (*account, error) {
-		id := tx.Bucket(bktKeys).Get([]byte(tp))
+		id := tx.Bucket(bktKeys).Get(keyIndex(p, tp))
 		if id == nil {
 			return nil, errNotFound
 		}
@@ -93,7 +93,7 @@ func (s *Server) newAccount(w http.ResponseWriter, r *http.Request, p *provision
 				return err
 			}
 		}
-		if err := tx.Bucket(bktKeys).Put([]byte(tp), []byte(acct.ID)); err != nil {
+		if err := tx.Bucket(bktKeys).Put(keyIndex(p, tp), []byte(acct.ID)); err != nil {
 			return err
 		}
 		return put(tx, bktAccounts, acct.ID, acct)
@@ -297,7 +297,7 @@ func (s *Server) keyChange(w http.ResponseWriter, r *http.Request, p *provisione
 	}
 	var acct *account
 	err = s.store.update(func(tx *bolt.Tx) (err error) {
-		if other := tx.Bucket(bktKeys).Get([]byte(newTP)); other != nil {
+		if other := tx.Bucket(bktKeys).Get(keyIndex(p, newTP)); other != nil {
 			w.Header().Set("Location", s.url(r, p, "account", string(other)))
 			return problemf(ErrMalformed, http.StatusConflict, "the new key already belongs to an account")
 		}
@@ -307,10 +307,10 @@ func (s *Server) keyChange(w http.ResponseWriter, r *http.Request, p *provisione
 		if acct.Thumbprint != oldTP {
 			return unauthorized("keyChange: the account's key changed meanwhile")
 		}
-		if err := tx.Bucket(bktKeys).Delete([]byte(oldTP)); err != nil {
+		if err := tx.Bucket(bktKeys).Delete(keyIndex(p, oldTP)); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bktKeys).Put([]byte(newTP), []byte(acct.ID)); err != nil {
+		if err := tx.Bucket(bktKeys).Put(keyIndex(p, newTP), []byte(acct.ID)); err != nil {
 			return err
 		}
 		acct.Key, acct.Thumbprint = ih.JSONWebKey, newTP
@@ -323,4 +323,11 @@ func (s *Server) keyChange(w http.ResponseWriter, r *http.Request, p *provisione
 	s.log.Info("ACME account key rolled over", "provisioner", p.name, "account", acct.ID)
 	w.Header().Set("Location", s.url(r, p, "account", acct.ID))
 	writeJSON(w, http.StatusOK, s.accountJSON(acct))
+}
+
+// keyIndex keys the account-key index by provisioner: the same key may hold
+// one account per provisioner, and one provisioner never reveals another's
+// accounts.
+func keyIndex(p *provisioner, thumbprint string) []byte {
+	return []byte(p.name + "\x00" + thumbprint)
 }

@@ -64,6 +64,12 @@ func freePort(t testing.TB) int {
 
 func startCA(t testing.TB, mod func(*config.ACMEProvisioner)) *testCA {
 	t.Helper()
+	return startCAWith(t, mod)
+}
+
+// startCAWith is startCA with more provisioners after "test".
+func startCAWith(t testing.TB, mod func(*config.ACMEProvisioner), extra ...config.ACMEProvisioner) *testCA {
+	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,7 +90,7 @@ func startCA(t testing.TB, mod func(*config.ACMEProvisioner)) *testCA {
 	if mod != nil {
 		mod(&prov)
 	}
-	cfg.ACME = &config.ACME{Provisioners: []config.ACMEProvisioner{prov}}
+	cfg.ACME = &config.ACME{Provisioners: append([]config.ACMEProvisioner{prov}, extra...)}
 	store, err := storage.Open(cfg.Path(cfg.Paths.DB))
 	if err != nil {
 		t.Fatal(err)

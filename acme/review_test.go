@@ -2,8 +2,10 @@ package acme_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
+	"github.com/anchorage-pki/anchorage/config"
 	xacme "golang.org/x/crypto/acme"
 )
 
@@ -43,5 +45,33 @@ func TestDeactivatedAuthzBlocksFinalize(t *testing.T) {
 	}
 	if _, _, err := c.CreateOrderCert(ctx, o.FinalizeURL, csrFor(t, newKey(t), name, name), true); problemType(err) != errNS+"orderNotReady" {
 		t.Fatalf("finalize with a deactivated authorization: %v, want orderNotReady", err)
+	}
+}
+
+// TestSameKeyOnTwoProvisioners: one account key gets an account of its own
+// on each provisioner, each usable there, and newAccount on one never
+// answers with the other's account.
+func TestSameKeyOnTwoProvisioners(t *testing.T) {
+	second := config.ACMEProvisioner{Name: "second", Allow: []string{testDomain, "*." + testDomain}}
+	tc := startCAWith(t, nil, second)
+	key := newKey(t)
+	ctx := context.Background()
+	var urls []string
+	for _, dir := range []string{tc.dirURL, tc.url + "/acme/second/directory"} {
+		c := &xacme.Client{Key: key, DirectoryURL: dir, HTTPClient: tc.http}
+		acct, err := c.Register(ctx, &xacme.Account{}, xacme.AcceptTOS)
+		if err != nil {
+			t.Fatalf("register at %s: %v", dir, err)
+		}
+		if !strings.Contains(acct.URI, strings.TrimSuffix(dir, "/directory")) {
+			t.Errorf("account %s is not under %s", acct.URI, dir)
+		}
+		if _, err := c.AuthorizeOrder(ctx, ids("k."+testDomain)); err != nil {
+			t.Errorf("new order at %s: %v", dir, err)
+		}
+		urls = append(urls, acct.URI)
+	}
+	if urls[0] == urls[1] {
+		t.Errorf("both provisioners answered with the same account %s", urls[0])
 	}
 }

@@ -19,7 +19,7 @@ import (
 // revocations are in anchorage.db).
 var (
 	bktAccounts = []byte("accounts") // id -> account
-	bktKeys     = []byte("keys")     // JWK thumbprint -> account id
+	bktKeys     = []byte("keys")     // provisioner \x00 JWK thumbprint -> account id
 	bktOrders   = []byte("orders")   // id -> order
 	bktAuthzs   = []byte("authzs")   // id -> authz
 	bktCerts    = []byte("certs")    // serial -> certRecord
