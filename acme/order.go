@@ -1,6 +1,7 @@
 package acme
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -403,7 +404,9 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request, p *provisioner
 		return
 	}
 	req.Lifetime, req.ClientOnly = p.lifetime, p.clientOnly
-	issued, err := s.auth.Issue(r.Context(), req)
+	// The order is claimed: finish issuing even if the client goes away,
+	// so a stored certificate never sits behind an order marked invalid.
+	issued, err := s.auth.Issue(context.WithoutCancel(r.Context()), req)
 	if err != nil {
 		pr := internal(fmt.Errorf("issuing: %w", err))
 		next := statusInvalid
