@@ -70,10 +70,11 @@ type Options struct {
 
 // Pusher pushes CRLs to trust anchors.
 type Pusher struct {
-	o       Options
-	clients map[string]API
+	o Options
 
 	mu       sync.Mutex
+	anchors  []Anchor
+	clients  map[string]API
 	status   map[string]storage.AnchorStatus
 	lastCall time.Time
 
@@ -97,22 +98,37 @@ func New(ctx context.Context, o Options) (*Pusher, error) {
 	if o.CRLName == "" {
 		o.CRLName = "anchorage"
 	}
-	st, err := o.Store.AnchorStatuses(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("anchorsync: load status: %w", err)
-	}
-	p := &Pusher{o: o, clients: map[string]API{}, status: map[string]storage.AnchorStatus{}, kick: make(chan struct{}, 1)}
-	for _, a := range o.Anchors {
-		c, err := o.Client(a)
-		if err != nil {
-			return nil, fmt.Errorf("anchorsync: client for %s: %w", a.ARN, err)
-		}
-		p.clients[a.ARN] = c
-		s := st[a.ARN]
-		s.ARN = a.ARN
-		p.status[a.ARN] = s
+	p := &Pusher{o: o, kick: make(chan struct{}, 1)}
+	if err := p.SetAnchors(ctx, o.Anchors); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// SetAnchors replaces the configured anchors (a config reload) and asks
+// for an immediate push; status of anchors that stay is kept.
+func (p *Pusher) SetAnchors(ctx context.Context, anchors []Anchor) error {
+	st, err := p.o.Store.AnchorStatuses(ctx)
+	if err != nil {
+		return fmt.Errorf("anchorsync: load status: %w", err)
+	}
+	clients := map[string]API{}
+	status := map[string]storage.AnchorStatus{}
+	for _, a := range anchors {
+		c, err := p.o.Client(a)
+		if err != nil {
+			return fmt.Errorf("anchorsync: client for %s: %w", a.ARN, err)
+		}
+		clients[a.ARN] = c
+		s := st[a.ARN]
+		s.ARN = a.ARN
+		status[a.ARN] = s
+	}
+	p.mu.Lock()
+	p.anchors, p.clients, p.status = anchors, clients, status
+	p.mu.Unlock()
+	p.Kick()
+	return nil
 }
 
 // Status returns the status of every configured anchor, sorted by ARN.
@@ -138,9 +154,6 @@ func (p *Pusher) Kick() {
 // Run pushes until ctx ends: at start, on every new CRL, on Kick, and on
 // the retry timer while any anchor is behind.
 func (p *Pusher) Run(ctx context.Context) {
-	if len(p.o.Anchors) == 0 {
-		return
-	}
 	sub := p.o.Source.Subscribe()
 	backoff := time.Second
 	for {
@@ -166,14 +179,20 @@ func (p *Pusher) Run(ctx context.Context) {
 // pushAll brings every anchor to the current CRL; it reports whether any
 // anchor is still behind.
 func (p *Pusher) pushAll(ctx context.Context) (behind bool) {
-	for _, a := range p.o.Anchors {
+	p.mu.Lock()
+	anchors := p.anchors
+	p.mu.Unlock()
+	for _, a := range anchors {
 		c := p.o.Source.Current()
 		if c == nil || ctx.Err() != nil {
 			return c == nil
 		}
 		p.mu.Lock()
-		st := p.status[a.ARN]
+		st, configured := p.status[a.ARN]
 		p.mu.Unlock()
+		if !configured {
+			continue // removed by a reload meanwhile
+		}
 		if st.CRLNumber >= c.Number && st.CRLID != "" {
 			continue
 		}
@@ -194,7 +213,11 @@ func (p *Pusher) pushAll(ctx context.Context) (behind bool) {
 
 func (p *Pusher) record(ctx context.Context, a Anchor, c *crl.CRL, id string, err error, throttled bool) {
 	p.mu.Lock()
-	st := p.status[a.ARN]
+	st, configured := p.status[a.ARN]
+	if !configured {
+		p.mu.Unlock()
+		return
+	}
 	now := p.o.Now()
 	st.LastTry = now
 	if id != "" {
@@ -224,7 +247,9 @@ func (p *Pusher) record(ctx context.Context, a Anchor, c *crl.CRL, id string, er
 
 // push makes the anchor hold c and returns the CRL id at the anchor.
 func (p *Pusher) push(ctx context.Context, a Anchor, crlID string, c *crl.CRL) (string, error) {
+	p.mu.Lock()
 	api := p.clients[a.ARN]
+	p.mu.Unlock()
 	if crlID == "" {
 		// A crash between ImportCrl and saving its id must not import a
 		// second copy: look for ours by name first.

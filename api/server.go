@@ -319,7 +319,7 @@ func (s *Server) anchorsPush(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, err)
 		return
 	}
-	if s.o.Anchors == nil {
+	if s.o.Anchors == nil || len(s.o.Anchors.Status()) == 0 {
 		problem.Write(w, r, problem.New(http.StatusConflict, problem.NotFound, "no trust anchors are configured (anchorage-ca anchors add)"))
 		return
 	}

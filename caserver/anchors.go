@@ -45,17 +45,38 @@ func optionalPath(cfg *config.CA, p string) string {
 	return cfg.Path(p)
 }
 
+func anchorsOf(cfg *config.CA) []anchorsync.Anchor {
+	var anchors []anchorsync.Anchor
+	for _, a := range cfg.TrustAnchors {
+		anchors = append(anchors, anchorsync.Anchor{ARN: a.ARN, Region: a.Region, Endpoint: a.Endpoint})
+	}
+	return anchors
+}
+
+// newPusher builds anchorsync even with no anchors configured yet, so a
+// reload can add some without a restart.
 func newPusher(ctx context.Context, cfg *config.CA, s *Server) (*anchorsync.Pusher, error) {
 	creds, err := awsCredentials(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	var anchors []anchorsync.Anchor
-	for _, a := range cfg.TrustAnchors {
-		anchors = append(anchors, anchorsync.Anchor{ARN: a.ARN, Region: a.Region, Endpoint: a.Endpoint})
-	}
 	return anchorsync.New(ctx, anchorsync.Options{
-		Anchors: anchors, CRLName: "anchorage-" + anchorsync.SafeName(cfg.Name), Source: s.CRL, Store: s.Store,
+		Anchors: anchorsOf(cfg), CRLName: "anchorage-" + anchorsync.SafeName(cfg.Name), Source: s.CRL, Store: s.Store,
 		Client: anchorsync.SDKClients(creds, nil), Logger: s.log,
 	})
+}
+
+// Reload re-reads config.json and applies what can change while running:
+// the trust anchors (anchors add/create). Other keys need a restart.
+func (s *Server) Reload(ctx context.Context) error {
+	cfg, err := config.Load(s.Config.Dir())
+	if err != nil {
+		return err
+	}
+	if err := s.Anchors.SetAnchors(ctx, anchorsOf(cfg)); err != nil {
+		return err
+	}
+	s.Config.TrustAnchors = cfg.TrustAnchors
+	s.log.Info("configuration reloaded", "trust_anchors", len(cfg.TrustAnchors))
+	return nil
 }

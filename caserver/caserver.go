@@ -41,7 +41,7 @@ type Server struct {
 	TLS       *tls.Config
 	Root      *x509.Certificate
 	Issuer    *x509.Certificate
-	Anchors   *anchorsync.Pusher // nil without trust anchors
+	Anchors   *anchorsync.Pusher
 	log       *slog.Logger
 	caKey     crypto.Signer
 	tlsCert   serverCert
@@ -118,12 +118,10 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 		Authority: auth, Lister: store, CRL: pub, Enroll: enr, Counter: auth,
 		Roots: roots, Issuers: []*x509.Certificate{issuer}, Admins: cfg.Admins, Logger: log,
 	}
-	if len(cfg.TrustAnchors) > 0 {
-		if s.Anchors, err = newPusher(ctx, cfg, s); err != nil {
-			return nil, err
-		}
-		apiOpts.Anchors = s.Anchors
+	if s.Anchors, err = newPusher(ctx, cfg, s); err != nil {
+		return nil, err
 	}
+	apiOpts.Anchors = s.Anchors
 	s.Handler = api.New(apiOpts)
 	// ACME (package acme): with "acme" in the config, /acme/{provisioner}/...
 	// is served on this listener in front of the API; its state file
@@ -164,9 +162,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.CRL.Run(ctx)
 	go s.prune(ctx)
 	go s.keepTLSFresh(ctx)
-	if s.Anchors != nil {
-		go s.Anchors.Run(ctx)
-	}
+	go s.Anchors.Run(ctx)
 	if s.Config.CRL.Listen != "" {
 		if err := s.serveCRL(ctx); err != nil {
 			return err

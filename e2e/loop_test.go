@@ -314,3 +314,33 @@ func percentile(d []time.Duration, p float64) time.Duration {
 	i := int(float64(len(d))*p+0.999999) - 1
 	return d[max(0, min(i, len(d)-1))]
 }
+
+// TestReloadAddsAnchor: a trust anchor added to config.json while the CA
+// runs is picked up by Reload (SIGHUP) and gets the current CRL.
+func TestReloadAddsAnchor(t *testing.T) {
+	endpoint := testenv.StartAWS(t)
+	c := testenv.InitCA(t)
+	c.Start(t)
+	if list, err := c.Admin(t).Anchors(context.Background()); err != nil || len(list.Anchors) != 0 {
+		t.Fatalf("anchors before: %+v %v", list, err)
+	}
+	anchor, _ := endpoint.Setup(t, c.CACert(t))
+	c.AddAnchor(t, anchor, endpoint.URL)
+	if err := c.Srv.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	list := c.WaitAnchors(t, c.Srv.CRL.Current().Number, 15*time.Second)
+	if len(list.Anchors) != 1 || list.Anchors[0].ARN != anchor {
+		t.Errorf("after reload: %+v", list)
+	}
+	// A broken config is refused and changes nothing.
+	if err := os.WriteFile(filepath.Join(c.Dir, "config.json"), []byte(`{"bogus": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Srv.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), `unknown key "bogus"`) {
+		t.Errorf("reload of a bad config: %v", err)
+	}
+	if list, _ := c.Admin(t).Anchors(context.Background()); len(list.Anchors) != 1 {
+		t.Errorf("a failed reload changed the anchors: %+v", list)
+	}
+}

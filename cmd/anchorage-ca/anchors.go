@@ -108,7 +108,7 @@ func newAnchorsAddCmd() *cobra.Command {
 	var dir, arn, region, endpoint string
 	cmd := &cobra.Command{
 		Use:   "add --dir DIR --arn ARN [--region R] [--endpoint URL]",
-		Short: "Add a trust anchor to config.json (restart serve to apply)",
+		Short: "Add a trust anchor to config.json (a running serve picks it up on SIGHUP)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" || arn == "" {
@@ -121,7 +121,7 @@ func newAnchorsAddCmd() *cobra.Command {
 			if err := addAnchor(cfg, arn, region, endpoint); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Added trust anchor %s to %s; restart anchorage-ca serve to start pushing CRLs to it.\n", arn, filepath.Join(dir, config.FileName))
+			fmt.Fprintf(cmd.OutOrStdout(), "Added trust anchor %s to %s; send SIGHUP to anchorage-ca serve (systemctl reload) or restart it to start pushing CRLs there.\n", arn, filepath.Join(dir, config.FileName))
 			return nil
 		},
 	}

@@ -55,6 +55,23 @@ func newServeCmd() *cobra.Command {
 					return err
 				}
 			}
+			// SIGHUP (systemctl reload) applies trust anchors added to
+			// config.json since start.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						if err := srv.Reload(ctx); err != nil {
+							log.Error("reload failed; keeping the running configuration", "err", err)
+						}
+					}
+				}
+			}()
 			return srv.Serve(ctx, ln)
 		},
 	}
