@@ -79,6 +79,7 @@ DENIED=$(now_ms)
 if [ -s cp.out ]; then echo "UNEXPECTED: credentials still issued" >&2; exit 1; fi
 show "anchorage credential-process ..."; cat cp.err
 echo "revoke → denied: $((DENIED - START)) ms (request to first denied CreateSession)"
+echo "(anchorsync spaces its calls to stay under AWS's 1 request/s CRL quota; the anchor got its first CRL moments ago, so part of this is that spacing)"
 run "$BIN/anchorage-ca" crl --dir ca
 
 bold "Done in $(( ($(now_ms) - T0) / 1000 ))s. Everything is in ./demo; logs: demo/ca.log, demo/aws.log."
