@@ -230,12 +230,5 @@ func (c *Config) Validate() error {
 
 // signerOptions are the key settings that are not in the reference.
 func (c *Config) signerOptions() []signer.Option {
-	var o []signer.Option
-	if c.PKCS11Lib != "" {
-		o = append(o, signer.WithPKCS11Module(c.PKCS11Lib))
-	}
-	if c.TPMDevice != "" {
-		o = append(o, signer.WithTPMDevice(c.TPMDevice))
-	}
-	return o
+	return []signer.Option{signer.WithPKCS11Module(c.PKCS11Lib), signer.WithTPMDevice(c.TPMDevice)}
 }

@@ -33,6 +33,20 @@ func (a *Agent) sourceConfig() rolesanywhere.SourceConfig {
 	}
 }
 
+// session builds the CreateSession client and the identity source that
+// serve and update share.
+func (a *Agent) session(ctx context.Context) (*rolesanywhere.Client, *rolesanywhere.FileSource, error) {
+	client, err := rolesanywhere.NewClient(a.clientConfig())
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := rolesanywhere.NewFileSource(ctx, a.sourceConfig())
+	if err != nil {
+		return nil, nil, err
+	}
+	return client, src, nil
+}
+
 func (a *Agent) clientConfig() rolesanywhere.Config {
 	cc := a.cfg.Credentials
 	return rolesanywhere.Config{
@@ -73,11 +87,7 @@ func (a *Agent) isRevoked() bool {
 // a revocation every request gets 503 and the listener closes.
 func (a *Agent) serve(ctx context.Context) error {
 	cc := a.cfg.Credentials
-	client, err := rolesanywhere.NewClient(a.clientConfig())
-	if err != nil {
-		return err
-	}
-	src, err := rolesanywhere.NewFileSource(ctx, a.sourceConfig())
+	client, src, err := a.session(ctx)
 	if err != nil {
 		return err
 	}
@@ -125,11 +135,7 @@ func (a *Agent) serve(ctx context.Context) error {
 // does not exit on a failed CreateSession: it retries with backoff.
 func (a *Agent) updateLoop(ctx context.Context) error {
 	cc := a.cfg.Credentials
-	client, err := rolesanywhere.NewClient(a.clientConfig())
-	if err != nil {
-		return err
-	}
-	src, err := rolesanywhere.NewFileSource(ctx, a.sourceConfig())
+	client, src, err := a.session(ctx)
 	if err != nil {
 		return err
 	}

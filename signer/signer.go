@@ -181,17 +181,24 @@ type Options struct {
 	TPMKeyPassword string
 }
 
-// Option sets one of the Options.
+// Option sets one of the Options. An empty value leaves the setting as it
+// is, so callers can pass flag values straight through.
 type Option func(*Options)
 
+func set(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
 // WithPKCS11Module sets the default PKCS#11 module.
-func WithPKCS11Module(path string) Option { return func(o *Options) { o.PKCS11Module = path } }
+func WithPKCS11Module(path string) Option { return func(o *Options) { set(&o.PKCS11Module, path) } }
 
 // WithTPMDevice sets the TPM device or swtpm socket.
-func WithTPMDevice(path string) Option { return func(o *Options) { o.TPMDevice = path } }
+func WithTPMDevice(path string) Option { return func(o *Options) { set(&o.TPMDevice, path) } }
 
 // WithTPMKeyPassword sets the TPM key's authorization value.
-func WithTPMKeyPassword(pw string) Option { return func(o *Options) { o.TPMKeyPassword = pw } }
+func WithTPMKeyPassword(pw string) Option { return func(o *Options) { set(&o.TPMKeyPassword, pw) } }
 
 func options(opts []Option) Options {
 	var o Options

@@ -78,13 +78,7 @@ func (f *awsFlags) options(cmd *cobra.Command) (rolesanywhere.Options, error) {
 	case strings.HasPrefix(f.certificate, "pkcs11:"):
 		return rolesanywhere.Options{}, errors.New("--certificate: certificates in a PKCS#11 token are not supported; pass the certificate file and --private-key pkcs11:…")
 	}
-	var keyOpts []signer.Option
-	if f.pkcs11Lib != "" {
-		keyOpts = append(keyOpts, signer.WithPKCS11Module(f.pkcs11Lib))
-	}
-	if f.tpmKeyPassword != "" {
-		keyOpts = append(keyOpts, signer.WithTPMKeyPassword(f.tpmKeyPassword))
-	}
+	keyOpts := []signer.Option{signer.WithPKCS11Module(f.pkcs11Lib), signer.WithTPMKeyPassword(f.tpmKeyPassword)}
 	privateKey := f.privateKey
 	if signer.KindOf(privateKey) == signer.KindTPM && strings.HasPrefix(privateKey, "tpm:") {
 		// rolesanywhere reads a TSS2 file by its content.

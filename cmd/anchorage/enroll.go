@@ -26,14 +26,7 @@ func (k *keyFlags) register(cmd *cobra.Command) {
 }
 
 func (k *keyFlags) options() []signer.Option {
-	var o []signer.Option
-	if k.pkcs11Lib != "" {
-		o = append(o, signer.WithPKCS11Module(k.pkcs11Lib))
-	}
-	if k.tpmDevice != "" {
-		o = append(o, signer.WithTPMDevice(k.tpmDevice))
-	}
-	return o
+	return []signer.Option{signer.WithPKCS11Module(k.pkcs11Lib), signer.WithTPMDevice(k.tpmDevice)}
 }
 
 const keyHelp = "private key: a file (written, mode 0600), pkcs11:token=…;object=…?pin-source=… " +
