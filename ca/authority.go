@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"slices"
 	"sync"
 	"time"
 
@@ -233,17 +234,8 @@ func (a *Authority) Renew(ctx context.Context, current *x509.Certificate, csr *x
 	return a.Issue(ctx, Request{
 		CSR: csr, Subject: rec.Subject, Names: names, Method: "renew", RenewedFrom: rec.Serial,
 		Lifetime:   rec.NotAfter.Sub(rec.NotBefore) - backdate,
-		ClientOnly: !hasEKU(current, x509.ExtKeyUsageServerAuth),
+		ClientOnly: !slices.Contains(current.ExtKeyUsage, x509.ExtKeyUsageServerAuth),
 	})
-}
-
-func hasEKU(c *x509.Certificate, want x509.ExtKeyUsage) bool {
-	for _, u := range c.ExtKeyUsage {
-		if u == want {
-			return true
-		}
-	}
-	return false
 }
 
 // RevokeRequest selects what to revoke: one serial or every live
