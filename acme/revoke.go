@@ -80,9 +80,6 @@ func (s *Server) revokeCert(w http.ResponseWriter, r *http.Request, p *provision
 	}
 	res, err := s.auth.Revoke(r.Context(), ca.RevokeRequest{Serial: serial, Reason: reason})
 	switch {
-	case errors.Is(err, ca.ErrCRL):
-		// The revocation is committed; the CRL publisher retries on its timer.
-		s.log.Error("ACME revocation committed but CRL update failed", "serial", serial, "err", err)
 	case err != nil:
 		s.fail(w, r, p, internal(err))
 		return
@@ -94,7 +91,7 @@ func (s *Server) revokeCert(w http.ResponseWriter, r *http.Request, p *provision
 	if q.acct != nil {
 		by = "account " + q.acct.ID
 	}
-	s.log.Warn("ACME certificate revoked", "provisioner", p.name, "serial", serial, "reason", ca.ReasonName(reason), "by", by, "crl", res.CRLNumber)
+	s.log.Warn("ACME certificate revoked", "provisioner", p.name, "serial", serial, "reason", ca.ReasonName(reason), "by", by, "revocation_seq", res.Seq)
 	w.WriteHeader(http.StatusOK)
 }
 

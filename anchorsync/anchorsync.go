@@ -1,11 +1,18 @@
 // Package anchorsync keeps every configured IAM Roles Anywhere trust anchor
-// holding the CA's newest CRL. Each anchor gets one named CRL: imported once
-// (enabled), then replaced with UpdateCrl. Bursts of revocations coalesce
-// (only the newest CRL matters), control-plane calls are paced under the
-// service's 1 request/s quota across all anchors, failures retry with
-// backoff, and per-anchor status (CRL number pushed, when, last error) is
-// persisted so a restarted CA neither re-imports duplicates nor forgets what
+// holding the CA's newest stored CRL. Each anchor gets one named CRL:
+// imported once (enabled), then replaced with UpdateCrl. Bursts of
+// revocations coalesce (only the newest CRL matters), control-plane calls
+// are paced under the service's 1 request/s quota across all anchors,
+// failures retry with backoff, and per-anchor status (CRL number pushed,
+// when, last error) lives in storage, where revoke --wait and every replica
+// read it, so a restarted CA neither re-imports duplicates nor forgets what
 // it still owes an anchor.
+//
+// An anchor is never pushed a CRL numbered below the one it holds: before
+// the first push of each run the pusher reads the anchor's CRL back
+// (ListCrls, GetCrl), and if the anchor is ahead of the CA — a CA restored
+// from an old backup, a second CA under the same name — it marks the anchor
+// regressed and leaves it alone, because the push would un-revoke hosts.
 package anchorsync
 
 import (
@@ -41,18 +48,19 @@ type API interface {
 	UpdateCrl(ctx context.Context, in *ra.UpdateCrlInput, optFns ...func(*ra.Options)) (*ra.UpdateCrlOutput, error)
 	ListCrls(ctx context.Context, in *ra.ListCrlsInput, optFns ...func(*ra.Options)) (*ra.ListCrlsOutput, error)
 	EnableCrl(ctx context.Context, in *ra.EnableCrlInput, optFns ...func(*ra.Options)) (*ra.EnableCrlOutput, error)
+	GetCrl(ctx context.Context, in *ra.GetCrlInput, optFns ...func(*ra.Options)) (*ra.GetCrlOutput, error)
 }
 
-// CRLSource is the CRL publisher.
+// CRLSource gives the newest stored CRL.
 type CRLSource interface {
 	Current() *crl.CRL
-	Subscribe() <-chan struct{}
 }
 
-// StatusStore persists per-anchor status.
+// StatusStore persists per-anchor status and signals new CRLs.
 type StatusStore interface {
 	PutAnchorStatus(ctx context.Context, s storage.AnchorStatus) error
 	AnchorStatuses(ctx context.Context) (map[string]storage.AnchorStatus, error)
+	Watch(t storage.Topic) (<-chan struct{}, func())
 }
 
 // Options configure a Pusher.
@@ -76,6 +84,7 @@ type Pusher struct {
 	anchors  []Anchor
 	clients  map[string]API
 	status   map[string]storage.AnchorStatus
+	verified map[string]bool // anchor's held CRL read back this run
 	lastCall time.Time
 
 	kick chan struct{}
@@ -126,21 +135,30 @@ func (p *Pusher) SetAnchors(ctx context.Context, anchors []Anchor) error {
 	}
 	p.mu.Lock()
 	p.anchors, p.clients, p.status = anchors, clients, status
+	p.verified = map[string]bool{} // a reload re-reads what every anchor holds
 	p.mu.Unlock()
 	p.Kick()
 	return nil
 }
 
-// Status returns the status of every configured anchor, sorted by ARN.
-func (p *Pusher) Status() []storage.AnchorStatus {
+// Status returns the stored status of every configured anchor, sorted by
+// ARN. It reads storage, the record every replica shares, not this
+// process's memory.
+func (p *Pusher) Status(ctx context.Context) ([]storage.AnchorStatus, error) {
+	st, err := p.o.Store.AnchorStatuses(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("anchorsync: load status: %w", err)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]storage.AnchorStatus, 0, len(p.status))
-	for _, s := range p.status {
+	out := make([]storage.AnchorStatus, 0, len(p.anchors))
+	for _, a := range p.anchors {
+		s := st[a.ARN]
+		s.ARN = a.ARN
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ARN < out[j].ARN })
-	return out
+	return out, nil
 }
 
 // Kick asks for an immediate push attempt (anchors push, revoke).
@@ -154,7 +172,8 @@ func (p *Pusher) Kick() {
 // Run pushes until ctx ends: at start, on every new CRL, on Kick, and on
 // the retry timer while any anchor is behind.
 func (p *Pusher) Run(ctx context.Context) {
-	sub := p.o.Source.Subscribe()
+	sub, stop := p.o.Store.Watch(storage.TopicCRL)
+	defer stop()
 	backoff := time.Second
 	for {
 		behind := p.pushAll(ctx)
@@ -193,6 +212,40 @@ func (p *Pusher) pushAll(ctx context.Context) (behind bool) {
 		if !configured {
 			continue // removed by a reload meanwhile
 		}
+		if st.Regressed && p.isVerified(a.ARN) {
+			behind = true
+			continue // left alone until a restart or reload re-reads it
+		}
+		if st.CRLNumber > c.Number {
+			p.regressed(ctx, a, c, st.CRLNumber, "the CA's status record says it pushed a newer CRL")
+			behind = true
+			continue
+		}
+		if !p.isVerified(a.ARN) {
+			held, id, err := p.held(ctx, a, st.CRLID)
+			if err != nil {
+				p.record(ctx, a, c, "", fmt.Errorf("reading back the anchor's CRL: %w", err), isThrottle(err))
+				behind = true
+				continue
+			}
+			if held > c.Number {
+				p.regressed(ctx, a, c, held, "the anchor holds a newer CRL than the CA")
+				behind = true
+				continue
+			}
+			p.mu.Lock()
+			p.verified[a.ARN] = true
+			st = p.status[a.ARN]
+			st.Regressed, st.HeldNumber = false, held
+			if id != "" {
+				st.CRLID = id
+			}
+			if held < st.CRLNumber {
+				st.CRLNumber = held // someone replaced it at the anchor: push again
+			}
+			p.status[a.ARN] = st
+			p.mu.Unlock()
+		}
 		if st.CRLNumber >= c.Number && st.CRLID != "" {
 			continue
 		}
@@ -209,6 +262,68 @@ func (p *Pusher) pushAll(ctx context.Context) (behind bool) {
 		}
 	}
 	return behind
+}
+
+func (p *Pusher) isVerified(arn string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.verified[arn]
+}
+
+// regressed marks an anchor that holds a CRL numbered above the CA's
+// newest. Pushing would replace a list that may carry revocations this CA
+// no longer knows of, so the pusher stops for that anchor and says so.
+func (p *Pusher) regressed(ctx context.Context, a Anchor, c *crl.CRL, held uint64, why string) {
+	p.mu.Lock()
+	st, configured := p.status[a.ARN]
+	if !configured {
+		p.mu.Unlock()
+		return
+	}
+	p.verified[a.ARN] = true
+	st.Regressed, st.HeldNumber, st.LastTry = true, held, p.o.Now()
+	st.LastError = fmt.Sprintf("regressed: %s (anchor holds CRL %d, the CA's newest is %d); not pushed — restore the CA's newest database or investigate a second CA", why, held, c.Number)
+	p.status[a.ARN] = st
+	p.mu.Unlock()
+	p.o.Logger.Error("trust anchor holds a newer CRL than the CA; refusing to push an older one", "anchor", a.ARN,
+		"held_crl_number", held, "crl_number", c.Number)
+	if err := p.o.Store.PutAnchorStatus(ctx, st); err != nil {
+		p.o.Logger.Error("saving anchor status", "anchor", a.ARN, "err", err)
+	}
+}
+
+// held reads back the number of the CRL the anchor holds under our name
+// (0 if it holds none) and its id.
+func (p *Pusher) held(ctx context.Context, a Anchor, crlID string) (uint64, string, error) {
+	p.mu.Lock()
+	api := p.clients[a.ARN]
+	p.mu.Unlock()
+	if crlID == "" {
+		id, _, err := p.find(ctx, api, a)
+		if err != nil || id == "" {
+			return 0, "", err
+		}
+		crlID = id
+	}
+	if err := p.pace(ctx); err != nil {
+		return 0, "", err
+	}
+	out, err := api.GetCrl(ctx, &ra.GetCrlInput{CrlId: aws.String(crlID)})
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return 0, "", nil // gone: the next push imports it again
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("GetCrl: %w", err)
+	}
+	if out.Crl == nil || len(out.Crl.CrlData) == 0 {
+		return 0, crlID, nil
+	}
+	n, err := crl.NumberOf(out.Crl.CrlData)
+	if err != nil {
+		return 0, "", fmt.Errorf("GetCrl %s: %w", crlID, err)
+	}
+	return n, crlID, nil
 }
 
 func (p *Pusher) record(ctx context.Context, a Anchor, c *crl.CRL, id string, err error, throttled bool) {
@@ -233,9 +348,11 @@ func (p *Pusher) record(ctx context.Context, a Anchor, c *crl.CRL, id string, er
 		log.Warn("CRL push failed; will retry", "err", err, "attempts", st.Attempts)
 	} else {
 		st.CRLNumber = c.Number
+		st.HeldNumber = c.Number
 		st.PushedAt = now
 		st.LastError = ""
 		st.Attempts = 0
+		st.Regressed = false
 		log.Info("CRL pushed to trust anchor", "crl_id", st.CRLID)
 	}
 	p.status[a.ARN] = st

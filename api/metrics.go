@@ -3,10 +3,11 @@ package api
 import (
 	"fmt"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/storage"
 )
 
 // Counter is what /metrics reads from the issuing core.
@@ -23,16 +24,19 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	if s.o.Counter != nil {
 		c := s.o.Counter.Counts()
 		metric("anchorage_certificates_issued_total", "counter", "Certificates issued since start, by method.")
-		methods := make([]string, 0, len(c.Issued))
+		methods := make([]storage.Method, 0, len(c.Issued))
 		for m := range c.Issued {
 			methods = append(methods, m)
 		}
-		sort.Strings(methods)
+		slices.Sort(methods)
 		for _, m := range methods {
 			fmt.Fprintf(&b, "anchorage_certificates_issued_total{method=%q} %d\n", m, c.Issued[m])
 		}
 		metric("anchorage_certificates_revoked_total", "counter", "Certificates revoked since start.")
 		fmt.Fprintf(&b, "anchorage_certificates_revoked_total %d\n", c.Revoked)
+		metric("anchorage_renewals_superseded_total", "counter",
+			"Renewals refused because another key already renewed the certificate (possible stolen certificate).")
+		fmt.Fprintf(&b, "anchorage_renewals_superseded_total %d\n", c.Superseded)
 	}
 	cur := s.o.CRL.Current()
 	if cur != nil {
@@ -45,8 +49,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		metric("anchorage_crl_next_update_timestamp_seconds", "gauge", "nextUpdate of the current CRL.")
 		fmt.Fprintf(&b, "anchorage_crl_next_update_timestamp_seconds %d\n", cur.NextUpdate.Unix())
 	}
-	if s.o.Anchors != nil {
-		st := s.o.Anchors.Status()
+	if st, err := s.anchorStatus(r.Context()); err == nil && s.o.Anchors != nil {
 		metric("anchorage_trust_anchor_crl_number", "gauge", "Newest CRL number the trust anchor holds.")
 		for _, a := range st {
 			fmt.Fprintf(&b, "anchorage_trust_anchor_crl_number{anchor=%q} %d\n", a.ARN, a.CRLNumber)
@@ -62,6 +65,14 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		metric("anchorage_trust_anchor_failed_attempts", "gauge", "Consecutive failed pushes to the trust anchor.")
 		for _, a := range st {
 			fmt.Fprintf(&b, "anchorage_trust_anchor_failed_attempts{anchor=%q} %d\n", a.ARN, a.Attempts)
+		}
+		metric("anchorage_trust_anchor_regressed", "gauge", "1 if the trust anchor holds a newer CRL than the CA (pushes stopped).")
+		for _, a := range st {
+			v := 0
+			if a.Regressed {
+				v = 1
+			}
+			fmt.Fprintf(&b, "anchorage_trust_anchor_regressed{anchor=%q} %d\n", a.ARN, v)
 		}
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")

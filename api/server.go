@@ -33,14 +33,16 @@ type Lister interface {
 	ListCerts(ctx context.Context, f storage.Filter, now time.Time) ([]*storage.Cert, error)
 }
 
-// CRLSource gives the current CRL.
+// CRLSource gives the newest stored CRL, and waits for one that covers a
+// revocation.
 type CRLSource interface {
 	Current() *crl.CRL
+	WaitFor(ctx context.Context, seq uint64) (*crl.CRL, error)
 }
 
-// Anchors is anchorsync as the API shows it.
+// Anchors is anchorsync as the API shows it: status read from storage.
 type Anchors interface {
-	Status() []storage.AnchorStatus
+	Status(ctx context.Context) ([]storage.AnchorStatus, error)
 	Kick()
 }
 
@@ -57,6 +59,9 @@ type Options struct {
 	Admins    []string            // SHA-256 fingerprints of admin certificates
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// CRLWait bounds how long a revoke waits for the CRL that carries it
+	// before answering without its number (default 10s).
+	CRLWait time.Duration
 }
 
 // Server routes the API.
@@ -72,6 +77,9 @@ func New(o Options) *Server {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CRLWait <= 0 {
+		o.CRLWait = 10 * time.Second
 	}
 	s := &Server{o: o, mux: http.NewServeMux()}
 	s.mux.Handle(apiv1.PathEnroll, o.Enroll)
@@ -180,7 +188,10 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
 		s.o.Logger.Warn("renewal refused", "serial", serial, "subject", cur.Subject.CommonName, "err", err)
 		switch {
 		case errors.Is(err, ca.ErrRevoked):
-			err = problem.New(http.StatusForbidden, problem.CertRevoked, "certificate %s is revoked; it cannot be renewed", serial)
+			err = problem.New(http.StatusForbidden, problem.CertRevoked, "certificate %s (or its lineage) is revoked; it cannot be renewed", serial)
+		case errors.Is(err, ca.ErrSuperseded):
+			err = problem.New(http.StatusConflict, problem.CertSuperseded,
+				"certificate %s was renewed already by another key; only the newest certificate of a lineage renews (enroll again if this host lost its key)", serial)
 		case errors.Is(err, ca.ErrExpired):
 			err = problem.New(http.StatusUnauthorized, problem.CertExpired, "certificate %s has expired", serial)
 		case errors.Is(err, ca.ErrUnknownCert):
@@ -230,16 +241,22 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		}
 		problem.Write(w, r, problem.New(http.StatusNotFound, problem.NotFound, "no %s", what))
 		return
-	case errors.Is(err, ca.ErrCRL):
-		problem.Write(w, r, problem.New(http.StatusServiceUnavailable, problem.Unavailable,
-			"revocation of %d certificate(s) is committed, but the new CRL could not be published: %v", len(res.Revoked), err))
-		return
 	case err != nil:
 		problem.Write(w, r, err)
 		return
 	}
+	// The revocation is durable now. The CRL updater builds from storage;
+	// waiting briefly lets the answer name the CRL that carries it.
+	out := apiv1.RevokeResponse{RevocationSeq: res.Seq, Revoked: []apiv1.CertInfo{}}
+	wctx, cancel := context.WithTimeout(r.Context(), s.o.CRLWait)
+	c, werr := s.o.CRL.WaitFor(wctx, res.Seq)
+	cancel()
+	if werr != nil {
+		s.o.Logger.Error("revocation committed; no CRL carries it yet", "revocation_seq", res.Seq, "err", werr)
+	} else {
+		out.CRLNumber = c.Number
+	}
 	now := s.o.Now()
-	out := apiv1.RevokeResponse{CRLNumber: res.CRLNumber, Revoked: []apiv1.CertInfo{}}
 	for _, c := range res.Revoked {
 		out.Revoked = append(out.Revoked, Info(c, now))
 	}
@@ -303,15 +320,26 @@ func (s *Server) anchors(w http.ResponseWriter, r *http.Request) {
 	}
 	out := apiv1.AnchorList{Anchors: []apiv1.AnchorStatus{}}
 	if c := s.o.CRL.Current(); c != nil {
-		out.CRLNumber = c.Number
+		out.CRLNumber, out.CRLSeq = c.Number, c.Seq
 	}
-	if s.o.Anchors != nil {
-		for _, a := range s.o.Anchors.Status() {
-			out.Anchors = append(out.Anchors, apiv1.AnchorStatus{ARN: a.ARN, CRLID: a.CRLID, CRLNumber: a.CRLNumber,
-				PushedAt: a.PushedAt, LastTry: a.LastTry, LastError: a.LastError, Attempts: a.Attempts, Throttled: a.Throttled})
-		}
+	st, err := s.anchorStatus(r.Context())
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	for _, a := range st {
+		out.Anchors = append(out.Anchors, apiv1.AnchorStatus{ARN: a.ARN, CRLID: a.CRLID, CRLNumber: a.CRLNumber,
+			PushedAt: a.PushedAt, LastTry: a.LastTry, LastError: a.LastError, Attempts: a.Attempts, Throttled: a.Throttled,
+			Regressed: a.Regressed, HeldNumber: a.HeldNumber})
 	}
 	WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) anchorStatus(ctx context.Context) ([]storage.AnchorStatus, error) {
+	if s.o.Anchors == nil {
+		return nil, nil
+	}
+	return s.o.Anchors.Status(ctx)
 }
 
 func (s *Server) anchorsPush(w http.ResponseWriter, r *http.Request) {
@@ -319,7 +347,7 @@ func (s *Server) anchorsPush(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, err)
 		return
 	}
-	if s.o.Anchors == nil || len(s.o.Anchors.Status()) == 0 {
+	if st, err := s.anchorStatus(r.Context()); err != nil || len(st) == 0 {
 		problem.Write(w, r, problem.New(http.StatusConflict, problem.NotFound, "no trust anchors are configured (anchorage-ca anchors add)"))
 		return
 	}
@@ -363,6 +391,20 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		h.Status = "degraded"
 		h.Warnings = append(h.Warnings, "no CRL published yet")
 	}
+	st, err := s.anchorStatus(r.Context())
+	if err != nil {
+		h.Status = "unhealthy"
+		h.Warnings = append(h.Warnings, "trust anchor status unreadable: "+err.Error())
+	}
+	for _, a := range st {
+		if a.Regressed {
+			// The CA is behind what AWS enforces: its revocation record
+			// may be incomplete. Nothing about that is "degraded".
+			h.Status = "unhealthy"
+			h.Warnings = append(h.Warnings, "trust anchor "+a.ARN+" holds CRL "+strconv.FormatUint(a.HeldNumber, 10)+
+				", newer than the CA's; pushes to it are stopped (is this database an old backup?)")
+		}
+	}
 	status := http.StatusOK
 	if h.Status != "ok" {
 		status = http.StatusServiceUnavailable
@@ -392,7 +434,8 @@ func CertResponse(iss *ca.Issued) apiv1.CertResponse {
 func Info(c *storage.Cert, now time.Time) apiv1.CertInfo {
 	info := apiv1.CertInfo{
 		Serial: c.Serial, Subject: c.Subject, SANs: c.SANs, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
-		Method: c.Method, Status: string(c.Status), RevokedAt: c.RevokedAt,
+		Method: string(c.Method), Status: string(c.Status), RevokedAt: c.RevokedAt,
+		Lineage: c.LineageID(), RenewedFrom: c.RenewedFrom, RenewedTo: c.RenewedTo, RevokedWith: c.RevokedWith,
 	}
 	if c.Status == storage.StatusRevoked {
 		info.Reason = ca.ReasonName(c.Reason)

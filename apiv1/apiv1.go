@@ -51,7 +51,10 @@ type RevokeRequest struct {
 type RevokeResponse struct {
 	Revoked        []CertInfo `json:"revoked"`
 	AlreadyRevoked []CertInfo `json:"alreadyRevoked,omitempty"`
-	CRLNumber      uint64     `json:"crlNumber"`
+	// CRLNumber is the first stored CRL carrying the revocation; 0 when the
+	// CA answered before one was built (the revocation stands regardless).
+	CRLNumber     uint64 `json:"crlNumber"`
+	RevocationSeq uint64 `json:"revocationSeq"`
 }
 
 // CertInfo describes a stored certificate.
@@ -65,6 +68,14 @@ type CertInfo struct {
 	Status    string    `json:"status"` // valid, revoked, expired
 	RevokedAt time.Time `json:"revokedAt,omitzero"`
 	Reason    string    `json:"reason,omitempty"`
+	// Lineage is the serial of the first certificate of its chain of
+	// renewals; RenewedFrom/RenewedTo link its neighbours in that chain.
+	Lineage     string `json:"lineage,omitempty"`
+	RenewedFrom string `json:"renewedFrom,omitempty"`
+	RenewedTo   string `json:"renewedTo,omitempty"`
+	// RevokedWith is the serial whose revocation took this certificate
+	// along (it was renewed from it).
+	RevokedWith string `json:"revokedWith,omitempty"`
 }
 
 // CertList answers GET /v1/certs.
@@ -74,7 +85,7 @@ type CertList struct {
 
 // Health answers GET /health.
 type Health struct {
-	Status   string     `json:"status"` // ok or degraded
+	Status   string     `json:"status"` // ok, degraded or unhealthy
 	CRL      *CRLHealth `json:"crl,omitempty"`
 	Warnings []string   `json:"warnings,omitempty"`
 }
@@ -105,10 +116,15 @@ type AnchorStatus struct {
 	LastError string    `json:"lastError,omitempty"`
 	Attempts  int       `json:"failedAttempts,omitempty"`
 	Throttled int       `json:"throttled,omitempty"`
+	// Regressed: the anchor holds a CRL numbered HeldNumber, above the
+	// CA's newest; anchorsync refuses to push over it.
+	Regressed  bool   `json:"regressed,omitempty"`
+	HeldNumber uint64 `json:"heldNumber,omitempty"`
 }
 
 // AnchorList answers GET /v1/anchors.
 type AnchorList struct {
-	CRLNumber uint64         `json:"crlNumber"` // the CA's current CRL
+	CRLNumber uint64         `json:"crlNumber"`        // the CA's current CRL
+	CRLSeq    uint64         `json:"crlRevocationSeq"` // revocation sequence the current CRL covers
 	Anchors   []AnchorStatus `json:"anchors"`
 }

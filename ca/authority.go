@@ -1,19 +1,23 @@
 // Package ca is anchorage's issuing core. It applies the certificate
 // profile (lifetime, key usage, EKU, names), signs with the issuing CA key
 // through a crypto.Signer, and records every certificate in storage before
-// handing it back; revocations are committed before they are acknowledged
-// and then trigger a new CRL. It knows nothing about HTTP.
+// handing it back; renewals extend a lineage in one transaction with their
+// checks; revocations are committed before they are acknowledged, and the
+// CRL follows from storage. It knows nothing about HTTP.
 package ca
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,15 +35,11 @@ import (
 // Store is what the Authority needs from storage.
 type Store interface {
 	PutCert(ctx context.Context, c *storage.Cert) error
-	PutCertUsingToken(ctx context.Context, c *storage.Cert, jti string, tokenExpiry time.Time) error
+	PutCertUsingToken(ctx context.Context, c *storage.Cert, jti string, keepUntil time.Time) error
+	PutRenewal(ctx context.Context, pred string, succ *storage.Cert, now time.Time) error
 	Cert(ctx context.Context, serial string) (*storage.Cert, error)
-	RevokeSerial(ctx context.Context, serial string, reason int, at time.Time) (changed, already []*storage.Cert, err error)
-	RevokeSubject(ctx context.Context, subject string, reason int, at time.Time) (changed, already []*storage.Cert, err error)
-}
-
-// CRLUpdater re-signs the CRL after a revocation and returns its number.
-type CRLUpdater interface {
-	Update(ctx context.Context) (uint64, error)
+	RevokeSerial(ctx context.Context, serial string, reason int, at time.Time) (*storage.RevokeResult, error)
+	RevokeSubject(ctx context.Context, subject string, reason int, at time.Time) (*storage.RevokeResult, error)
 }
 
 // Profile is the workload certificate profile.
@@ -56,15 +56,17 @@ type Options struct {
 	Signer  crypto.Signer     // its key
 	Store   Store
 	Profile Profile
-	CRL     CRLUpdater // may be set later with SetCRLUpdater
 	Logger  *slog.Logger
 	Now     func() time.Time
 }
 
 // Counts are the Authority's running totals since start, for /metrics.
 type Counts struct {
-	Issued  map[string]uint64 // by method
+	Issued  map[storage.Method]uint64
 	Revoked uint64
+	// Superseded counts renewals refused because the certificate had been
+	// renewed already by another key: a possible stolen-certificate signal.
+	Superseded uint64
 }
 
 // Authority issues, renews and revokes workload certificates.
@@ -76,7 +78,6 @@ type Authority struct {
 	signer  crypto.Signer
 	store   Store
 	profile Profile
-	crl     CRLUpdater
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -88,7 +89,10 @@ var (
 	ErrRevoked     = errors.New("certificate is revoked")
 	ErrExpired     = errors.New("certificate has expired")
 	ErrNotFound    = errors.New("no matching certificate")
-	ErrCRL         = errors.New("CRL update failed")
+	// ErrSuperseded refuses a renewal of a certificate that was renewed
+	// already (by a different key): only the newest certificate of a
+	// lineage renews.
+	ErrSuperseded = errors.New("certificate was renewed already; only its newest successor may renew")
 )
 
 // New checks the issuing CA and its key, lints the leaf profile with a
@@ -116,7 +120,7 @@ func New(o Options) (*Authority, error) {
 		o.Now = time.Now
 	}
 	a := &Authority{issuer: o.Issuer, signer: o.Signer, store: o.Store,
-		profile: o.Profile, crl: o.CRL, log: o.Logger, now: o.Now, counts: Counts{Issued: map[string]uint64{}}}
+		profile: o.Profile, log: o.Logger, now: o.Now, counts: Counts{Issued: map[storage.Method]uint64{}}}
 	if err := a.lintProfile(); err != nil {
 		return nil, err
 	}
@@ -127,32 +131,31 @@ func New(o Options) (*Authority, error) {
 func (a *Authority) Counts() Counts {
 	a.countMu.Lock()
 	defer a.countMu.Unlock()
-	c := Counts{Issued: make(map[string]uint64, len(a.counts.Issued)), Revoked: a.counts.Revoked}
+	c := Counts{Issued: make(map[storage.Method]uint64, len(a.counts.Issued)), Revoked: a.counts.Revoked, Superseded: a.counts.Superseded}
 	for k, v := range a.counts.Issued {
 		c.Issued[k] = v
 	}
 	return c
 }
 
-// SetCRLUpdater wires the CRL publisher once both exist.
-func (a *Authority) SetCRLUpdater(u CRLUpdater) { a.crl = u }
-
 // Issuer returns the issuing CA certificate.
 func (a *Authority) Issuer() *x509.Certificate { return a.issuer }
 
 // Request asks for one certificate. Subject and Names are what the caller
-// authorised (token grant, renewed certificate); the CSR only supplies the
-// key and proves possession of it.
+// authorised (token grant, ACME order); the CSR only supplies the key and
+// proves possession of it.
 type Request struct {
-	CSR         *x509.CertificateRequest
-	Subject     string
-	Names       Names
-	Lifetime    time.Duration // 0 = profile default
-	Method      string        // token, renew, acme, ...
-	TokenID     string        // consumed atomically with storing the certificate
-	TokenExpiry time.Time
-	RenewedFrom string
-	ClientOnly  bool // omit serverAuth even if the profile adds it
+	CSR      *x509.CertificateRequest
+	Subject  string
+	Names    Names
+	Lifetime time.Duration // 0 = profile default
+	Method   storage.Method
+	TokenID  string // consumed atomically with storing the certificate
+	// TokenKeepUntil is how long the consumed token id must be remembered:
+	// as long as any verifier could still accept the token.
+	TokenKeepUntil time.Time
+	Order          string // ACME order the certificate finalizes
+	ClientOnly     bool   // omit serverAuth even if the profile adds it
 }
 
 // Issued is a signed, stored certificate.
@@ -162,8 +165,26 @@ type Issued struct {
 	Record *storage.Cert
 }
 
-// Issue signs and records a certificate.
+// Issue signs and records a certificate that starts a lineage of its own.
 func (a *Authority) Issue(ctx context.Context, r Request) (*Issued, error) {
+	iss, err := a.sign(r)
+	if err != nil {
+		return nil, err
+	}
+	if r.TokenID != "" {
+		err = a.store.PutCertUsingToken(ctx, iss.Record, r.TokenID, r.TokenKeepUntil)
+	} else {
+		err = a.store.PutCert(ctx, iss.Record)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ca: record certificate: %w", err)
+	}
+	a.issued(iss.Record)
+	return iss, nil
+}
+
+// sign checks the request and signs its certificate; nothing is recorded.
+func (a *Authority) sign(r Request) (*Issued, error) {
 	if err := CheckCSR(r.CSR); err != nil {
 		return nil, err
 	}
@@ -187,74 +208,146 @@ func (a *Authority) Issue(ctx context.Context, r Request) (*Issued, error) {
 	rec := &storage.Cert{
 		Serial: SerialHex(cert.SerialNumber), Subject: r.Subject, SANs: r.Names.Strings(),
 		NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, IssuedAt: now,
-		Method: r.Method, TokenID: r.TokenID, RenewedFrom: r.RenewedFrom,
+		Method: r.Method, TokenID: r.TokenID, Order: r.Order, KeyID: KeyID(cert),
 		Status: storage.StatusValid, DER: cert.Raw,
 	}
-	if r.TokenID != "" {
-		err = a.store.PutCertUsingToken(ctx, rec, r.TokenID, r.TokenExpiry)
-	} else {
-		err = a.store.PutCert(ctx, rec)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ca: record certificate: %w", err)
-	}
-	a.countMu.Lock()
-	a.counts.Issued[r.Method]++
-	a.countMu.Unlock()
-	a.log.Info("certificate issued", "serial", rec.Serial, "subject", r.Subject,
-		"sans", rec.SANs, "method", r.Method, "not_after", cert.NotAfter.UTC().Format(time.RFC3339))
 	// The root stays out of the chain: relying parties hold it already.
 	return &Issued{Cert: cert, Chain: []*x509.Certificate{cert, a.issuer}, Record: rec}, nil
 }
 
-// Renew issues a successor of current, which the caller has proven
-// possession of over mTLS: same subject and names, a fresh lifetime. The
-// current certificate must be ours, unrevoked and unexpired.
+func (a *Authority) issued(rec *storage.Cert) {
+	a.countMu.Lock()
+	a.counts.Issued[rec.Method]++
+	a.countMu.Unlock()
+	a.log.Info("certificate issued", "serial", rec.Serial, "subject", rec.Subject, "sans", rec.SANs,
+		"method", rec.Method, "lineage", rec.Lineage, "renewed_from", rec.RenewedFrom,
+		"not_after", rec.NotAfter.UTC().Format(time.RFC3339))
+}
+
+// KeyID is the lowercase hex SHA-256 of a certificate's public key
+// (SubjectPublicKeyInfo).
+func KeyID(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+func csrKeyID(csr *x509.CertificateRequest) string {
+	sum := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// Renew issues the successor of current, which the caller has proven
+// possession of over mTLS: same subject and names, a fresh lifetime, the
+// same lineage. Only the newest certificate of a lineage renews, and the
+// check and the store of the successor are one transaction, which also
+// refuses if anything in the lineage is revoked. A predecessor asking again
+// with the key its successor already has gets that successor back: a
+// renewal whose answer was lost stays retryable, so an agent never locks
+// itself out. Asking with another key is refused (ErrSuperseded) and
+// logged as a possible stolen certificate.
 func (a *Authority) Renew(ctx context.Context, current *x509.Certificate, csr *x509.CertificateRequest) (*Issued, error) {
-	rec, err := a.store.Cert(ctx, SerialHex(current.SerialNumber))
+	serial := SerialHex(current.SerialNumber)
+	rec, err := a.store.Cert(ctx, serial)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrUnknownCert
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ca: look up certificate: %w", err)
 	}
-	if rec.Status == storage.StatusRevoked {
+	if !bytes.Equal(rec.DER, current.Raw) {
+		return nil, fmt.Errorf("%w: serial %s is recorded with a different certificate", ErrUnknownCert, serial)
+	}
+	if rec.Method == storage.MethodAdmin || rec.Method == storage.MethodTLS {
+		return nil, fmt.Errorf("%w: %s certificates are not renewed over the API", ErrUnknownCert, rec.Method)
+	}
+	now := a.now()
+	switch {
+	case rec.Status == storage.StatusRevoked:
 		return nil, ErrRevoked
-	}
-	if rec.Expired(a.now()) {
+	case rec.Expired(now):
 		return nil, ErrExpired
-	}
-	if rec.Method == "admin" {
-		return nil, fmt.Errorf("%w: admin certificates are not renewed over the API", ErrUnknownCert)
+	case rec.RenewedTo != "":
+		if err := CheckCSR(csr); err != nil {
+			return nil, err
+		}
+		next, err := a.store.Cert(ctx, rec.RenewedTo)
+		if err != nil {
+			return nil, fmt.Errorf("ca: look up successor: %w", err)
+		}
+		return a.renewedAlready(rec, next, csr, now)
 	}
 	names, err := ParseSANs(rec.SANs)
 	if err != nil {
 		return nil, fmt.Errorf("ca: stored names of %s: %w", rec.Serial, err)
 	}
-	return a.Issue(ctx, Request{
-		CSR: csr, Subject: rec.Subject, Names: names, Method: "renew", RenewedFrom: rec.Serial,
+	iss, err := a.sign(Request{
+		CSR: csr, Subject: rec.Subject, Names: names, Method: storage.MethodRenew,
 		Lifetime:   rec.NotAfter.Sub(rec.NotBefore) - backdate,
 		ClientOnly: !slices.Contains(current.ExtKeyUsage, x509.ExtKeyUsageServerAuth),
 	})
+	if err != nil {
+		return nil, err
+	}
+	err = a.store.PutRenewal(ctx, rec.Serial, iss.Record, now)
+	var sup *storage.SupersededError
+	switch {
+	case errors.As(err, &sup):
+		// Lost a race with another renewal of the same certificate. What
+		// was just signed is recorded as revoked (superseded), never handed out.
+		a.log.Info("renewal lost a race; its certificate is recorded as superseded", "serial", iss.Record.Serial, "renewed_from", rec.Serial)
+		return a.renewedAlready(rec, sup.Successor, csr, now)
+	case errors.Is(err, storage.ErrRevoked):
+		return nil, ErrRevoked
+	case errors.Is(err, storage.ErrExpired):
+		return nil, ErrExpired
+	case err != nil:
+		return nil, fmt.Errorf("ca: record renewal: %w", err)
+	}
+	a.issued(iss.Record)
+	return iss, nil
 }
 
-// RevokeRequest selects what to revoke: one serial or every live
-// certificate of a subject.
+// renewedAlready answers a renewal of pred, which was renewed as next: the
+// same key gets next back (the answer was lost), another key is refused.
+func (a *Authority) renewedAlready(pred, next *storage.Cert, csr *x509.CertificateRequest, now time.Time) (*Issued, error) {
+	if next.KeyID == csrKeyID(csr) && next.RenewedTo == "" && next.Status == storage.StatusValid && !next.Expired(now) {
+		cert, err := x509.ParseCertificate(next.DER)
+		if err != nil {
+			return nil, fmt.Errorf("ca: stored successor %s: %w", next.Serial, err)
+		}
+		a.log.Info("renewal retried; returning the successor already issued", "serial", next.Serial, "renewed_from", pred.Serial)
+		return &Issued{Cert: cert, Chain: []*x509.Certificate{cert, a.issuer}, Record: next}, nil
+	}
+	if next.Status == storage.StatusRevoked {
+		return nil, ErrRevoked
+	}
+	a.countMu.Lock()
+	a.counts.Superseded++
+	a.countMu.Unlock()
+	a.log.Warn("renewal of a superseded certificate refused: another key holds its successor (possible stolen certificate)",
+		"serial", pred.Serial, "successor", next.Serial, "subject", pred.Subject, "lineage", pred.LineageID())
+	return nil, fmt.Errorf("%w: %s was renewed as %s", ErrSuperseded, pred.Serial, next.Serial)
+}
+
+// RevokeRequest selects what to revoke: one serial (and everything renewed
+// from it) or every live certificate of a subject.
 type RevokeRequest struct {
 	Serial  string // hex, any case, optional colons
 	Subject string
 	Reason  int
 }
 
-// RevokeResult says what changed and which CRL carries it.
+// RevokeResult says what changed and the revocation sequence that covers
+// it: the first CRL whose sequence reaches Seq carries every revocation.
 type RevokeResult struct {
 	Revoked        []*storage.Cert
 	AlreadyRevoked []*storage.Cert
-	CRLNumber      uint64
+	Seq            uint64
 }
 
-// Revoke commits the revocation (fsync) and then re-signs the CRL. If the
-// CRL update fails the revocation still stands; the error wraps ErrCRL.
+// Revoke commits the revocation (fsync) and returns. Building the CRL and
+// pushing it are storage's consumers' work (crl.Updater, anchorsync), so a
+// revocation stands once this returns, whatever happens to them.
 func (a *Authority) Revoke(ctx context.Context, r RevokeRequest) (*RevokeResult, error) {
 	if (r.Serial == "") == (r.Subject == "") {
 		return nil, errors.New("give exactly one of serial or subject")
@@ -263,16 +356,16 @@ func (a *Authority) Revoke(ctx context.Context, r RevokeRequest) (*RevokeResult,
 		return nil, fmt.Errorf("reason code %d is not an RFC 5280 CRLReason", r.Reason)
 	}
 	at := a.now().Truncate(time.Second)
-	var changed, already []*storage.Cert
+	var res *storage.RevokeResult
 	var err error
 	if r.Serial != "" {
 		serial, perr := NormalizeSerial(r.Serial)
 		if perr != nil {
 			return nil, perr
 		}
-		changed, already, err = a.store.RevokeSerial(ctx, serial, r.Reason, at)
+		res, err = a.store.RevokeSerial(ctx, serial, r.Reason, at)
 	} else {
-		changed, already, err = a.store.RevokeSubject(ctx, r.Subject, r.Reason, at)
+		res, err = a.store.RevokeSubject(ctx, r.Subject, r.Reason, at)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrNotFound
@@ -281,21 +374,13 @@ func (a *Authority) Revoke(ctx context.Context, r RevokeRequest) (*RevokeResult,
 		return nil, fmt.Errorf("ca: revoke: %w", err)
 	}
 	a.countMu.Lock()
-	a.counts.Revoked += uint64(len(changed))
+	a.counts.Revoked += uint64(len(res.Changed))
 	a.countMu.Unlock()
-	for _, c := range changed {
-		a.log.Warn("certificate revoked", "serial", c.Serial, "subject", c.Subject, "reason", ReasonName(r.Reason))
+	for _, c := range res.Changed {
+		a.log.Warn("certificate revoked", "serial", c.Serial, "subject", c.Subject, "reason", ReasonName(r.Reason),
+			"lineage", c.LineageID(), "revoked_with", c.RevokedWith, "revocation_seq", res.Seq)
 	}
-	res := &RevokeResult{Revoked: changed, AlreadyRevoked: already}
-	if a.crl == nil {
-		return res, nil
-	}
-	n, err := a.crl.Update(ctx)
-	if err != nil {
-		return res, fmt.Errorf("%w: %v", ErrCRL, err)
-	}
-	res.CRLNumber = n
-	return res, nil
+	return &RevokeResult{Revoked: res.Changed, AlreadyRevoked: res.Already, Seq: res.Seq}, nil
 }
 
 // backdate shifts notBefore into the past so hosts with slightly slow

@@ -219,14 +219,14 @@ func Init(ctx context.Context, o InitOptions) (res *InitResult, err error) {
 	if o.Store != nil {
 		for _, r := range []struct {
 			c      *x509.Certificate
-			method string
-		}{{tlsCert, "tls"}, {adminCert, "admin"}} {
+			method storage.Method
+		}{{tlsCert, storage.MethodTLS}, {adminCert, storage.MethodAdmin}} {
 			rec := &storage.Cert{
 				Serial: SerialHex(r.c.SerialNumber), Subject: r.c.Subject.CommonName,
 				SANs: names.Strings(), NotBefore: r.c.NotBefore, NotAfter: r.c.NotAfter, IssuedAt: now,
 				Method: r.method, Status: storage.StatusValid, DER: r.c.Raw,
 			}
-			if r.method == "admin" {
+			if r.method == storage.MethodAdmin {
 				rec.SANs = nil
 			}
 			if err := o.Store.PutCert(ctx, rec); err != nil {

@@ -68,7 +68,7 @@ func BenchmarkEnroll(b *testing.B) {
 				b.Fatal(err)
 			}
 			if _, err := tc.Srv.Authority.Issue(context.Background(), ca.Request{CSR: csr, Subject: g.Subject, Names: g.Names,
-				Method: "token", TokenID: g.ID, TokenExpiry: g.Expiry}); err != nil {
+				Method: "token", TokenID: g.ID, TokenKeepUntil: g.KeepUntil()}); err != nil {
 				b.Fatal(err)
 			}
 		}

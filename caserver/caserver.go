@@ -36,7 +36,7 @@ type Server struct {
 	Config    *config.CA
 	Store     *storage.DB
 	Authority *ca.Authority
-	CRL       *crl.Publisher
+	CRL       *crl.Updater
 	Handler   http.Handler
 	TLS       *tls.Config
 	Root      *x509.Certificate
@@ -93,7 +93,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 		return nil, err
 	}
 	auth, err := ca.New(ca.Options{
-		Issuer: issuer, Signer: caKey, Store: store, CRL: pub,
+		Issuer: issuer, Signer: caKey, Store: store,
 		Profile: ca.Profile{
 			DefaultLifetime: cfg.Leaf.DefaultLifetime.D(), MaxLifetime: cfg.Leaf.MaxLifetime.D(),
 			ServerAuth: cfg.Leaf.ServerAuth, CRLURL: cfg.CRL.URL,
@@ -146,11 +146,15 @@ func (s *Server) Close() error {
 	return s.Store.Close()
 }
 
-// Serve publishes a fresh CRL, then serves HTTPS on ln until ctx ends, and
-// shuts down gracefully (in-flight requests finish, storage stays
-// consistent).
+// Serve makes sure a current CRL is stored, then serves HTTPS on ln until
+// ctx ends, and shuts down gracefully (in-flight requests finish, storage
+// stays consistent). The revocation path runs from storage: the CRL
+// updater builds when the revocation sequence is ahead of the newest
+// stored CRL, anchorsync pushes the newest stored CRL. With one bbolt file
+// this process holds both roles; they are the two leases a replicated
+// store will hand to one replica each.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if _, err := s.CRL.Update(ctx); err != nil {
+	if _, err := s.CRL.Sync(ctx); err != nil {
 		return fmt.Errorf("initial CRL: %w", err)
 	}
 	if err := s.renewTLSIfDue(ctx, time.Now()); err != nil {
@@ -227,6 +231,8 @@ func (s *Server) prune(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			// Token ids are stored with their keep-until time (expiry
+			// plus the verifier's leeway), so pruning at now is safe.
 			if n, err := s.Store.PruneTokens(ctx, time.Now()); err != nil {
 				s.log.Error("pruning used token ids", "err", err)
 			} else if n > 0 {

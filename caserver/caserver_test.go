@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
+	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/caclient"
 	"github.com/anchorage-pki/anchorage/enroll"
 	"github.com/anchorage-pki/anchorage/internal/pkitest"
@@ -114,12 +115,27 @@ func TestEnrollRenewRevoke(t *testing.T) {
 	}
 	pkitest.LintPEM(t, []byte(ren.Chain))
 
-	// Revoke the original by serial (openssl's colon form).
+	// A retry whose answer was lost (same predecessor, same key) gets the
+	// successor it already has; another key is refused: only the newest
+	// certificate of a lineage renews.
+	again, err := tc.Client(t, &pair).Renew(ctx, csr)
+	if err != nil || again.Serial != ren.Serial {
+		t.Errorf("retried renewal: %+v %v, want the successor %s again", again, err, ren.Serial)
+	}
+	key3, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr3, _ := caclient.NewCSR(key3, "x", nil)
+	if _, err := tc.Client(t, &pair).Renew(ctx, csr3); problemType(err) != problem.CertSuperseded {
+		t.Errorf("second renewal of a superseded certificate with a new key: %v", err)
+	}
+
+	// Revoke the original by serial (openssl's colon form): its successor
+	// goes with it, in the same commit.
 	rr, err := tc.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: strings.ToUpper(res.Serial), Reason: "keyCompromise"})
 	if err != nil {
 		t.Fatalf("revoke: %v", err)
 	}
-	if len(rr.Revoked) != 1 || rr.Revoked[0].Serial != res.Serial || rr.CRLNumber < 2 {
+	if len(rr.Revoked) != 2 || rr.Revoked[0].Serial != res.Serial || rr.Revoked[1].Serial != ren.Serial ||
+		rr.Revoked[1].RevokedWith != res.Serial || rr.CRLNumber < 2 {
 		t.Fatalf("revoke result %+v", rr)
 	}
 	der, err := tc.Client(t, nil).CRL(ctx)
@@ -130,8 +146,11 @@ func TestEnrollRenewRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rl.Number.Uint64() != rr.CRLNumber || len(rl.RevokedCertificateEntries) != 1 ||
-		rl.RevokedCertificateEntries[0].SerialNumber.Cmp(leaf.SerialNumber) != 0 || rl.RevokedCertificateEntries[0].ReasonCode != 1 {
+	onCRL := map[string]int{}
+	for _, e := range rl.RevokedCertificateEntries {
+		onCRL[ca.SerialHex(e.SerialNumber)] = e.ReasonCode
+	}
+	if rl.Number.Uint64() != rr.CRLNumber || len(onCRL) != 2 || onCRL[res.Serial] != 1 || onCRL[ren.Serial] != 1 {
 		t.Errorf("CRL %d entries %+v", rl.Number, rl.RevokedCertificateEntries)
 	}
 	pkitest.LintCRL(t, der)
@@ -139,17 +158,17 @@ func TestEnrollRenewRevoke(t *testing.T) {
 	if err := pkitest.OpenSSLVerify(t, tc.Root, []byte(res.Chain), crlPEM); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Errorf("openssl verify of the revoked leaf with the CRL: %v", err)
 	}
-	if err := pkitest.OpenSSLVerify(t, tc.Root, []byte(ren.Chain), crlPEM); err != nil {
-		t.Errorf("renewed leaf should still verify with the CRL: %v", err)
+	if err := pkitest.OpenSSLVerify(t, tc.Root, []byte(ren.Chain), crlPEM); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("openssl verify of the renewed leaf with the CRL: %v", err)
 	}
 
 	// The revoked certificate can no longer renew.
 	if _, err := tc.Client(t, &pair).Renew(ctx, csr); problemType(err) != problem.CertRevoked {
 		t.Errorf("renew with revoked cert: %v", err)
 	}
-	// Revoke by subject takes the renewed one; the first is reported as already revoked.
+	// Revoke by subject finds nothing new: both are reported as already revoked.
 	rr2, err := tc.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Subject: "web-01.example.com"})
-	if err != nil || len(rr2.Revoked) != 1 || rr2.Revoked[0].Serial != ren.Serial || len(rr2.AlreadyRevoked) != 1 || rr2.CRLNumber <= rr.CRLNumber {
+	if err != nil || len(rr2.Revoked) != 0 || len(rr2.AlreadyRevoked) != 2 || rr2.CRLNumber != rr.CRLNumber {
 		t.Errorf("revoke by subject: %+v %v", rr2, err)
 	}
 	list, err := tc.Admin(t).Certs(ctx, "web-01.example.com", "revoked", 0)

@@ -1,9 +1,13 @@
-// Package crl builds, checks and publishes the issuing CA's certificate
-// revocation list. A build reads the revocations of still-unexpired
-// certificates from storage, signs them with a strictly increasing CRL
-// number, parses the result back and checks it before anything sees it,
-// persists it, and then hands it to subscribers (the HTTP endpoint,
-// anchorsync). Re-signing happens after every revocation and on a timer.
+// Package crl builds, checks and stores the issuing CA's certificate
+// revocation list. Storage is the record of truth and the bus: the Updater
+// builds whenever storage's revocation sequence is ahead of the newest
+// stored CRL (and on a re-sign timer), from one consistent snapshot of the
+// revocations of still-unexpired certificates; it signs them with a
+// strictly increasing CRL number, parses the result back and checks it
+// (signature, number, dates, entry count, zlint, the Roles Anywhere size
+// cap) before storing it together with the sequence it covers. Readers
+// (the HTTP endpoint, anchorsync, revoke) read the newest stored CRL; a
+// Watch signal only wakes them sooner.
 package crl
 
 import (
@@ -21,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/anchorage-pki/anchorage/lint"
 	"github.com/anchorage-pki/anchorage/storage"
 )
 
@@ -30,16 +35,24 @@ const MaxPEMSize = 300000
 // WarnPEMSize is where the size warning starts.
 const WarnPEMSize = MaxPEMSize * 8 / 10
 
-// Store is what the publisher needs from storage.
+// ErrTooLarge refuses a CRL whose PEM is over MaxPEMSize: no trust anchor
+// would accept it.
+var ErrTooLarge = errors.New("CRL is over the Roles Anywhere import cap")
+
+// Store is what the updater needs from storage.
 type Store interface {
-	Revoked(ctx context.Context, now time.Time) ([]storage.Revocation, error)
-	CRL(ctx context.Context) (uint64, []byte, error)
-	SaveCRL(ctx context.Context, number uint64, der []byte) error
+	Revocations(ctx context.Context, now time.Time) (storage.RevocationSet, error)
+	RevocationSeq(ctx context.Context) (uint64, error)
+	CRL(ctx context.Context) (storage.CRL, error)
+	CRLNumber(ctx context.Context) (number, seq uint64, err error)
+	SaveCRL(ctx context.Context, c storage.CRL) error
+	Watch(t storage.Topic) (<-chan struct{}, func())
 }
 
-// CRL is one published list.
+// CRL is one stored list.
 type CRL struct {
 	Number     uint64
+	Seq        uint64 // revocation sequence it covers
 	DER        []byte
 	PEM        []byte
 	ThisUpdate time.Time
@@ -50,38 +63,41 @@ type CRL struct {
 // NearCap reports whether the PEM is close to the Roles Anywhere import cap.
 func (c *CRL) NearCap() bool { return len(c.PEM) >= WarnPEMSize }
 
-// Options configure a Publisher.
+// Options configure an Updater.
 type Options struct {
 	Issuer     *x509.Certificate
 	Signer     crypto.Signer
 	Store      Store
 	NextUpdate time.Duration // validity of each CRL (default 24h)
-	Resign     time.Duration // timer interval (default 6h)
-	Logger     *slog.Logger
-	Now        func() time.Time
+	Resign     time.Duration // re-sign interval (default 6h)
+	// Poll is how often Run looks at storage without a signal (default
+	// 30s): a missed signal delays a CRL, it never loses one.
+	Poll   time.Duration
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
-// Publisher owns the current CRL.
-type Publisher struct {
+// Updater builds CRLs from storage and reads back the newest stored one.
+// In a single-host CA it runs in the CA process; with several replicas
+// exactly one runs Run (it holds the "crl" lease) and every replica reads.
+type Updater struct {
 	o Options
 
-	requested atomic.Uint64 // bumped by every Update call
-	mu        sync.Mutex    // serialises builds
-	built     uint64        // value of requested the last build started from
-	current   atomic.Pointer[CRL]
-
-	subMu sync.Mutex
-	subs  []chan struct{}
+	mu     sync.Mutex          // serialises builds
+	cached atomic.Pointer[CRL] // last CRL read or built, by number
 }
 
-// New loads the last saved CRL (if any) and returns the publisher. Call
-// Update once at start to make sure a fresh CRL exists.
-func New(ctx context.Context, o Options) (*Publisher, error) {
+// New loads the newest stored CRL (if any) and returns the updater. Call
+// Sync once at start to make sure a current CRL exists.
+func New(ctx context.Context, o Options) (*Updater, error) {
 	if o.NextUpdate <= 0 {
 		o.NextUpdate = 24 * time.Hour
 	}
 	if o.Resign <= 0 {
 		o.Resign = 6 * time.Hour
+	}
+	if o.Poll <= 0 {
+		o.Poll = 30 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -89,126 +105,180 @@ func New(ctx context.Context, o Options) (*Publisher, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	p := &Publisher{o: o}
-	n, der, err := o.Store.CRL(ctx)
+	u := &Updater{o: o}
+	if _, err := u.load(ctx); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// load reads the newest stored CRL into the cache.
+func (u *Updater) load(ctx context.Context) (*CRL, error) {
+	st, err := u.o.Store.CRL(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("crl: load: %w", err)
 	}
-	if der != nil {
-		rl, err := x509.ParseRevocationList(der)
-		if err != nil {
-			return nil, fmt.Errorf("crl: stored CRL %d does not parse: %w", n, err)
-		}
-		p.current.Store(&CRL{Number: n, DER: der, PEM: encodePEM(der), ThisUpdate: rl.ThisUpdate,
-			NextUpdate: rl.NextUpdate, Entries: len(rl.RevokedCertificateEntries)})
+	if st.DER == nil {
+		return nil, nil
 	}
-	return p, nil
-}
-
-// Current returns the newest published CRL, or nil before the first build.
-func (p *Publisher) Current() *CRL { return p.current.Load() }
-
-// Subscribe returns a channel that receives a signal after each new CRL.
-// Signals coalesce: a slow reader sees one signal for a burst and reads
-// Current() for the newest list.
-func (p *Publisher) Subscribe() <-chan struct{} {
-	ch := make(chan struct{}, 1)
-	p.subMu.Lock()
-	p.subs = append(p.subs, ch)
-	p.subMu.Unlock()
-	return ch
-}
-
-// Update builds, checks, saves and publishes a new CRL that includes every
-// revocation committed before the call, and returns its number. Concurrent
-// callers share builds: a build that started after a caller's revocation
-// was committed serves that caller too.
-func (p *Publisher) Update(ctx context.Context) (uint64, error) {
-	mine := p.requested.Add(1)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.built >= mine {
-		return p.current.Load().Number, nil
-	}
-	startedAt := p.requested.Load()
-	c, err := p.build(ctx)
+	rl, err := x509.ParseRevocationList(st.DER)
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("crl: stored CRL %d does not parse: %w", st.Number, err)
 	}
-	p.built = startedAt
-	p.current.Store(c)
-	p.notify()
-	log := p.o.Logger.With("crl_number", c.Number, "entries", c.Entries, "pem_bytes", len(c.PEM))
+	c := &CRL{Number: st.Number, Seq: st.Seq, DER: st.DER, PEM: encodePEM(st.DER), ThisUpdate: rl.ThisUpdate,
+		NextUpdate: rl.NextUpdate, Entries: len(rl.RevokedCertificateEntries)}
+	u.cached.Store(c)
+	return c, nil
+}
+
+// Current returns the newest stored CRL, or nil before the first build.
+// It asks storage for the newest number on every call (cheap) and reloads
+// only when that changed, so a reader never serves a list older than the
+// store's.
+func (u *Updater) Current() *CRL {
+	c := u.cached.Load()
+	n, _, err := u.o.Store.CRLNumber(context.Background())
+	if err != nil {
+		u.o.Logger.Error("reading the newest CRL number", "err", err)
+		return c
+	}
+	if c != nil && c.Number == n || c == nil && n == 0 {
+		return c
+	}
+	fresh, err := u.load(context.Background())
+	if err != nil {
+		u.o.Logger.Error("reading the newest CRL", "err", err)
+		return c
+	}
+	return fresh
+}
+
+// Sync builds a new CRL if storage holds revocations the newest stored CRL
+// does not cover, or if that CRL is due for re-signing, and returns the
+// newest CRL either way.
+func (u *Updater) Sync(ctx context.Context) (*CRL, error) {
+	return u.update(ctx, false)
+}
+
+// Update builds and stores a new CRL now (a re-sign), whatever is stored.
+func (u *Updater) Update(ctx context.Context) (*CRL, error) {
+	return u.update(ctx, true)
+}
+
+func (u *Updater) update(ctx context.Context, force bool) (*CRL, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !force {
+		seq, err := u.o.Store.RevocationSeq(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if c := u.Current(); c != nil && c.Seq >= seq && !u.due(c) {
+			return c, nil
+		}
+	}
+	c, err := u.build(ctx)
+	if err != nil {
+		return nil, err
+	}
+	log := u.o.Logger.With("crl_number", c.Number, "revocation_seq", c.Seq, "entries", c.Entries, "pem_bytes", len(c.PEM))
 	if c.NearCap() {
 		log.Warn("CRL is nearing the Roles Anywhere import cap", "cap", MaxPEMSize)
 	} else {
-		log.Info("CRL published")
+		log.Info("CRL stored")
 	}
-	return c.Number, nil
+	return c, nil
 }
 
-func (p *Publisher) notify() {
-	p.subMu.Lock()
-	defer p.subMu.Unlock()
-	for _, ch := range p.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
+// due reports whether c should be re-signed: Resign after its thisUpdate,
+// or sooner if its nextUpdate is closer than that.
+func (u *Updater) due(c *CRL) bool {
+	now := u.o.Now()
+	return !now.Before(c.ThisUpdate.Add(u.o.Resign)) || !now.Before(c.NextUpdate.Add(-u.o.Resign))
 }
 
-// Run re-signs the CRL every Resign interval, and sooner if the current one
-// is closer to its nextUpdate than that, until ctx ends.
-func (p *Publisher) Run(ctx context.Context) {
+// Run keeps the stored CRL current until ctx ends: it builds when storage's
+// revocation sequence moves (signalled, or seen on the poll) and re-signs
+// on the Resign timer. Failures are logged and retried.
+func (u *Updater) Run(ctx context.Context) {
+	wake, stop := u.o.Store.Watch(storage.TopicRevocation)
+	defer stop()
+	retry := time.Duration(0)
 	for {
-		wait := p.o.Resign
-		if c := p.Current(); c != nil {
-			due := c.ThisUpdate.Add(p.o.Resign)
-			wait = max(due.Sub(p.o.Now()), 0)
+		c, err := u.Sync(ctx)
+		wait := u.o.Poll
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			retry = min(max(2*retry, time.Second), time.Minute)
+			wait = retry
+			u.o.Logger.Error("CRL build failed; retrying", "err", err, "retry_in", retry)
+		} else {
+			retry = 0
+			if c != nil {
+				wait = min(wait, max(c.ThisUpdate.Add(u.o.Resign).Sub(u.o.Now()), 0))
+			}
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-wake:
 		case <-t.C:
 		}
-		if _, err := p.Update(ctx); err != nil && ctx.Err() == nil {
-			p.o.Logger.Error("scheduled CRL re-sign failed; retrying in a minute", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Minute):
-			}
-		}
+		t.Stop()
 	}
 }
 
-func (p *Publisher) build(ctx context.Context) (*CRL, error) {
-	now := p.o.Now().Truncate(time.Second)
-	prev, _, err := p.o.Store.CRL(ctx)
+// WaitFor returns the first stored CRL that covers revocation sequence seq,
+// waiting until ctx ends.
+func (u *Updater) WaitFor(ctx context.Context, seq uint64) (*CRL, error) {
+	wake, stop := u.o.Store.Watch(storage.TopicCRL)
+	defer stop()
+	for {
+		if c := u.Current(); c != nil && c.Seq >= seq {
+			return c, nil
+		}
+		t := time.NewTimer(u.o.Poll / 30)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (u *Updater) build(ctx context.Context) (*CRL, error) {
+	now := u.o.Now().Truncate(time.Second)
+	prev, _, err := u.o.Store.CRLNumber(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("crl: read number: %w", err)
 	}
-	revs, err := p.o.Store.Revoked(ctx, now)
+	set, err := u.o.Store.Revocations(ctx, now)
 	if err != nil {
 		return nil, fmt.Errorf("crl: read revocations: %w", err)
 	}
 	number := prev + 1
-	der, err := Build(p.o.Issuer, p.o.Signer, number, revs, now, p.o.NextUpdate)
+	der, err := Build(u.o.Issuer, u.o.Signer, number, set.Entries, now, u.o.NextUpdate)
 	if err != nil {
 		return nil, err
 	}
-	rl, err := Check(der, p.o.Issuer, prev, now, len(revs))
+	rl, err := Check(der, u.o.Issuer, prev, now, len(set.Entries))
 	if err != nil {
 		return nil, err
 	}
-	if err := p.o.Store.SaveCRL(ctx, number, der); err != nil {
+	if err := u.o.Store.SaveCRL(ctx, storage.CRL{Number: number, Seq: set.Seq, DER: der}); err != nil {
 		return nil, fmt.Errorf("crl: save %d: %w", number, err)
 	}
-	return &CRL{Number: number, DER: der, PEM: encodePEM(der), ThisUpdate: rl.ThisUpdate,
-		NextUpdate: rl.NextUpdate, Entries: len(revs)}, nil
+	c := &CRL{Number: number, Seq: set.Seq, DER: der, PEM: encodePEM(der), ThisUpdate: rl.ThisUpdate,
+		NextUpdate: rl.NextUpdate, Entries: len(set.Entries)}
+	u.cached.Store(c)
+	return c, nil
 }
 
 // Build signs a CRL over revs. Revocation times later than thisUpdate are
@@ -241,7 +311,8 @@ func Build(issuer *x509.Certificate, signer crypto.Signer, number uint64, revs [
 
 // Check parses a built CRL back and verifies what a relying party will:
 // signature by the issuer, issuer name, number above prev, nextUpdate in the
-// future, the expected entry count and the size cap.
+// future, the expected entry count, the zlint sources certificates are held
+// to, and the Roles Anywhere size cap.
 func Check(der []byte, issuer *x509.Certificate, prev uint64, now time.Time, wantEntries int) (*x509.RevocationList, error) {
 	rl, err := x509.ParseRevocationList(der)
 	if err != nil {
@@ -262,9 +333,31 @@ func Check(der []byte, issuer *x509.Certificate, prev uint64, now time.Time, wan
 	if len(rl.RevokedCertificateEntries) != wantEntries {
 		return nil, fmt.Errorf("crl: check: %d entries, want %d", len(rl.RevokedCertificateEntries), wantEntries)
 	}
+	if n := len(encodePEM(der)); n > MaxPEMSize {
+		return nil, fmt.Errorf("crl: check: %w: %d bytes of PEM, the cap is %d", ErrTooLarge, n, MaxPEMSize)
+	}
+	if err := lint.CRL(der); err != nil {
+		return nil, fmt.Errorf("crl: check: %w", err)
+	}
 	return rl, nil
 }
 
 func encodePEM(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+}
+
+// NumberOf returns the CRL number of a CRL in DER or PEM.
+func NumberOf(data []byte) (uint64, error) {
+	der := data
+	if b, _ := pem.Decode(data); b != nil {
+		der = b.Bytes
+	}
+	rl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return 0, fmt.Errorf("CRL does not parse: %w", err)
+	}
+	if rl.Number == nil || !rl.Number.IsUint64() {
+		return 0, errors.New("CRL has no usable CRL number")
+	}
+	return rl.Number.Uint64(), nil
 }

@@ -53,8 +53,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	iss, err := h.CA.Issue(r.Context(), ca.Request{
-		CSR: csr, Subject: grant.Subject, Names: grant.Names, Method: "token",
-		TokenID: grant.ID, TokenExpiry: grant.Expiry,
+		CSR: csr, Subject: grant.Subject, Names: grant.Names, Method: storage.MethodToken,
+		TokenID: grant.ID, TokenKeepUntil: grant.KeepUntil(),
 	})
 	if err != nil {
 		if errors.Is(err, storage.ErrTokenUsed) {

@@ -26,7 +26,10 @@ import (
 const Issuer = "anchorage"
 
 // Leeway tolerates clock differences between the host that minted the token
-// and the CA that checks it.
+// and the CA that checks it. It is also how long past its expiry a used
+// token's id is remembered (Grant.KeepUntil): the verifier accepts a token
+// until exp + Leeway, so forgetting its id any sooner would make it
+// reusable.
 const Leeway = 30 * time.Second
 
 // Token errors, each mapped to its own problem type.
@@ -52,6 +55,10 @@ type Grant struct {
 	Names   ca.Names
 	Expiry  time.Time
 }
+
+// KeepUntil is how long the token's id must stay recorded as used: as long
+// as Verify could accept the token.
+func (g *Grant) KeepUntil() time.Time { return g.Expiry.Add(Leeway) }
 
 // Mint signs a token for name and sans, valid for ttl, bound to audience
 // (the CA's URL).

@@ -27,6 +27,7 @@ const (
 	CertExpired      = "urn:anchorage:problem:certificate-expired"
 	CertRevoked      = "urn:anchorage:problem:certificate-revoked"
 	CertUnknown      = "urn:anchorage:problem:certificate-unknown"
+	CertSuperseded   = "urn:anchorage:problem:certificate-superseded"
 	Forbidden        = "urn:anchorage:problem:forbidden"
 	NotFound         = "urn:anchorage:problem:not-found"
 	MethodNotAllowed = "urn:anchorage:problem:method-not-allowed"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,15 +21,22 @@ var (
 	bucketTokens    = []byte("tokens")     // jti -> expiry (unix seconds, big endian)
 	bucketMeta      = []byte("meta")       // crl_number, crl_der
 	bucketAnchors   = []byte("anchors")    // trust anchor ARN -> AnchorStatus JSON
+	bucketLineages  = []byte("lineages")   // lineage id -> lineageRecord JSON
 
 	keyCRLNumber = []byte("crl_number")
 	keyCRLDER    = []byte("crl_der")
+	keyCRLSeq    = []byte("crl_seq") // revocation sequence the stored CRL covers
+	keyRevSeq    = []byte("rev_seq") // revocation sequence: +1 per commit that revokes
+
+	// allBuckets is every bucket an anchorage database holds.
+	allBuckets = [][]byte{bucketCerts, bucketBySubject, bucketRevoked, bucketTokens, bucketMeta, bucketAnchors, bucketLineages}
 )
 
 // DB is the bbolt-backed store.
 type DB struct {
 	db    *bolt.DB
 	group *groupCommit
+	watch watchers
 }
 
 // Open opens (creating if needed) the bbolt file at path with 0600
@@ -46,7 +54,7 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketCerts, bucketBySubject, bucketRevoked, bucketTokens, bucketMeta, bucketAnchors} {
+		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -63,6 +71,23 @@ func Open(path string) (*DB, error) {
 // Close releases the file.
 func (d *DB) Close() error { return d.db.Close() }
 
+// Watch returns a channel signalled after each commit that changes t, and
+// a function that stops the signals.
+func (d *DB) Watch(t Topic) (<-chan struct{}, func()) { return d.watch.watch(t) }
+
+func u64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func putU64(b *bolt.Bucket, k []byte, v uint64) error {
+	var x [8]byte
+	binary.BigEndian.PutUint64(x[:], v)
+	return b.Put(k, x[:])
+}
+
 func subjectKey(subject, serial string) []byte {
 	k := make([]byte, 0, len(subject)+1+len(serial))
 	k = append(k, subject...)
@@ -70,6 +95,19 @@ func subjectKey(subject, serial string) []byte {
 	return append(k, serial...)
 }
 
+func getCert(tx *bolt.Tx, serial string) (*Cert, error) {
+	v := tx.Bucket(bucketCerts).Get([]byte(serial))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	c := new(Cert)
+	if err := json.Unmarshal(v, c); err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", serial, err)
+	}
+	return c, nil
+}
+
+// putCert writes a certificate record and its subject index entry.
 func putCert(tx *bolt.Tx, c *Cert) error {
 	v, err := json.Marshal(c)
 	if err != nil {
@@ -81,12 +119,25 @@ func putCert(tx *bolt.Tx, c *Cert) error {
 	return tx.Bucket(bucketBySubject).Put(subjectKey(c.Subject, c.Serial), nil)
 }
 
-// PutCert records an issued certificate durably.
+// insertCert stores a new certificate; a serial seen before is refused
+// (serials are random 159-bit numbers: a repeat is a bug, not chance).
+func insertCert(tx *bolt.Tx, c *Cert) error {
+	if tx.Bucket(bucketCerts).Get([]byte(c.Serial)) != nil {
+		return fmt.Errorf("serial %s is already recorded", c.Serial)
+	}
+	if c.Lineage == "" {
+		c.Lineage = c.Serial
+	}
+	return putCert(tx, c)
+}
+
+// PutCert records an issued certificate durably. It starts a lineage of
+// its own unless Lineage is set.
 func (d *DB) PutCert(ctx context.Context, c *Cert) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := d.group.do(func(tx *bolt.Tx) error { return putCert(tx, c) }); err != nil {
+	if err := d.group.do(func(tx *bolt.Tx) error { return insertCert(tx, c) }); err != nil {
 		return fmt.Errorf("storage: put cert %s: %w", c.Serial, err)
 	}
 	return nil
@@ -96,7 +147,7 @@ func (d *DB) PutCert(ctx context.Context, c *Cert) error {
 func (d *DB) PutCerts(ctx context.Context, cs []*Cert) error {
 	return d.db.Update(func(tx *bolt.Tx) error {
 		for _, c := range cs {
-			if err := putCert(tx, c); err != nil {
+			if err := insertCert(tx, c); err != nil {
 				return fmt.Errorf("storage: put cert %s: %w", c.Serial, err)
 			}
 		}
@@ -105,9 +156,11 @@ func (d *DB) PutCerts(ctx context.Context, cs []*Cert) error {
 }
 
 // PutCertUsingToken records the certificate and marks the enrollment token
-// jti as used, in one commit: either both are durable or neither is. A jti
-// seen before gives ErrTokenUsed and stores nothing.
-func (d *DB) PutCertUsingToken(ctx context.Context, c *Cert, jti string, tokenExpiry time.Time) error {
+// jti as used until keepUntil, in one commit: either both are durable or
+// neither is. A jti seen before gives ErrTokenUsed and stores nothing.
+// keepUntil must cover every moment a verifier could still accept the
+// token (its expiry plus the verifier's clock leeway).
+func (d *DB) PutCertUsingToken(ctx context.Context, c *Cert, jti string, keepUntil time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -116,12 +169,10 @@ func (d *DB) PutCertUsingToken(ctx context.Context, c *Cert, jti string, tokenEx
 		if tb.Get([]byte(jti)) != nil {
 			return ErrTokenUsed
 		}
-		var exp [8]byte
-		binary.BigEndian.PutUint64(exp[:], uint64(tokenExpiry.Unix()))
-		if err := tb.Put([]byte(jti), exp[:]); err != nil {
+		if err := putU64(tb, []byte(jti), uint64(keepUntil.Unix())); err != nil {
 			return err
 		}
-		return putCert(tx, c)
+		return insertCert(tx, c)
 	})
 	if err == ErrTokenUsed {
 		return err
@@ -144,14 +195,14 @@ func (d *DB) TokenUsed(ctx context.Context, jti string) (bool, error) {
 	return used, err
 }
 
-// PruneTokens forgets used token ids whose tokens have expired: an expired
-// token is refused on its expiry alone, so its id no longer needs keeping.
+// PruneTokens forgets used token ids whose keep-until time has passed: by
+// then a verifier refuses the token on its expiry alone.
 func (d *DB) PruneTokens(ctx context.Context, now time.Time) (int, error) {
 	n := 0
 	err := d.db.Update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketTokens).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < now.Unix() {
+			if len(v) == 8 && int64(u64(v)) < now.Unix() {
 				if err := c.Delete(); err != nil {
 					return err
 				}
@@ -166,22 +217,15 @@ func (d *DB) PruneTokens(ctx context.Context, now time.Time) (int, error) {
 // Cert returns the record for serial (lowercase hex).
 func (d *DB) Cert(ctx context.Context, serial string) (*Cert, error) {
 	var c *Cert
-	err := d.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketCerts).Get([]byte(serial))
-		if v == nil {
-			return ErrNotFound
-		}
-		c = new(Cert)
-		return json.Unmarshal(v, c)
-	})
+	err := d.db.View(func(tx *bolt.Tx) (err error) { c, err = getCert(tx, serial); return err })
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// ListCerts returns certificates matching f, newest first when filtered by
-// subject, in serial order otherwise.
+// ListCerts returns certificates matching f, by serial within a subject
+// when filtered by subject, in serial order otherwise.
 func (d *DB) ListCerts(ctx context.Context, f Filter, now time.Time) ([]*Cert, error) {
 	var out []*Cert
 	match := func(c *Cert) bool {
@@ -230,64 +274,182 @@ func (d *DB) ListCerts(ctx context.Context, f Filter, now time.Time) ([]*Cert, e
 	return out, err
 }
 
+// lineageRecord marks a lineage cut off: once any member is revoked, no
+// member renews again.
+type lineageRecord struct {
+	RevokedAt time.Time `json:"revokedAt"`
+	By        string    `json:"by"` // serial (or subject:CN) the revocation named
+}
+
+func lineageRevoked(tx *bolt.Tx, id string) bool {
+	return tx.Bucket(bucketLineages).Get([]byte(id)) != nil
+}
+
+// PutRenewal stores succ as the renewal of the certificate pred, in one
+// transaction that first checks, against the committed state, that pred is
+// known, unexpired at now, not revoked, in a lineage with nothing revoked,
+// and not renewed already. A refused renewal stores nothing, except when
+// pred was renewed meanwhile (a *SupersededError): succ was signed, so it
+// is recorded as revoked (superseded) — every signature the CA makes is in
+// its inventory, and one that never reached its holder must not be valid.
+func (d *DB) PutRenewal(ctx context.Context, pred string, succ *Cert, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var refusal error
+	var lost bool
+	var final Cert
+	err := d.group.do(func(tx *bolt.Tx) error {
+		// fn may run again after a group rollback: work on a fresh copy.
+		refusal, lost, final = nil, false, *succ
+		succ := &final
+		p, err := getCert(tx, pred)
+		if err != nil {
+			return err
+		}
+		switch {
+		case p.Status == StatusRevoked || lineageRevoked(tx, p.LineageID()):
+			return ErrRevoked
+		case p.Expired(now):
+			return ErrExpired
+		case p.RenewedTo != "":
+			next, err := getCert(tx, p.RenewedTo)
+			if err != nil {
+				return fmt.Errorf("successor of %s: %w", pred, err)
+			}
+			refusal, lost = &SupersededError{Predecessor: pred, Successor: next}, true
+			succ.Lineage, succ.RenewedFrom = p.LineageID(), pred
+			if err := insertCert(tx, succ); err != nil {
+				return err
+			}
+			_, err = revokeInTx(tx, succ, ReasonSuperseded, now.Truncate(time.Second), "")
+			return err
+		}
+		succ.Lineage, succ.RenewedFrom = p.LineageID(), pred
+		if err := insertCert(tx, succ); err != nil {
+			return err
+		}
+		p.RenewedTo = succ.Serial
+		return putCert(tx, p)
+	})
+	if err == nil {
+		*succ = final
+	}
+	switch {
+	case err == nil && lost:
+		d.watch.signal(TopicRevocation)
+		return refusal
+	case errors.Is(err, ErrRevoked), errors.Is(err, ErrExpired), errors.Is(err, ErrNotFound):
+		return err
+	case err != nil:
+		return fmt.Errorf("storage: renew %s as %s: %w", pred, succ.Serial, err)
+	}
+	return nil
+}
+
 type revocationRecord struct {
 	RevokedAt time.Time `json:"revokedAt"`
 	Reason    int       `json:"reason"`
 	NotAfter  time.Time `json:"notAfter"`
+	Seq       uint64    `json:"seq,omitempty"`
 }
 
-func revokeInTx(tx *bolt.Tx, c *Cert, reason int, at time.Time) error {
-	c.Status = StatusRevoked
-	c.RevokedAt = at
-	c.Reason = reason
+// revokeInTx marks c revoked, advances the revocation sequence and, for a
+// certificate of the issuing CA, adds it to the CRL source. It returns the
+// new sequence.
+func revokeInTx(tx *bolt.Tx, c *Cert, reason int, at time.Time, with string) (uint64, error) {
+	c.Status, c.RevokedAt, c.Reason, c.RevokedWith = StatusRevoked, at, reason, with
 	if err := putCert(tx, c); err != nil {
-		return err
+		return 0, err
 	}
-	v, err := json.Marshal(revocationRecord{RevokedAt: at, Reason: reason, NotAfter: c.NotAfter})
+	m := tx.Bucket(bucketMeta)
+	seq := u64(m.Get(keyRevSeq)) + 1
+	if err := putU64(m, keyRevSeq, seq); err != nil {
+		return 0, err
+	}
+	if !c.Method.OnCRL() {
+		return seq, nil
+	}
+	v, err := json.Marshal(revocationRecord{RevokedAt: at, Reason: reason, NotAfter: c.NotAfter, Seq: seq})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return tx.Bucket(bucketRevoked).Put([]byte(c.Serial), v)
+	return seq, tx.Bucket(bucketRevoked).Put([]byte(c.Serial), v)
 }
 
-// Revoke marks the certificates selected by pick as revoked, in one
-// fsynced commit, and returns those it changed. Already revoked
-// certificates are returned unchanged with alreadyRevoked set, so a repeated
-// revoke is harmless.
-func (d *DB) revoke(ctx context.Context, reason int, at time.Time, pick func(tx *bolt.Tx) ([]*Cert, error)) (changed, already []*Cert, err error) {
+// revoke revokes the certificates pick selects and every certificate
+// renewed from them, and cuts their lineages off, in one fsynced commit.
+// Certificates revoked before are returned in Already, unchanged, so a
+// repeated revoke is harmless.
+func (d *DB) revoke(ctx context.Context, reason int, at time.Time, by string, pick func(tx *bolt.Tx) ([]*Cert, error)) (*RevokeResult, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	err = d.db.Update(func(tx *bolt.Tx) error {
-		changed, already = nil, nil
-		certs, err := pick(tx)
+	var res *RevokeResult
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		res = &RevokeResult{}
+		named, err := pick(tx)
 		if err != nil {
 			return err
 		}
-		for _, c := range certs {
-			if c.Status == StatusRevoked {
-				already = append(already, c)
-				continue
+		seen := map[string]bool{}
+		visit := func(c *Cert, with string) error {
+			if seen[c.Serial] {
+				return nil
 			}
-			if err := revokeInTx(tx, c, reason, at); err != nil {
+			seen[c.Serial] = true
+			if c.Status == StatusRevoked {
+				res.Already = append(res.Already, c)
+				return nil
+			}
+			if _, err := revokeInTx(tx, c, reason, at, with); err != nil {
 				return err
 			}
-			changed = append(changed, c)
+			res.Changed = append(res.Changed, c)
+			return nil
 		}
+		for _, c := range named {
+			if err := visit(c, ""); err != nil {
+				return err
+			}
+			// Successors: a renewal inherits its predecessor's fate, or a
+			// stolen certificate would live on in what it was renewed to.
+			for next := c.RenewedTo; next != ""; {
+				s, err := getCert(tx, next)
+				if err != nil {
+					return fmt.Errorf("successor %s of %s: %w", next, c.Serial, err)
+				}
+				if err := visit(s, c.Serial); err != nil {
+					return err
+				}
+				next = s.RenewedTo
+			}
+			lin, err := json.Marshal(lineageRecord{RevokedAt: at, By: by})
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketLineages).Put([]byte(c.LineageID()), lin); err != nil {
+				return err
+			}
+		}
+		res.Seq = u64(tx.Bucket(bucketMeta).Get(keyRevSeq))
 		return nil
 	})
-	return changed, already, err
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Changed) > 0 {
+		d.watch.signal(TopicRevocation)
+	}
+	return res, nil
 }
 
-// RevokeSerial revokes one certificate. ErrNotFound if it was never issued.
-func (d *DB) RevokeSerial(ctx context.Context, serial string, reason int, at time.Time) (changed, already []*Cert, err error) {
-	return d.revoke(ctx, reason, at, func(tx *bolt.Tx) ([]*Cert, error) {
-		v := tx.Bucket(bucketCerts).Get([]byte(serial))
-		if v == nil {
-			return nil, ErrNotFound
-		}
-		c := new(Cert)
-		if err := json.Unmarshal(v, c); err != nil {
+// RevokeSerial revokes one certificate and everything renewed from it.
+// ErrNotFound if it was never issued.
+func (d *DB) RevokeSerial(ctx context.Context, serial string, reason int, at time.Time) (*RevokeResult, error) {
+	return d.revoke(ctx, reason, at, serial, func(tx *bolt.Tx) ([]*Cert, error) {
+		c, err := getCert(tx, serial)
+		if err != nil {
 			return nil, err
 		}
 		return []*Cert{c}, nil
@@ -295,20 +457,18 @@ func (d *DB) RevokeSerial(ctx context.Context, serial string, reason int, at tim
 }
 
 // RevokeSubject revokes every unexpired certificate whose subject CN is
-// subject. ErrNotFound if there is none.
-func (d *DB) RevokeSubject(ctx context.Context, subject string, reason int, at time.Time) (changed, already []*Cert, err error) {
-	return d.revoke(ctx, reason, at, func(tx *bolt.Tx) ([]*Cert, error) {
+// subject, and so every lineage of that name. ErrNotFound if there is none.
+func (d *DB) RevokeSubject(ctx context.Context, subject string, reason int, at time.Time) (*RevokeResult, error) {
+	return d.revoke(ctx, reason, at, "subject:"+subject, func(tx *bolt.Tx) ([]*Cert, error) {
 		var out []*Cert
 		prefix := append([]byte(subject), 0)
-		certs := tx.Bucket(bucketCerts)
 		cur := tx.Bucket(bucketBySubject).Cursor()
 		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-			v := certs.Get(k[len(prefix):])
-			if v == nil {
+			c, err := getCert(tx, string(k[len(prefix):]))
+			if errors.Is(err, ErrNotFound) {
 				continue
 			}
-			c := new(Cert)
-			if err := json.Unmarshal(v, c); err != nil {
+			if err != nil {
 				return nil, err
 			}
 			if !c.Expired(at) {
@@ -322,23 +482,32 @@ func (d *DB) RevokeSubject(ctx context.Context, subject string, reason int, at t
 	})
 }
 
-// Revoked lists revocations of certificates still unexpired at now: an
+// Revocations returns, from one consistent snapshot, the revocation
+// sequence and the revocations of certificates still unexpired at now: an
 // expired certificate is invalid on its own, so CRLs need not carry it.
-func (d *DB) Revoked(ctx context.Context, now time.Time) ([]Revocation, error) {
-	var out []Revocation
+func (d *DB) Revocations(ctx context.Context, now time.Time) (RevocationSet, error) {
+	var out RevocationSet
 	err := d.db.View(func(tx *bolt.Tx) error {
+		out.Seq = u64(tx.Bucket(bucketMeta).Get(keyRevSeq))
 		return tx.Bucket(bucketRevoked).ForEach(func(k, v []byte) error {
 			var r revocationRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("revocation %s: %w", k, err)
 			}
 			if now.Before(r.NotAfter) {
-				out = append(out, Revocation{Serial: string(k), RevokedAt: r.RevokedAt, Reason: r.Reason, NotAfter: r.NotAfter})
+				out.Entries = append(out.Entries, Revocation{Serial: string(k), RevokedAt: r.RevokedAt, Reason: r.Reason, NotAfter: r.NotAfter})
 			}
 			return nil
 		})
 	})
 	return out, err
+}
+
+// RevocationSeq is the current revocation sequence.
+func (d *DB) RevocationSeq(ctx context.Context) (uint64, error) {
+	var seq uint64
+	err := d.db.View(func(tx *bolt.Tx) error { seq = u64(tx.Bucket(bucketMeta).Get(keyRevSeq)); return nil })
+	return seq, err
 }
 
 // PruneRevoked drops revocation entries of certificates that have expired:
@@ -365,37 +534,50 @@ func (d *DB) PruneRevoked(ctx context.Context, now time.Time) (int, error) {
 	return n, err
 }
 
-// CRL returns the last saved CRL number and DER (0, nil if none yet).
-func (d *DB) CRL(ctx context.Context) (uint64, []byte, error) {
-	var n uint64
-	var der []byte
+// CRL returns the newest stored CRL (zero Number and nil DER if none yet).
+func (d *DB) CRL(ctx context.Context) (CRL, error) {
+	var c CRL
 	err := d.db.View(func(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
-		if v := m.Get(keyCRLNumber); len(v) == 8 {
-			n = binary.BigEndian.Uint64(v)
-		}
-		der = bytes.Clone(m.Get(keyCRLDER))
+		c.Number, c.Seq = u64(m.Get(keyCRLNumber)), u64(m.Get(keyCRLSeq))
+		c.DER = bytes.Clone(m.Get(keyCRLDER))
 		return nil
 	})
-	return n, der, err
+	return c, err
 }
 
-// SaveCRL stores a newly built CRL. The number must exceed the stored one
+// CRLNumber returns the newest stored CRL's number and covered sequence
+// without copying its DER.
+func (d *DB) CRLNumber(ctx context.Context) (number, seq uint64, err error) {
+	err = d.db.View(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		number, seq = u64(m.Get(keyCRLNumber)), u64(m.Get(keyCRLSeq))
+		return nil
+	})
+	return number, seq, err
+}
+
+// SaveCRL stores a newly built CRL. Its number must exceed the stored one
 // (ErrStaleCRL otherwise), which keeps CRL numbers strictly increasing even
 // if two builders race.
-func (d *DB) SaveCRL(ctx context.Context, number uint64, der []byte) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+func (d *DB) SaveCRL(ctx context.Context, c CRL) error {
+	err := d.db.Update(func(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
-		if v := m.Get(keyCRLNumber); len(v) == 8 && binary.BigEndian.Uint64(v) >= number {
+		if u64(m.Get(keyCRLNumber)) >= c.Number {
 			return ErrStaleCRL
 		}
-		var b [8]byte
-		binary.BigEndian.PutUint64(b[:], number)
-		if err := m.Put(keyCRLNumber, b[:]); err != nil {
+		if err := putU64(m, keyCRLNumber, c.Number); err != nil {
 			return err
 		}
-		return m.Put(keyCRLDER, der)
+		if err := putU64(m, keyCRLSeq, c.Seq); err != nil {
+			return err
+		}
+		return m.Put(keyCRLDER, c.DER)
 	})
+	if err == nil {
+		d.watch.signal(TopicCRL)
+	}
+	return err
 }
 
 // PutAnchorStatus saves anchorsync's status for one trust anchor.
@@ -404,9 +586,13 @@ func (d *DB) PutAnchorStatus(ctx context.Context, s AnchorStatus) error {
 	if err != nil {
 		return err
 	}
-	return d.db.Update(func(tx *bolt.Tx) error {
+	err = d.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAnchors).Put([]byte(s.ARN), v)
 	})
+	if err == nil {
+		d.watch.signal(TopicAnchors)
+	}
+	return err
 }
 
 // AnchorStatuses returns every saved trust anchor status, by ARN.

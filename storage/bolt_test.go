@@ -41,18 +41,18 @@ func TestCertsAndRevocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	changed, already, err := d.RevokeSubject(ctx, "web", 1, now)
-	if err != nil || len(changed) != 2 || len(already) != 0 {
-		t.Fatalf("revoke subject: %d changed, %d already, %v", len(changed), len(already), err)
+	res, err := d.RevokeSubject(ctx, "web", 1, now)
+	if err != nil || len(res.Changed) != 2 || len(res.Already) != 0 || res.Seq != 2 {
+		t.Fatalf("revoke subject: %+v, %v", res, err)
 	}
-	changed, already, err = d.RevokeSerial(ctx, "0a", 4, now)
-	if err != nil || len(changed) != 0 || len(already) != 1 || already[0].Reason != 1 {
-		t.Fatalf("second revoke must not change the first reason: %v %v %v", changed, already, err)
+	res, err = d.RevokeSerial(ctx, "0a", 4, now)
+	if err != nil || len(res.Changed) != 0 || len(res.Already) != 1 || res.Already[0].Reason != 1 || res.Seq != 2 {
+		t.Fatalf("second revoke must not change the first reason nor the sequence: %+v %v", res, err)
 	}
-	if _, _, err := d.RevokeSerial(ctx, "ff", 1, now); !errors.Is(err, ErrNotFound) {
+	if _, err := d.RevokeSerial(ctx, "ff", 1, now); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown serial: %v", err)
 	}
-	if _, _, err := d.RevokeSubject(ctx, "nobody", 1, now); !errors.Is(err, ErrNotFound) {
+	if _, err := d.RevokeSubject(ctx, "nobody", 1, now); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown subject: %v", err)
 	}
 	// Reopen: everything must have been committed.
@@ -62,20 +62,20 @@ func TestCertsAndRevocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d2.Close()
-	revs, err := d2.Revoked(ctx, now)
-	if err != nil || len(revs) != 2 {
-		t.Fatalf("revoked after reopen: %v %v", revs, err)
+	set, err := d2.Revocations(ctx, now)
+	if err != nil || len(set.Entries) != 2 || set.Seq != 2 {
+		t.Fatalf("revoked after reopen: %+v %v", set, err)
 	}
 	// Later, once 0a expires it leaves the CRL source.
-	revs, _ = d2.Revoked(ctx, now.Add(90*time.Minute))
-	if len(revs) != 1 || revs[0].Serial != "0b" {
-		t.Errorf("pruning expired revocations: %v", revs)
+	set, _ = d2.Revocations(ctx, now.Add(90*time.Minute))
+	if len(set.Entries) != 1 || set.Entries[0].Serial != "0b" {
+		t.Errorf("pruning expired revocations: %v", set)
 	}
 	if n, err := d2.PruneRevoked(ctx, now.Add(90*time.Minute)); n != 1 || err != nil {
 		t.Errorf("PruneRevoked removed %d (%v), want 1", n, err)
 	}
-	if revs, _ = d2.Revoked(ctx, now); len(revs) != 1 || revs[0].Serial != "0b" {
-		t.Errorf("after pruning: %v", revs)
+	if set, _ = d2.Revocations(ctx, now); len(set.Entries) != 1 || set.Entries[0].Serial != "0b" || set.Seq != 2 {
+		t.Errorf("after pruning: %v", set)
 	}
 	if c, err := d2.Cert(ctx, "0a"); err != nil || c.Status != StatusRevoked {
 		t.Errorf("the certificate record must keep its revocation: %+v %v", c, err)
@@ -153,20 +153,20 @@ func TestConcurrentTokenUse(t *testing.T) {
 func TestCRLNumberStrictlyIncreases(t *testing.T) {
 	ctx := context.Background()
 	d, _ := openTemp(t)
-	if err := d.SaveCRL(ctx, 1, []byte("a")); err != nil {
+	if err := d.SaveCRL(ctx, CRL{Number: 1, DER: []byte("a")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []uint64{1, 0} {
-		if err := d.SaveCRL(ctx, n, []byte("b")); !errors.Is(err, ErrStaleCRL) {
+		if err := d.SaveCRL(ctx, CRL{Number: n, DER: []byte("b")}); !errors.Is(err, ErrStaleCRL) {
 			t.Errorf("save %d after 1: %v", n, err)
 		}
 	}
-	if err := d.SaveCRL(ctx, 2, []byte("c")); err != nil {
+	if err := d.SaveCRL(ctx, CRL{Number: 2, Seq: 7, DER: []byte("c")}); err != nil {
 		t.Fatal(err)
 	}
-	n, der, _ := d.CRL(ctx)
-	if n != 2 || string(der) != "c" {
-		t.Errorf("got %d %q", n, der)
+	c, _ := d.CRL(ctx)
+	if c.Number != 2 || c.Seq != 7 || string(c.DER) != "c" {
+		t.Errorf("got %+v", c)
 	}
 }
 

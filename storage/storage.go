@@ -1,16 +1,23 @@
 // Package storage is anchorage's record of truth: every certificate the CA
-// issues, every revocation, every used enrollment token, the CRL number and
-// the trust-anchor push status. The bbolt implementation commits with fsync
-// and groups concurrent writes into shared commits (group commit), so a
-// record is durable before the caller acknowledges anything and issuance is
-// not bound to one fsync per request.
+// issues and the lineage it belongs to, every revocation and the revocation
+// sequence that counts them, every used enrollment token, the CRLs built
+// from them and the trust-anchor push status. It is also the bus of the
+// revocation path: ca.Revoke only commits here; the CRL updater builds when
+// the revocation sequence is ahead of the newest stored CRL; anchorsync
+// pushes the newest stored CRL and records what each anchor holds here;
+// revoke --wait reads that record. Watch signals cut latency, but every
+// consumer re-reads storage, so correctness never depends on a signal.
 //
-// Callers declare the small interfaces they need; the method set here is kept
-// narrow enough that a PostgreSQL implementation can follow.
+// The bbolt implementation commits with fsync and groups concurrent writes
+// into shared commits (group commit), so a record is durable before the
+// caller acknowledges anything and issuance is not bound to one fsync per
+// request. Callers declare the small interfaces they need; the method set
+// here is kept narrow enough that a PostgreSQL implementation can follow.
 package storage
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -19,7 +26,22 @@ var (
 	ErrNotFound  = errors.New("not found")
 	ErrTokenUsed = errors.New("token already used")
 	ErrStaleCRL  = errors.New("CRL number does not increase")
+	ErrRevoked   = errors.New("certificate or its lineage is revoked")
+	ErrExpired   = errors.New("certificate has expired")
 )
+
+// SupersededError refuses a renewal of a certificate that was renewed
+// already: only the newest certificate of a lineage may renew. Successor is
+// the certificate that superseded it, so a caller can tell a retry whose
+// answer was lost (same key) from a second holder of the same certificate.
+type SupersededError struct {
+	Predecessor string
+	Successor   *Cert
+}
+
+func (e *SupersededError) Error() string {
+	return fmt.Sprintf("certificate %s was already renewed as %s", e.Predecessor, e.Successor.Serial)
+}
 
 // Status is the lifecycle state of an issued certificate.
 type Status string
@@ -29,25 +51,66 @@ const (
 	StatusRevoked Status = "revoked"
 )
 
+// Method is how a certificate came to be issued.
+type Method string
+
+const (
+	MethodToken Method = "token" // one-time enrollment token
+	MethodRenew Method = "renew" // mTLS renewal of a predecessor
+	MethodACME  Method = "acme"  // ACME order
+	MethodAdmin Method = "admin" // admin client certificate (admin intermediate)
+	MethodTLS   Method = "tls"   // the CA API's own server certificate
+)
+
+// OnCRL reports whether certificates of this method are issued by the
+// issuing CA, and so belong on its CRL when revoked. Admin certificates
+// come from the admin intermediate and never appear there.
+func (m Method) OnCRL() bool { return m != MethodAdmin }
+
+// ReasonSuperseded is RFC 5280's superseded(4), recorded for a renewal that
+// was signed but lost the race to store itself.
+const ReasonSuperseded = 4
+
 // Cert is the stored record of one issued certificate.
 type Cert struct {
-	Serial      string    `json:"serial"` // lowercase hex, no leading zeros stripped
-	Subject     string    `json:"subject"`
-	SANs        []string  `json:"sans,omitempty"`
-	NotBefore   time.Time `json:"notBefore"`
-	NotAfter    time.Time `json:"notAfter"`
-	IssuedAt    time.Time `json:"issuedAt"`
-	Method      string    `json:"method"` // token, renew, acme, admin, tls
-	TokenID     string    `json:"tokenId,omitempty"`
+	Serial    string    `json:"serial"` // lowercase hex, even length
+	Subject   string    `json:"subject"`
+	SANs      []string  `json:"sans,omitempty"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
+	IssuedAt  time.Time `json:"issuedAt"`
+	Method    Method    `json:"method"`
+	TokenID   string    `json:"tokenId,omitempty"`
+	// KeyID is the lowercase hex SHA-256 of the certificate's
+	// SubjectPublicKeyInfo: a renewal retried with the same key is told
+	// apart from another holder by it.
+	KeyID string `json:"keyId,omitempty"`
+	// Lineage is the serial of the first certificate of the chain of
+	// renewals this one belongs to (its enrollment or ACME order).
+	Lineage     string    `json:"lineage,omitempty"`
 	RenewedFrom string    `json:"renewedFrom,omitempty"`
+	RenewedTo   string    `json:"renewedTo,omitempty"` // set once it is renewed; then it may not renew again
+	Order       string    `json:"order,omitempty"`     // ACME order id
 	Status      Status    `json:"status"`
 	RevokedAt   time.Time `json:"revokedAt,omitzero"`
 	Reason      int       `json:"reason,omitempty"` // RFC 5280 CRLReason code
-	DER         []byte    `json:"der"`
+	// RevokedWith is the serial an admin named when this certificate was
+	// revoked as one of its renewed successors (empty when named itself).
+	RevokedWith string `json:"revokedWith,omitempty"`
+	DER         []byte `json:"der"`
 }
 
 // Expired reports whether the certificate is past its notAfter at now.
 func (c *Cert) Expired(now time.Time) bool { return !now.Before(c.NotAfter) }
+
+// LineageID is the lineage the certificate belongs to; records written
+// before lineages existed are each their own.
+func (c *Cert) LineageID() string {
+	if c.Lineage != "" {
+		return c.Lineage
+	}
+	return c.Serial
+}
 
 // Revocation is one entry of the CRL.
 type Revocation struct {
@@ -57,12 +120,35 @@ type Revocation struct {
 	NotAfter  time.Time
 }
 
+// RevocationSet is a consistent snapshot of what the CRL must carry: the
+// revocations of unexpired certificates and the revocation sequence they
+// add up to.
+type RevocationSet struct {
+	Seq     uint64
+	Entries []Revocation
+}
+
+// CRL is one stored, signed CRL: its number, its DER, and the revocation
+// sequence it covers (every revocation committed up to Seq is on it).
+type CRL struct {
+	Number uint64
+	Seq    uint64
+	DER    []byte
+}
+
 // Filter selects certificates in ListCerts. Zero fields match everything.
 type Filter struct {
 	Subject string // exact CN
 	Status  Status
 	Live    bool // only unexpired
 	Limit   int
+}
+
+// RevokeResult is what one revocation commit changed.
+type RevokeResult struct {
+	Changed []*Cert // revoked by this commit
+	Already []*Cert // revoked before, left as they were
+	Seq     uint64  // revocation sequence after the commit
 }
 
 // AnchorStatus is what anchorsync last achieved for one trust anchor.
@@ -76,4 +162,19 @@ type AnchorStatus struct {
 	Attempts   int       `json:"attempts,omitempty"`
 	Throttled  int       `json:"throttled,omitempty"`
 	UpdatedCRL uint64    `json:"updatedCrl,omitempty"`
+	// Regressed is set when the anchor holds a CRL numbered above the
+	// CA's newest: pushing would roll the anchor back (un-revoke hosts),
+	// so anchorsync stops for that anchor until an operator looks.
+	Regressed  bool   `json:"regressed,omitempty"`
+	HeldNumber uint64 `json:"heldNumber,omitempty"` // CRL number read back from the anchor
 }
+
+// Topic names a kind of change Watch signals.
+type Topic int
+
+const (
+	TopicRevocation Topic = iota // revocation sequence advanced
+	TopicCRL                     // a new CRL was stored
+	TopicAnchors                 // an anchor status was stored
+	numTopics
+)

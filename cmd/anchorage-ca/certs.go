@@ -30,13 +30,19 @@ func newCertsCmd() *cobra.Command {
 				return fmt.Errorf("list: %w", err)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SERIAL\tSUBJECT\tSTATUS\tMETHOD\tNOT AFTER\tSANS")
+			fmt.Fprintln(tw, "SERIAL\tSUBJECT\tSTATUS\tMETHOD\tLINEAGE\tNOT AFTER\tSANS")
 			for _, c := range list.Certs {
 				st := c.Status
 				if c.Reason != "" {
 					st += " (" + c.Reason + ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Serial, c.Subject, st, c.Method, c.NotAfter.UTC().Format(time.RFC3339), strings.Join(c.SANs, ","))
+				if c.RevokedWith != "" {
+					st += " revoked with " + c.RevokedWith
+				}
+				if c.Status == "valid" && c.RenewedTo != "" {
+					st += " superseded by " + c.RenewedTo
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Serial, c.Subject, st, c.Method, c.Lineage, c.NotAfter.UTC().Format(time.RFC3339), strings.Join(c.SANs, ","))
 			}
 			return tw.Flush()
 		},

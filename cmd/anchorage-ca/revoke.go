@@ -36,18 +36,33 @@ func newRevokeCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			for _, r := range res.Revoked {
-				fmt.Fprintf(out, "revoked %s  %s  (%s at %s)\n", r.Serial, r.Subject, r.Reason, r.RevokedAt.UTC().Format(time.RFC3339))
+				with := ""
+				if r.RevokedWith != "" {
+					with = ", renewed from " + r.RevokedWith
+				}
+				fmt.Fprintf(out, "revoked %s  %s  (%s at %s%s)\n", r.Serial, r.Subject, r.Reason, r.RevokedAt.UTC().Format(time.RFC3339), with)
 			}
 			for _, r := range res.AlreadyRevoked {
 				fmt.Fprintf(out, "already revoked %s  %s  (%s at %s)\n", r.Serial, r.Subject, r.Reason, r.RevokedAt.UTC().Format(time.RFC3339))
 			}
-			fmt.Fprintf(out, "CRL number %d published\n", res.CRLNumber)
+			if res.CRLNumber > 0 {
+				fmt.Fprintf(out, "CRL number %d published\n", res.CRLNumber)
+			} else {
+				fmt.Fprintf(out, "revocation committed (sequence %d); the CA has not built its CRL yet\n", res.RevocationSeq)
+			}
 			if !wait {
 				return nil
 			}
 			wctx, wcancel := context.WithDeadline(context.Background(), start.Add(timeout))
 			defer wcancel()
-			_, err = waitAnchors(wctx, c, res.CRLNumber, start, cmd)
+			want := res.CRLNumber
+			if want == 0 {
+				if want, err = waitCRL(wctx, c, res.RevocationSeq); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "CRL number %d published\n", want)
+			}
+			_, err = waitAnchors(wctx, c, want, start, cmd)
 			return err
 		},
 	}

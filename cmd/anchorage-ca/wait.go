@@ -12,6 +12,27 @@ import (
 	"github.com/anchorage-pki/anchorage/caclient"
 )
 
+// waitCRL polls the CA until its newest CRL covers revocation sequence seq
+// and returns that CRL's number.
+func waitCRL(ctx context.Context, c *caclient.Client, seq uint64) (uint64, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		list, err := c.Anchors(ctx)
+		if err == nil && list.CRLSeq >= seq {
+			return list.CRLNumber, nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("its newest CRL covers revocations up to %d", list.CRLSeq)
+			}
+			return 0, fmt.Errorf("timed out waiting for a CRL carrying revocation %d: %w", seq, err)
+		case <-tick.C:
+		}
+	}
+}
+
 // waitAnchors polls the CA until every trust anchor holds a CRL numbered
 // at least want, printing each anchor as it gets there with the time since
 // start. It returns the per-anchor durations.
