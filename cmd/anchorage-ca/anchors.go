@@ -64,7 +64,10 @@ func printAnchors(cmd *cobra.Command, list *apiv1.AnchorList) {
 	fmt.Fprintln(tw, "TRUST ANCHOR\tCRL\tSTATE\tPUSHED AT\tLAST ERROR")
 	for _, s := range list.Anchors {
 		state := "current"
-		if s.CRLNumber < list.CRLNumber {
+		switch {
+		case s.Regressed:
+			state = fmt.Sprintf("REGRESSED (anchor holds %d)", s.HeldNumber)
+		case s.CRLNumber < list.CRLNumber:
 			state = "behind"
 		}
 		pushed := "-"
