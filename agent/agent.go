@@ -131,7 +131,7 @@ func (a *Agent) markRevoked(err error) {
 	}
 	st := a.Status()
 	a.log.Error("CERTIFICATE REVOKED: the CA refuses to renew it; credentials are no longer served. Enroll this host again with a new token.",
-		"subject", st.Subject, "serial", st.Serial, "error", err)
+		"subject", st.Subject, "serial", st.Serial, "err", err)
 	a.update(func(s *Status) { s.LastError = err.Error(); s.NextAttempt = time.Time{} })
 	close(a.revokeC)
 }
@@ -224,7 +224,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if st := a.Status(); !warned && !st.Healthy {
 			warned = true
 			a.log.Error("certificate not renewed in time: the agent is UNHEALTHY", "state", st.State, "serial", st.Serial,
-				"expires_in", st.NotAfter.Sub(a.Now()).Round(time.Millisecond), "failures", st.Failures, "error", st.LastError)
+				"expires_in", st.NotAfter.Sub(a.Now()).Round(time.Millisecond), "failures", st.Failures, "err", st.LastError)
 		}
 		if a.Now().Before(next) {
 			continue
@@ -254,10 +254,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		st := a.Status()
 		left := time.Until(id.Chain[0].NotAfter).Round(time.Second)
 		if st.Healthy {
-			a.log.Warn("renewal failed; retrying", "serial", serialOf(id), "failures", failures, "retry_in", wait.Round(time.Millisecond), "expires_in", left, "error", err)
+			a.log.Warn("renewal failed; retrying", "serial", serialOf(id), "failures", failures, "retry_in", wait.Round(time.Millisecond), "expires_in", left, "err", err)
 		} else {
 			a.log.Error("renewal failing and the certificate is close to expiry or expired: the agent is UNHEALTHY",
-				"state", st.State, "serial", serialOf(id), "failures", failures, "expires_in", left, "error", err)
+				"state", st.State, "serial", serialOf(id), "failures", failures, "expires_in", left, "err", err)
 		}
 	}
 }
@@ -303,7 +303,7 @@ func (a *Agent) start(ctx context.Context) (*Identity, error) {
 			}
 			wait := a.cfg.RetryMin.D() << min(attempt-1, 16)
 			wait = min(wait, a.cfg.RetryMax.D())
-			a.log.Warn("enrollment failed; retrying", "attempt", attempt, "retry_in", wait, "error", err)
+			a.log.Warn("enrollment failed; retrying", "attempt", attempt, "retry_in", wait, "err", err)
 			a.update(func(s *Status) { s.Failures, s.LastError = attempt, err.Error() })
 			select {
 			case <-ctx.Done():
@@ -386,7 +386,7 @@ func (a *Agent) runHook(ctx context.Context, res *apiv1.CertResponse) {
 		out = out[:2048]
 	}
 	if err != nil {
-		a.log.Error("reload hook failed", "hook", a.cfg.ReloadHook, "error", err, "output", strings.TrimSpace(string(out)))
+		a.log.Error("reload hook failed", "hook", a.cfg.ReloadHook, "err", err, "output", strings.TrimSpace(string(out)))
 		return
 	}
 	a.log.Info("reload hook ran", "hook", a.cfg.ReloadHook, "output", strings.TrimSpace(string(out)))
@@ -398,7 +398,7 @@ func (a *Agent) statusWriter(ctx context.Context) {
 	write := func() {
 		b, _ := json.MarshalIndent(a.Status(), "", "  ")
 		if err := atomicfile.Write(a.cfg.StatusFile, append(b, '\n'), 0o644); err != nil {
-			a.log.Error("status file", "error", err)
+			a.log.Error("status file", "err", err)
 		}
 	}
 	for {

@@ -72,7 +72,7 @@ func (a *Agent) credentials(ctx context.Context) {
 		reason = "stopped: certificate revoked"
 	case err != nil:
 		reason = "stopped: " + err.Error()
-		a.log.Error("credential serving stopped", "error", err)
+		a.log.Error("credential serving stopped", "err", err)
 	}
 	a.update(func(s *Status) { s.Credentials = reason })
 }
@@ -93,7 +93,7 @@ func (a *Agent) serve(ctx context.Context) error {
 	}
 	cache := rolesanywhere.NewCache(client, src, rolesanywhere.DefaultRefreshWindow)
 	if _, _, err := cache.Refresh(ctx); err != nil {
-		a.log.Warn("initial credential fetch failed (will retry on request)", "error", err)
+		a.log.Warn("initial credential fetch failed (will retry on request)", "err", err)
 	}
 	l, err := rolesanywhere.ListenTTL(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.Port)), cc.HopLimit)
 	if err != nil {
@@ -160,7 +160,7 @@ func (a *Agent) updateLoop(ctx context.Context) error {
 		if err != nil {
 			failures++
 			wait = min(a.cfg.RetryMin.D()<<min(failures-1, 16), a.cfg.RetryMax.D())
-			a.log.Warn("credentials update failed; retrying", "error", err, "retry_in", wait)
+			a.log.Warn("credentials update failed; retrying", "err", err, "retry_in", wait)
 		} else {
 			failures = 0
 			wait = max(time.Until(sess.Credentials.Expires.Add(-rolesanywhere.UpdateMargin)), 10*time.Second)

@@ -274,7 +274,7 @@ func (c *Client) CreateSession(ctx context.Context, id Identity) (*Session, erro
 		apiErr.Attempts = attempt
 		last = apiErr
 		c.log.Debug("CreateSession attempt failed", "attempt", attempt, "status", apiErr.StatusCode,
-			"code", apiErr.Code, "request_id", apiErr.RequestID, "error", apiErr.Err)
+			"code", apiErr.Code, "request_id", apiErr.RequestID, "err", apiErr.Err)
 		if !apiErr.retryable() || ctx.Err() != nil {
 			return nil, apiErr
 		}
