@@ -75,6 +75,14 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(&b, "anchorage_trust_anchor_regressed{anchor=%q} %d\n", a.ARN, v)
 		}
 	}
+	if s.o.Leases != nil {
+		if ls, err := s.o.Leases.Leases(r.Context()); err == nil {
+			metric("anchorage_lease_held_since_timestamp_seconds", "gauge", "When this CA process took the lease (crl: CRL updater, push: trust-anchor pusher).")
+			for _, l := range ls {
+				fmt.Fprintf(&b, "anchorage_lease_held_since_timestamp_seconds{lease=%q} %d\n", l.Name, l.Since.Unix())
+			}
+		}
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	w.Write([]byte(b.String()))
 }

@@ -46,6 +46,11 @@ type Anchors interface {
 	Kick()
 }
 
+// Leases says which process holds the CRL and push leases.
+type Leases interface {
+	Leases(ctx context.Context) ([]storage.LeaseInfo, error)
+}
+
 // Options configure the server.
 type Options struct {
 	Authority Authority
@@ -54,6 +59,7 @@ type Options struct {
 	Enroll    http.Handler
 	Anchors   Anchors             // may be nil: no trust anchors configured
 	Counter   Counter             // issuance totals for /metrics; may be nil
+	Leases    Leases              // who runs the CRL updater and pusher; may be nil
 	Roots     *x509.CertPool      // client certificates must chain here
 	Issuers   []*x509.Certificate // intermediates clients may omit
 	Admins    []string            // SHA-256 fingerprints of admin certificates
@@ -403,6 +409,15 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 			h.Status = "unhealthy"
 			h.Warnings = append(h.Warnings, "trust anchor "+a.ARN+" holds CRL "+strconv.FormatUint(a.HeldNumber, 10)+
 				", newer than the CA's; pushes to it are stopped (is this database an old backup?)")
+		}
+	}
+	if s.o.Leases != nil {
+		ls, err := s.o.Leases.Leases(r.Context())
+		if err != nil {
+			h.Warnings = append(h.Warnings, "leases unreadable: "+err.Error())
+		}
+		for _, l := range ls {
+			h.Leases = append(h.Leases, apiv1.Lease{Name: l.Name, Holder: l.Holder, Since: l.Since})
 		}
 	}
 	status := http.StatusOK

@@ -88,6 +88,16 @@ type Health struct {
 	Status   string     `json:"status"` // ok, degraded or unhealthy
 	CRL      *CRLHealth `json:"crl,omitempty"`
 	Warnings []string   `json:"warnings,omitempty"`
+	// Leases: which CA process runs the CRL updater ("crl") and the
+	// trust-anchor pusher ("push"), and since when.
+	Leases []Lease `json:"leases,omitempty"`
+}
+
+// Lease is one job held by one CA process.
+type Lease struct {
+	Name   string    `json:"name"`
+	Holder string    `json:"holder"`
+	Since  time.Time `json:"since"`
 }
 
 // CRLHealth describes the current CRL.

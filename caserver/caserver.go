@@ -115,7 +115,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 	s.tlsCert.cur.Store(&tlsCert)
 	s.TLS = api.TLSConfig(s.tlsCert.get)
 	apiOpts := api.Options{
-		Authority: auth, Lister: store, CRL: pub, Enroll: enr, Counter: auth,
+		Authority: auth, Lister: store, CRL: pub, Enroll: enr, Counter: auth, Leases: store,
 		Roots: roots, Issuers: []*x509.Certificate{issuer}, Admins: cfg.Admins, Logger: log,
 	}
 	if s.Anchors, err = newPusher(ctx, cfg, s); err != nil {
@@ -163,10 +163,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go s.CRL.Run(ctx)
+	go s.Store.Hold(ctx, storage.LeaseCRL, s.CRL.Run)
+	go s.Store.Hold(ctx, storage.LeasePush, s.Anchors.Run)
 	go s.prune(ctx)
 	go s.keepTLSFresh(ctx)
-	go s.Anchors.Run(ctx)
 	if s.Config.CRL.Listen != "" {
 		if err := s.serveCRL(ctx); err != nil {
 			return err

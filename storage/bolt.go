@@ -34,9 +34,10 @@ var (
 
 // DB is the bbolt-backed store.
 type DB struct {
-	db    *bolt.DB
-	group *groupCommit
-	watch watchers
+	db     *bolt.DB
+	group  *groupCommit
+	watch  watchers
+	leases leases
 }
 
 // Open opens (creating if needed) the bbolt file at path with 0600
