@@ -78,6 +78,7 @@ func replay(t *testing.T, addr string, raw []byte) (*http.Response, []byte) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(serverWait))
 	if _, err := conn.Write(raw); err != nil {
 		t.Fatal(err)
 	}
