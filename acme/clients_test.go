@@ -19,8 +19,8 @@ const harness = "testdata/acme-client.sh"
 // client after it, and the test kills the script a little later still.
 const clientTimeout = 120 * time.Second
 
-// clientCommand is exec.Command with the client's deadline; its cancel is
-// left to the test's end, which is also when the context's timer would go.
+// clientCommand is exec.Command killed past the client's deadline; the
+// context is released when the test ends.
 func clientCommand(t testing.TB, name string, args ...string) *exec.Cmd {
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout+30*time.Second)
 	t.Cleanup(cancel)
