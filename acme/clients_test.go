@@ -12,8 +12,22 @@ import (
 	"github.com/anchorage-pki/anchorage/internal/pkitest"
 )
 
-// The real clients, unmodified, through the shared harness script.
-const harness = "../../shared/harness/acme-client.sh"
+// The real clients, unmodified, driven by testdata/acme-client.sh.
+const harness = "testdata/acme-client.sh"
+
+// clientTimeout bounds each run of a real client: the script kills the
+// client after it, and the test kills the script a little later still.
+const clientTimeout = 120 * time.Second
+
+// clientCommand is exec.Command killed past the client's deadline; the
+// context is released when the test ends.
+func clientCommand(t testing.TB, name string, args ...string) *exec.Cmd {
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout+30*time.Second)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = 5 * time.Second // a stray child holding the output pipe does not hold the test
+	return cmd
+}
 
 // need fails the test when a real client or the harness is missing:
 // `make deps` (.ci/install-deps) installs Debian's certbot and lego.
@@ -35,10 +49,11 @@ func (tc *testCA) runHarness(t *testing.T, client, challenge, domain string) []b
 	t.Helper()
 	out := t.TempDir()
 	root := filepath.Join(tc.dir, "root.crt")
-	cmd := exec.Command("bash", harness, client, tc.dirURL, domain, out)
-	cmd.Env = append(os.Environ(), "CHALLENGE="+challenge, "ACME_CA_BUNDLE="+root, "ACME_ROOT_PEM="+root,
+	cmd := clientCommand(t, "bash", harness, client, tc.dirURL, domain, out)
+	cmd.Env = append(os.Environ(), "CHALLENGE="+challenge, "ACME_CA_BUNDLE="+root,
 		"HTTP01_PORT="+itoa(tc.httpPort), "TLSALPN01_PORT="+itoa(tc.tlsPort),
-		"DNS01_MGMT_URL="+tc.dns.mgmtURL, "DNS01_RESOLVER="+tc.dns.addr, "ACME_TIMEOUT=120")
+		"DNS01_MGMT_URL="+tc.dns.mgmtURL, "DNS01_RESOLVER="+tc.dns.addr,
+		"ACME_TIMEOUT="+itoa(int(clientTimeout/time.Second)))
 	start := time.Now()
 	b, err := cmd.CombinedOutput()
 	if err != nil {
@@ -89,11 +104,11 @@ func TestLego(t *testing.T) {
 	lego := func(args ...string) {
 		t.Helper()
 		base := []string{"--server", tc.dirURL, "--accept-tos", "--path", path, "--email", "ops@example.org",
-			"--key-type", "ec256", "--http", "--http.port", ":" + itoa(tc.httpPort)}
+			"--key-type", "ec256", "--http", "--http.port", ":" + itoa(tc.httpPort), "--http-timeout", "30"}
 		if args[0] != "--domains" {
 			base = append(base, "--domains", name)
 		}
-		cmd := exec.Command("lego", append(base, args...)...)
+		cmd := clientCommand(t, "lego", append(base, args...)...)
 		cmd.Env = append(os.Environ(), "LEGO_CA_CERTIFICATES="+filepath.Join(tc.dir, "root.crt"))
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("lego %s: %v\n%s", strings.Join(args, " "), err, tail(b, 3000))

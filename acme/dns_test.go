@@ -14,8 +14,8 @@ import (
 // testDNS is a tiny authoritative DNS server for the CA's validator and
 // lego: every A query answers 127.0.0.1, AAAA answers nothing, TXT answers
 // what was set. Its management API speaks pebble-challtestsrv's /set-txt
-// and /clear-txt, so ../../shared/harness/acme-client.sh drives dns-01
-// against it unchanged.
+// and /clear-txt, which testdata/acme-client.sh calls to publish dns-01
+// records.
 type testDNS struct {
 	addr    string // UDP HOST:PORT
 	mgmtURL string

@@ -1,5 +1,5 @@
 // Package api is the CA's HTTPS API: renewal over mTLS, admin revocation and
-// listing, the CRL and health. Enrollment is mounted from package enroll.
+// listing, the CRL, health, and enrollment with package enroll's tokens.
 // Every error is an RFC 7807 problem document. The issuing core (ca) does
 // the work; this package only speaks HTTP and authenticates callers.
 package api

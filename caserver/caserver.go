@@ -105,7 +105,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(root)
-	enr := &enroll.Handler{
+	enr := &api.EnrollHandler{
 		Verifier: &enroll.Verifier{Key: provKey.Public(), Audience: cfg.URL, MaxTTL: cfg.Token.MaxTTL.D(), Used: store, Now: time.Now},
 		CA:       auth,
 		Logger:   log,

@@ -23,6 +23,10 @@ import (
 	"github.com/anchorage-pki/anchorage/rolesanywhere"
 )
 
+// quick is for plain requests to a server under test: one that stops
+// answering fails the test rather than hanging it.
+var quick = &http.Client{Timeout: 10 * time.Second}
+
 // TestServeIMDSWithSDK: the SDK's EC2 role provider, pointed at `serve`,
 // gets credentials through the IMDSv2 token flow; they pass
 // GetCallerIdentity; after revocation serve can no longer refresh.
@@ -58,7 +62,7 @@ func TestServeIMDSWithSDK(t *testing.T) {
 		t.Errorf("ARN %s", aws.ToString(id.Arn))
 	}
 	// IMDSv2: no token, no credentials.
-	resp, err := http.Get(url + "/latest/meta-data/iam/security-credentials/")
+	resp, err := quick.Get(url + "/latest/meta-data/iam/security-credentials/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +97,7 @@ func TestCRLDistributionPointAgrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	ca.WaitAnchors(t, rr.CRLNumber, 15*time.Second)
-	resp, err := http.Get(leaf.CRLDistributionPoints[0])
+	resp, err := quick.Get(leaf.CRLDistributionPoints[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,8 @@
 // and single use, checks the CSR asks for nothing beyond the grant, and
 // issues. The token's id is consumed in the same commit that stores the
 // certificate, so a token yields at most one certificate even under races
-// or a crash.
+// or a crash. The package holds no HTTP: api.EnrollHandler serves
+// POST /v1/enroll with a Verifier and Grant.CheckCSR.
 package enroll
 
 import (

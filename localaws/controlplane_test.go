@@ -299,7 +299,7 @@ func TestControlPlaneAuth(t *testing.T) {
 	ctx := context.Background()
 	_, ts := startServer(t, Config{})
 
-	resp, err := http.Get(ts.URL + "/trustanchors")
+	resp, err := testHTTP.Get(ts.URL + "/trustanchors")
 	mustOK(t, err)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("x-amzn-ErrorType") != "MissingAuthenticationTokenException" {

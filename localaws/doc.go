@@ -3,8 +3,8 @@
 // GetCallerIdentity call, served by one http.Handler on one address.
 //
 // It exists so the rest of the product can be proven without reaching AWS, so
-// it errs on the side of refusing: every CreateSession is verified the way
-// shared/rolesanywhere.md §3.8 describes (AWS4-X509 signature rebuilt from the
+// it errs on the side of refusing: every CreateSession is verified as the
+// real service verifies it (AWS4-X509 signature rebuilt from the
 // wire bytes, chain to an enabled trust anchor, certificate rules, imported
 // CRLs, profile and role checks), and every control-plane or STS call must
 // carry a valid AWS4-HMAC-SHA256 signature made with the configured admin key

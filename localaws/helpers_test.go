@@ -41,6 +41,13 @@ const (
 	testRoleArn     = "arn:aws:iam::123456789012:role/anchorage-test-role"
 )
 
+// serverWait bounds each exchange with a server under test, so one that
+// stops answering fails the test instead of hanging it.
+const serverWait = 10 * time.Second
+
+// testHTTP is the HTTP client of the tests and of the SDK clients below.
+var testHTTP = &http.Client{Timeout: serverWait}
+
 // testClock is a settable clock for Config.Now.
 type testClock struct {
 	mu sync.Mutex
@@ -97,14 +104,14 @@ func startServer(t *testing.T, cfg Config) (*Server, *httptest.Server) {
 }
 
 func raClient(url, akid, secret, token string, opts ...func(*rolesanywhere.Options)) *rolesanywhere.Client {
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(akid, secret, token)}
+	cfg := aws.Config{Region: "us-east-1", HTTPClient: testHTTP, Credentials: credentials.NewStaticCredentialsProvider(akid, secret, token)}
 	return rolesanywhere.NewFromConfig(cfg, append([]func(*rolesanywhere.Options){func(o *rolesanywhere.Options) {
 		o.BaseEndpoint = aws.String(url)
 	}}, opts...)...)
 }
 
 func stsClient(url, akid, secret, token string) *sts.Client {
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(akid, secret, token)}
+	cfg := aws.Config{Region: "us-east-1", HTTPClient: testHTTP, Credentials: credentials.NewStaticCredentialsProvider(akid, secret, token)}
 	return sts.NewFromConfig(cfg, func(o *sts.Options) {
 		o.BaseEndpoint = aws.String(url)
 		o.Retryer = aws.NopRetryer{}
@@ -326,7 +333,7 @@ func signSession(t *testing.T, c sessionCall) *http.Request {
 // do sends req and returns status, the x-amzn-ErrorType header and body.
 func do(t *testing.T, req *http.Request) (int, string, []byte) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testHTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

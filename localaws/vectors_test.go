@@ -15,11 +15,12 @@ import (
 	"time"
 )
 
-// Replays of the captures in shared/vectors/rolesanywhere: the exact bytes
+// Replays of the captures in testdata/rolesanywhere: the exact bytes
 // the real aws_signing_helper and aws-sdk-go-v2 sent, over a real TCP
 // connection, so Host, header order and body are what was signed.
 
-const vectorDir = "../../shared/vectors/rolesanywhere"
+// vectorDir is shared with the rolesanywhere tests, hence the module root.
+const vectorDir = "../testdata/rolesanywhere"
 
 const (
 	vectorAnchorID  = "4f0c1d2e-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
@@ -34,7 +35,7 @@ func readVector(t *testing.T, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(vectorDir, rel))
 	if err != nil {
-		t.Fatalf("vectors (../shared/vectors next to this checkout): %v", err)
+		t.Fatalf("vector: %v", err)
 	}
 	return b
 }
@@ -77,6 +78,7 @@ func replay(t *testing.T, addr string, raw []byte) (*http.Response, []byte) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(serverWait))
 	if _, err := conn.Write(raw); err != nil {
 		t.Fatal(err)
 	}

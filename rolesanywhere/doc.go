@@ -14,6 +14,6 @@
 //
 // The signing input is a crypto.Signer so keys held in a PKCS#11 token or
 // a TPM plug in through SourceConfig.OpenKey without touching the signer.
-// Wire formats follow shared/rolesanywhere.md and the captures in
-// shared/vectors/rolesanywhere; the tests replay those captures.
+// Wire formats follow the AWS helper's behaviour as captured in the
+// module's testdata/rolesanywhere; the tests replay those captures.
 package rolesanywhere

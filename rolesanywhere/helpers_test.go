@@ -29,8 +29,9 @@ import (
 	"time"
 )
 
-// vectors is the capture folder, relative to this package.
-const vectors = "../../shared/vectors/rolesanywhere"
+// vectors is the capture folder, relative to this package; localaws
+// replays the same files, so they live once at the module root.
+const vectors = "../testdata/rolesanywhere"
 
 const (
 	vecTrustAnchor = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/4f0c1d2e-5a6b-4c7d-8e9f-0a1b2c3d4e5f"

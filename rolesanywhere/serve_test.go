@@ -38,29 +38,46 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// serveWait bounds every wait on a Serve under test: starting, stopping
+// and each request.
+const serveWait = 10 * time.Second
+
 // startServe runs Serve on a random port and returns its base URL.
 func startServe(t *testing.T, opts Options) (string, *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &syncBuffer{}
 	addrc := make(chan *net.TCPAddr, 1)
-	done := make(chan error, 1)
+	// done is closed, not sent on, so that both the start-up select and
+	// the cleanup can see that Serve returned: a Serve that failed at
+	// start-up (a missing certificate, say) used to be received here and
+	// then waited for again in the cleanup, forever.
+	var serveErr error
+	done := make(chan struct{})
 	go func() {
-		done <- Serve(ctx, opts, ServeConfig{Port: 0, Stderr: stderr, Listening: func(a *net.TCPAddr) { addrc <- a }})
+		defer close(done)
+		serveErr = Serve(ctx, opts, ServeConfig{Port: 0, Stderr: stderr, Listening: func(a *net.TCPAddr) { addrc <- a }})
 	}()
+	started := false
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
+		select {
+		case <-done:
+			if started && serveErr != nil {
+				t.Errorf("Serve: %v", serveErr)
+			}
+		case <-time.After(serveWait):
+			t.Errorf("Serve did not return within %v of its context ending", serveWait)
 		}
 	})
 	select {
 	case a := <-addrc:
+		started = true
 		return fmt.Sprintf("http://127.0.0.1:%d", a.Port), stderr
-	case err := <-done:
-		t.Fatalf("Serve ended: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not start")
+	case <-done:
+		t.Fatalf("Serve ended before listening: %v\n%s", serveErr, stderr)
+	case <-time.After(serveWait):
+		t.Fatalf("Serve did not start within %v\n%s", serveWait, stderr)
 	}
 	return "", nil
 }
@@ -77,7 +94,7 @@ func do(t *testing.T, method, url string, header map[string]string) answer {
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: serveWait}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +181,8 @@ func TestServeTranscript(t *testing.T) {
 func TestServeWithSDK(t *testing.T) {
 	f := newFakeService(t)
 	base, _ := startServe(t, f.options("ec", true))
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), serveWait)
+	defer cancel()
 
 	client := imds.New(imds.Options{Endpoint: base})
 	out, err := client.GetMetadata(ctx, &imds.GetMetadataInput{Path: "iam/security-credentials/"})
@@ -266,6 +284,9 @@ func TestListenTTL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A dial that fails would leave Accept waiting; closing the
+		// listener ends it.
+		stop := time.AfterFunc(serveWait, func() { l.Close() })
 		go func() {
 			c, err := net.Dial("tcp", l.Addr().String())
 			if err == nil {
@@ -283,6 +304,7 @@ func TestListenTTL(t *testing.T) {
 		if got != ttl {
 			t.Errorf("accepted connection TTL %d, want %d", got, ttl)
 		}
+		stop.Stop()
 		c.Close()
 		l.Close()
 	}

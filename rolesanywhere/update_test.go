@@ -100,12 +100,31 @@ func TestUpdateLoop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Update(ctx, f.options("ec", false), UpdateConfig{Path: path, Profile: "loop"}) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(f.requests()) < 3 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	// An Update that gives up early (a vector file missing, say) is seen at
+	// once rather than after the whole wait.
+	var err error
+	returned := false
+	deadline := time.After(10 * time.Second)
+wait:
+	for len(f.requests()) < 3 {
+		select {
+		case err = <-done:
+			returned = true
+			break wait
+		case <-deadline:
+			break wait
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if !returned {
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Update did not return within 10s of its context ending")
+		}
+	}
+	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
 	n := len(f.requests())

@@ -38,6 +38,11 @@ import (
 	"github.com/anchorage-pki/anchorage/storage"
 )
 
+// wait bounds every wait on a server here, so a server that does not come
+// up, answer or stop fails the test instead of hanging it until go test's
+// own timeout.
+const wait = 30 * time.Second
+
 // Admin key pair of the local endpoint (test only).
 const (
 	AdminKeyID  = "AKIDANCHORAGETEST001"
@@ -149,7 +154,8 @@ func (a *AWS) Client() *ra.Client {
 // RoleARN, and returns their ARNs.
 func (a *AWS) Setup(t testing.TB, caPEM []byte) (anchorARN, profileARN string) {
 	t.Helper()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
 	c := a.Client()
 	ta, err := c.CreateTrustAnchor(ctx, &ra.CreateTrustAnchorInput{Name: aws.String("anchorage-e2e"), Enabled: aws.Bool(true),
 		Source: &types.Source{SourceType: types.TrustAnchorTypeCertificateBundle,
@@ -176,6 +182,7 @@ type CA struct {
 	ln     net.Listener
 	cancel context.CancelFunc
 	done   chan error
+	t      testing.TB // of the last Start, for Stop's report
 }
 
 // InitCA creates a CA directory (as anchorage-ca init does) bound to a
@@ -273,16 +280,23 @@ func (c *CA) Start(t testing.TB) {
 		srv.Close()
 		t.Fatal(err)
 	}
-	c.Srv, c.ln, c.cancel, c.done = srv, ln, cancel, make(chan error, 1)
+	c.Srv, c.ln, c.cancel, c.done, c.t = srv, ln, cancel, make(chan error, 1), t
 	go func() { c.done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(c.Stop)
-	for i := 0; ; i++ {
-		if _, err := c.Client(t, nil).Health(context.Background()); err == nil {
+	// One deadline for all attempts: each Health call alone may wait as
+	// long as the client's timeout.
+	up, upCancel := context.WithTimeout(context.Background(), wait)
+	defer upCancel()
+	for {
+		_, err := c.Client(t, nil).Health(up)
+		if err == nil {
 			return
-		} else if i > 100 {
-			t.Fatalf("CA did not come up: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-up.Done():
+			t.Fatalf("CA did not come up within %v: %v", wait, err)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
@@ -292,7 +306,11 @@ func (c *CA) Stop() {
 		return
 	}
 	c.cancel()
-	<-c.done
+	select {
+	case <-c.done:
+	case <-time.After(wait):
+		c.t.Errorf("CA did not stop within %v of its context ending", wait)
+	}
 	c.Srv.Close()
 	c.cancel = nil
 }
@@ -351,7 +369,7 @@ func (c *CA) Metrics(t testing.TB) string {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(c.Root)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	hc := &http.Client{Timeout: wait, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	resp, err := hc.Get(c.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package enroll
+package api
 
 import (
 	"context"
@@ -6,37 +6,43 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/anchorage-pki/anchorage/api"
 	"github.com/anchorage-pki/anchorage/apiv1"
 	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/enroll"
 	"github.com/anchorage-pki/anchorage/problem"
 	"github.com/anchorage-pki/anchorage/storage"
 )
 
-// Issuer issues certificates; ca.Authority implements it.
+// TokenVerifier checks an enrollment token; *enroll.Verifier implements it.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*enroll.Grant, error)
+}
+
+// CertIssuer issues certificates; ca.Authority implements it.
 type CertIssuer interface {
 	Issue(ctx context.Context, r ca.Request) (*ca.Issued, error)
 }
 
-// Handler serves POST /v1/enroll.
-type Handler struct {
-	Verifier *Verifier
+// EnrollHandler serves POST /v1/enroll: package enroll decides what a token
+// grants, this handler speaks HTTP and hands the grant to the issuing core.
+type EnrollHandler struct {
+	Verifier TokenVerifier
 	CA       CertIssuer
 	Logger   *slog.Logger
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *EnrollHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, problem.MethodNotAllowed, "use POST"))
 		return
 	}
 	var req apiv1.EnrollRequest
-	if err := api.DecodeJSON(w, r, &req); err != nil {
+	if err := DecodeJSON(w, r, &req); err != nil {
 		problem.Write(w, r, err)
 		return
 	}
-	csr, err := api.ParseCSR(req.CSR)
+	csr, err := ParseCSR(req.CSR)
 	if err != nil {
 		problem.Write(w, r, err)
 		return
@@ -57,25 +63,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		TokenID: grant.ID, TokenKeepUntil: grant.KeepUntil(),
 	})
 	if err != nil {
+		// Verify saw the token unused, but another request consumed it
+		// in the commit that stored its certificate.
 		if errors.Is(err, storage.ErrTokenUsed) {
-			problem.Write(w, r, tokenProblem(ErrReplayed))
+			problem.Write(w, r, tokenProblem(enroll.ErrReplayed))
 			return
 		}
-		problem.Write(w, r, api.IssueProblem(err, h.Logger))
+		problem.Write(w, r, IssueProblem(err, h.Logger))
 		return
 	}
-	api.WriteJSON(w, http.StatusCreated, api.CertResponse(iss))
+	WriteJSON(w, http.StatusCreated, CertResponse(iss))
 }
 
+// tokenProblem gives each enroll token error its own problem type.
 func tokenProblem(err error) error {
 	switch {
-	case errors.Is(err, ErrReplayed):
+	case errors.Is(err, enroll.ErrReplayed):
 		return problem.New(http.StatusForbidden, problem.TokenReplayed, "%v", err)
-	case errors.Is(err, ErrExpired):
+	case errors.Is(err, enroll.ErrExpired):
 		return problem.New(http.StatusUnauthorized, problem.TokenExpired, "%v", err)
-	case errors.Is(err, ErrAudience):
+	case errors.Is(err, enroll.ErrAudience):
 		return problem.New(http.StatusUnauthorized, problem.TokenAudience, "%v", err)
-	case errors.Is(err, ErrSignature), errors.Is(err, ErrMalformed):
+	case errors.Is(err, enroll.ErrSignature), errors.Is(err, enroll.ErrMalformed):
 		return problem.New(http.StatusUnauthorized, problem.TokenInvalid, "%v", err)
 	}
 	return err
