@@ -249,7 +249,7 @@ func renewWith(ctx context.Context, o RenewOptions, id *Identity) (*Identity, *a
 		default:
 			return nil, nil, fmt.Errorf("rekey works with software key files only; %s holds a key that stays in its device (enroll a new key instead)", signer.Redact(o.Key))
 		}
-		k, err := signer.Generate(o.KeyType)
+		k, err := pendingKey(ctx, o)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -267,6 +267,9 @@ func renewWith(ctx context.Context, o RenewOptions, id *Identity) (*Identity, *a
 	}
 	res, err := c.Renew(ctx, csr)
 	if err != nil {
+		if o.Rekey && isPermanent(err) {
+			os.Remove(pendingKeyPath(o.Key)) // refused for good: the next attempt starts afresh
+		}
 		if IsRevoked(err) {
 			return nil, nil, fmt.Errorf("renew: %w: %v", ErrRevoked, err)
 		}
@@ -284,7 +287,38 @@ func renewWith(ctx context.Context, o RenewOptions, id *Identity) (*Identity, *a
 	if err != nil {
 		return nil, nil, err
 	}
-	return next, res, writePair(o.Cert, []byte(res.Chain), o.Key, keyPEM)
+	if err := writePair(o.Cert, []byte(res.Chain), o.Key, keyPEM); err != nil {
+		return nil, nil, err
+	}
+	os.Remove(pendingKeyPath(o.Key))
+	return next, res, nil
+}
+
+func pendingKeyPath(key string) string { return key + ".next" }
+
+// pendingKey is the new key of a rekeying renewal. It is written (0600)
+// before the CA is asked and reused until the renewal lands: the CA lets
+// only the newest certificate of a lineage renew, and answers a repeated
+// renewal with the successor it already issued only for the same key, so
+// a renewal whose answer was lost must be retried with the same new key —
+// a fresh one would find the certificate superseded and lock the host out.
+func pendingKey(ctx context.Context, o RenewOptions) (crypto.Signer, error) {
+	path := pendingKeyPath(o.Key)
+	if _, err := os.Stat(path); err == nil {
+		k, err := signer.Open(ctx, path)
+		if err == nil {
+			return k, nil
+		}
+		return nil, fmt.Errorf("pending renewal key %s: %w (remove it to start a new rekey)", path, err)
+	}
+	k, err := signer.Generate(o.KeyType)
+	if err != nil {
+		return nil, err
+	}
+	if err := signer.WriteFile(path, k); err != nil {
+		return nil, fmt.Errorf("pending renewal key: %w", err)
+	}
+	return k, nil
 }
 
 // writePair replaces key and chain with the window between them as short
