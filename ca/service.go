@@ -69,9 +69,11 @@ func (a *Authority) IssueTLS(ctx context.Context, r TLSRequest) (*ServiceIssued,
 // serviceSpec is one certificate for a service of the CA itself (its API,
 // an admin): one EKU, a fresh key, no workload policy.
 type serviceSpec struct {
-	issuer   *x509.Certificate
-	signer   crypto.Signer
-	store    interface{ PutCert(context.Context, *storage.Cert) error }
+	issuer *x509.Certificate
+	signer crypto.Signer
+	store  interface {
+		PutCert(context.Context, *storage.Cert) error
+	}
 	now      time.Time
 	cn       string
 	names    Names
