@@ -131,3 +131,22 @@ func (s *Server) reloadAdmins(ctx context.Context, cfg *config.CA) error {
 	s.Config.Admins = cfg.Admins
 	return nil
 }
+
+// AdminIssuer opens the admin intermediate of the CA in cfg's directory
+// for issuing outside a running server (`anchorage-ca admin issue --local`
+// with serve stopped: the break-glass when every admin certificate has
+// expired). Like the first `admin issue` over the API, it makes the admin
+// intermediate from the root key if there is none yet.
+func AdminIssuer(ctx context.Context, cfg *config.CA, store interface {
+	PutCert(ctx context.Context, c *storage.Cert) error
+}, log *slog.Logger) (*ca.AdminIssuer, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	root, err := pemutil.ReadCertificate(cfg.Path(cfg.Paths.Root))
+	if err != nil {
+		return nil, fmt.Errorf("root certificate: %w", err)
+	}
+	h := &adminCA{cfg: cfg, root: root, store: store, log: log}
+	return h.ensure(ctx)
+}
