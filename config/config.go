@@ -124,6 +124,9 @@ func Default() *CA {
 		Leaf:  Leaf{DefaultLifetime: Duration(24 * time.Hour), MaxLifetime: Duration(7 * 24 * time.Hour), ServerAuth: true},
 		Token: Token{DefaultTTL: Duration(10 * time.Minute), MaxTTL: Duration(24 * time.Hour)},
 		CRL:   CRL{NextUpdate: Duration(24 * time.Hour), Resign: Duration(6 * time.Hour)},
+		// Admins come from the admin intermediate and are checked against
+		// storage; this list is only for legacy root-signed admin certificates.
+		Admins: []string{},
 	}
 }
 
