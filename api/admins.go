@@ -106,6 +106,10 @@ func (s *Server) admin(r *http.Request) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, problem.New(http.StatusUnauthorized, problem.Unauthenticated, "admin certificate %s does not verify: %v", serial, err)
 	}
+	if s.o.Certs == nil {
+		// Fail closed: without the record there is no revocation check.
+		return nil, problem.New(http.StatusServiceUnavailable, problem.Unavailable, "admin records are not available")
+	}
 	rec, err := s.o.Certs.Cert(r.Context(), serial)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):

@@ -135,12 +135,12 @@ func (s *Server) clientCert(r *http.Request) (*x509.Certificate, error) {
 	switch {
 	case err == nil:
 		return leaf, nil
-	case expired(err):
-		return nil, problem.New(http.StatusUnauthorized, problem.CertExpired,
-			"client certificate %s expired at %s; enroll again with a new token", ca.SerialHex(leaf.SerialNumber), leaf.NotAfter.UTC().Format(time.RFC3339))
 	case s.isAdminCert(leaf):
 		return nil, problem.New(http.StatusForbidden, problem.CertUnknown,
 			"certificate %s is an admin certificate: it does not renew (ask for a new one with anchorage-ca admin issue)", ca.SerialHex(leaf.SerialNumber))
+	case expired(err):
+		return nil, problem.New(http.StatusUnauthorized, problem.CertExpired,
+			"client certificate %s expired at %s; enroll again with a new token", ca.SerialHex(leaf.SerialNumber), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil, problem.New(http.StatusUnauthorized, problem.Unauthenticated, "client certificate not issued by this CA: %v", err)
 }
