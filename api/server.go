@@ -53,7 +53,7 @@ type Options struct {
 	Anchors   Anchors             // may be nil: no trust anchors configured
 	Counter   Counter             // issuance totals for /metrics; may be nil
 	Roots     *x509.CertPool      // client certificates must chain here
-	Issuers   []*x509.Certificate // intermediates clients may omit
+	Issuers   []*x509.Certificate // issuing CAs: a workload certificate must chain through one
 	Admins    []string            // SHA-256 fingerprints of legacy root-signed admin certificates (SetAdmins replaces)
 	AdminCA   AdminCA             // issues and anchors admin certificates; may be nil
 	Certs     CertLookup          // every admin call checks the caller's record here

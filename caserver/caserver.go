@@ -6,7 +6,6 @@ package caserver
 
 import (
 	"context"
-	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -44,7 +43,6 @@ type Server struct {
 	Issuer    *x509.Certificate
 	Anchors   *anchorsync.Pusher
 	log       *slog.Logger
-	caKey     crypto.Signer
 	tlsCert   serverCert
 	adminCA   *adminCA
 	api       *api.Server
@@ -114,7 +112,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 		Logger:   log,
 	}
 	s := &Server{Config: cfg, Store: store, Authority: auth, CRL: pub,
-		Root: root, Issuer: issuer, log: log, caKey: caKey}
+		Root: root, Issuer: issuer, log: log}
 	s.tlsCert.cur.Store(tlsCert)
 	s.TLS = api.TLSConfig(s.tlsCert.get)
 	s.adminCA = &adminCA{cfg: cfg, root: root, store: store, log: log}
