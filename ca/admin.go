@@ -70,6 +70,16 @@ func NewAdminIssuer(o AdminOptions) (*AdminIssuer, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	// Lint the profile once at start, as New does for workloads, so a bad
+	// admin profile stops the CA rather than the first incident.
+	sample, err := serviceTemplate(serviceSpec{issuer: o.Issuer, now: o.Now(), cn: "sample-admin",
+		eku: x509.ExtKeyUsageClientAuth, lifetime: AdminLifetime, method: MethodAdmin}, o.Signer.Public())
+	if err != nil {
+		return nil, err
+	}
+	if err := lintTemplate(sample, o.Issuer, o.Signer.Public()); err != nil {
+		return nil, fmt.Errorf("ca: admin profile: %w", err)
+	}
 	return &AdminIssuer{issuer: o.Issuer, signer: o.Signer, store: o.Store, log: o.Logger, now: o.Now}, nil
 }
 

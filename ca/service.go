@@ -100,27 +100,9 @@ func signService(ctx context.Context, s serviceSpec) (*ServiceIssued, error) {
 
 // signServiceKey is signService for a key the caller holds (a CSR's).
 func signServiceKey(ctx context.Context, s serviceSpec, pub crypto.PublicKey) (*ServiceIssued, error) {
-	if err := CheckSubject(s.cn); err != nil {
-		return nil, fmt.Errorf("ca: %v", err)
-	}
-	serial, err := NewSerial()
+	t, err := serviceTemplate(s, pub)
 	if err != nil {
 		return nil, err
-	}
-	skid, err := x509util.GenerateSubjectKeyID(pub)
-	if err != nil {
-		return nil, err
-	}
-	notAfter := s.now.Add(s.lifetime)
-	if notAfter.After(s.issuer.NotAfter) {
-		notAfter = s.issuer.NotAfter
-	}
-	t := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: s.cn},
-		NotBefore: s.now.Add(-backdate), NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{s.eku},
-		BasicConstraintsValid: true, SubjectKeyId: skid,
-		DNSNames: s.names.DNS, IPAddresses: s.names.IPs,
 	}
 	if err := lintTemplate(t, s.issuer, pub); err != nil {
 		return nil, fmt.Errorf("ca: %s certificate for %q: %w", s.method, s.cn, err)
@@ -138,6 +120,31 @@ func signServiceKey(ctx context.Context, s serviceSpec, pub crypto.PublicKey) (*
 		return nil, fmt.Errorf("ca: record %s certificate: %w", s.method, err)
 	}
 	return &ServiceIssued{Cert: c, Chain: []*x509.Certificate{c, s.issuer}, Record: rec}, nil
+}
+
+func serviceTemplate(s serviceSpec, pub crypto.PublicKey) (*x509.Certificate, error) {
+	if err := CheckSubject(s.cn); err != nil {
+		return nil, fmt.Errorf("ca: %v", err)
+	}
+	serial, err := NewSerial()
+	if err != nil {
+		return nil, err
+	}
+	skid, err := x509util.GenerateSubjectKeyID(pub)
+	if err != nil {
+		return nil, err
+	}
+	notAfter := s.now.Add(s.lifetime)
+	if notAfter.After(s.issuer.NotAfter) {
+		notAfter = s.issuer.NotAfter
+	}
+	return &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: s.cn},
+		NotBefore: s.now.Add(-backdate), NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{s.eku},
+		BasicConstraintsValid: true, SubjectKeyId: skid,
+		DNSNames: s.names.DNS, IPAddresses: s.names.IPs,
+	}, nil
 }
 
 // lintTemplate signs t with a throwaway key standing in for issuer and runs

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -48,6 +49,9 @@ func newAdminIssueCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if name == "" {
 				return fmt.Errorf("--name is required")
+			}
+			if (outCert == "" || outKey == "") && strings.ContainsAny(name, `/\`) {
+				return fmt.Errorf("--name %q has a path separator: give --out-cert and --out-key", name)
 			}
 			if outCert == "" {
 				outCert = name + "-admin.crt"
