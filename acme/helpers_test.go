@@ -28,6 +28,7 @@ import (
 
 	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/caserver"
+	"github.com/anchorage-pki/anchorage/ceremony"
 	"github.com/anchorage-pki/anchorage/config"
 	"github.com/anchorage-pki/anchorage/internal/pkitest"
 	"github.com/anchorage-pki/anchorage/storage"
@@ -95,17 +96,12 @@ func startCAWith(t testing.TB, mod func(*config.ACMEProvisioner), extra ...confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := ca.Init(context.Background(), ca.InitOptions{Name: "ACME Test", Store: store,
-		TLSNames: []string{"127.0.0.1", "localhost"}, Files: ca.InitFiles{
-			Root: cfg.Path("root.crt"), RootKey: cfg.Path("root.key"), CACert: cfg.Path("ca.crt"), CAKey: cfg.Path("ca.key"),
-			TLSCert: cfg.Path("tls.crt"), TLSKey: cfg.Path("tls.key"), AdminCert: cfg.Path("admin.crt"), AdminKey: cfg.Path("admin.key"),
-			ProvisionerKey: cfg.Path("provisioner.key"),
-		}})
+	_, err = ceremony.Init(context.Background(), ceremony.Options{Name: "ACME Test", Store: store,
+		TLSNames: []string{"127.0.0.1", "localhost"}, Files: ceremony.FilesFor(cfg)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	store.Close()
-	cfg.Admins = []string{res.AdminFingerprint}
 	if err := cfg.Save(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
@@ -61,8 +61,10 @@ type Options struct {
 	Counter   Counter             // issuance totals for /metrics; may be nil
 	Leases    Leases              // who runs the CRL updater and pusher; may be nil
 	Roots     *x509.CertPool      // client certificates must chain here
-	Issuers   []*x509.Certificate // intermediates clients may omit
-	Admins    []string            // SHA-256 fingerprints of admin certificates
+	Issuers   []*x509.Certificate // issuing CAs: a workload certificate must chain through one
+	Admins    []string            // SHA-256 fingerprints of legacy root-signed admin certificates (SetAdmins replaces)
+	AdminCA   AdminCA             // issues and anchors admin certificates; may be nil
+	Certs     CertLookup          // every admin call checks the caller's record here
 	Logger    *slog.Logger
 	Now       func() time.Time
 	// CRLWait bounds how long a revoke waits for the CRL that carries it
@@ -72,8 +74,9 @@ type Options struct {
 
 // Server routes the API.
 type Server struct {
-	o   Options
-	mux *http.ServeMux
+	o            Options
+	mux          *http.ServeMux
+	legacyAdmins atomic.Pointer[[]string]
 }
 
 // New builds the router.
@@ -88,10 +91,12 @@ func New(o Options) *Server {
 		o.CRLWait = 10 * time.Second
 	}
 	s := &Server{o: o, mux: http.NewServeMux()}
+	s.SetAdmins(o.Admins)
 	s.mux.Handle(apiv1.PathEnroll, o.Enroll)
 	s.mux.HandleFunc(apiv1.PathRenew, s.post(s.renew))
 	s.mux.HandleFunc(apiv1.PathRevoke, s.post(s.revoke))
 	s.mux.HandleFunc(apiv1.PathCerts, s.get(s.certs))
+	s.mux.HandleFunc(apiv1.PathAdmins, s.admins)
 	s.mux.HandleFunc(apiv1.PathAnchors, s.get(s.anchors))
 	s.mux.HandleFunc(apiv1.PathAnchorsPush, s.post(s.anchorsPush))
 	s.mux.HandleFunc(apiv1.PathCRL, s.get(s.crl(false)))
@@ -132,44 +137,26 @@ func (s *Server) method(m string, h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// clientCert verifies the TLS client certificate against the CA's roots.
+// clientCert verifies the TLS client certificate as a workload's: it
+// must chain to the root through an issuing CA. An admin certificate never
+// passes, so it cannot renew as a workload.
 func (s *Server) clientCert(r *http.Request) (*x509.Certificate, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil, problem.New(http.StatusUnauthorized, problem.Unauthenticated, "this endpoint needs a client certificate (mTLS)")
 	}
 	leaf := r.TLS.PeerCertificates[0]
-	inter := x509.NewCertPool()
-	for _, c := range r.TLS.PeerCertificates[1:] {
-		inter.AddCert(c)
+	err := verifyVia(leaf, s.o.Roots, s.o.Issuers, s.o.Now())
+	switch {
+	case err == nil:
+		return leaf, nil
+	case s.isAdminCert(leaf):
+		return nil, problem.New(http.StatusForbidden, problem.CertUnknown,
+			"certificate %s is an admin certificate: it does not renew (ask for a new one with anchorage-ca admin issue)", ca.SerialHex(leaf.SerialNumber))
+	case expired(err):
+		return nil, problem.New(http.StatusUnauthorized, problem.CertExpired,
+			"client certificate %s expired at %s; enroll again with a new token", ca.SerialHex(leaf.SerialNumber), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	for _, c := range s.o.Issuers {
-		inter.AddCert(c)
-	}
-	now := s.o.Now()
-	_, err := leaf.Verify(x509.VerifyOptions{
-		Roots: s.o.Roots, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
-	if err != nil {
-		var ie x509.CertificateInvalidError
-		if errors.As(err, &ie) && ie.Reason == x509.Expired {
-			return nil, problem.New(http.StatusUnauthorized, problem.CertExpired,
-				"client certificate %s expired at %s; enroll again with a new token", ca.SerialHex(leaf.SerialNumber), leaf.NotAfter.UTC().Format(time.RFC3339))
-		}
-		return nil, problem.New(http.StatusUnauthorized, problem.Unauthenticated, "client certificate not issued by this CA: %v", err)
-	}
-	return leaf, nil
-}
-
-func (s *Server) admin(r *http.Request) (*x509.Certificate, error) {
-	c, err := s.clientCert(r)
-	if err != nil {
-		return nil, err
-	}
-	if !slices.Contains(s.o.Admins, ca.Fingerprint(c)) {
-		return nil, problem.New(http.StatusForbidden, problem.Forbidden, "certificate %q is not an admin of this CA", c.Subject.CommonName)
-	}
-	return c, nil
+	return nil, problem.New(http.StatusUnauthorized, problem.Unauthenticated, "client certificate not issued by this CA: %v", err)
 }
 
 func (s *Server) renew(w http.ResponseWriter, r *http.Request) {

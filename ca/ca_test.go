@@ -1,7 +1,6 @@
 package ca_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,13 +9,10 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/anchorage-pki/anchorage/ca"
-	"github.com/anchorage-pki/anchorage/internal/pkitest"
 )
 
 func TestParseSANs(t *testing.T) {
@@ -126,44 +122,5 @@ func TestCheckCSR(t *testing.T) {
 		if err != nil && !errors.Is(err, ca.ErrBadCSR) {
 			t.Errorf("%s: error is not ErrBadCSR: %v", c.name, err)
 		}
-	}
-}
-
-// TestInitMaterial checks every certificate init writes: zlint clean, the
-// chain verifies with openssl, keys are 0600, and a second init refuses.
-func TestInitMaterial(t *testing.T) {
-	dir := t.TempDir()
-	p := func(n string) string { return filepath.Join(dir, n) }
-	files := ca.InitFiles{Root: p("root.crt"), RootKey: p("root.key"), CACert: p("ca.crt"), CAKey: p("ca.key"),
-		TLSCert: p("tls.crt"), TLSKey: p("tls.key"), AdminCert: p("admin.crt"), AdminKey: p("admin.key"), ProvisionerKey: p("prov.key")}
-	res, err := ca.Init(context.Background(), ca.InitOptions{Name: "Example Corp", TLSNames: []string{"ca.example.com", "10.1.2.3"}, Files: files})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Issuer.IsCA || !res.Issuer.MaxPathLenZero || res.Issuer.KeyUsage != x509.KeyUsageCertSign|x509.KeyUsageCRLSign {
-		t.Errorf("issuing CA profile: CA=%v pathlen0=%v KU=%v", res.Issuer.IsCA, res.Issuer.MaxPathLenZero, res.Issuer.KeyUsage)
-	}
-	root, _ := os.ReadFile(files.Root)
-	for _, f := range []string{files.Root, files.CACert, files.TLSCert, files.AdminCert} {
-		b, _ := os.ReadFile(f)
-		pkitest.LintPEM(t, b)
-	}
-	caPEM, _ := os.ReadFile(files.CACert)
-	pkitest.MustVerify(t, root, caPEM)
-	tlsPEM, _ := os.ReadFile(files.TLSCert)
-	pkitest.MustVerify(t, root, tlsPEM)
-	adminPEM, _ := os.ReadFile(files.AdminCert)
-	pkitest.MustVerify(t, root, adminPEM)
-	for _, k := range []string{files.RootKey, files.CAKey, files.TLSKey, files.AdminKey, files.ProvisionerKey} {
-		st, err := os.Stat(k)
-		if err != nil || st.Mode().Perm() != 0o600 {
-			t.Errorf("%s: mode %v, %v", k, st.Mode(), err)
-		}
-	}
-	if _, err := ca.Init(context.Background(), ca.InitOptions{Name: "Again", Files: files}); err == nil || !strings.Contains(err.Error(), "refusing to overwrite") {
-		t.Errorf("second init: %v", err)
-	}
-	if b, _ := os.ReadFile(files.Root); string(b) != string(root) {
-		t.Error("second init changed the root")
 	}
 }

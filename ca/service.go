@@ -1,48 +1,169 @@
 package ca
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.step.sm/crypto/x509util"
+
+	"github.com/anchorage-pki/anchorage/lint"
+	"github.com/anchorage-pki/anchorage/storage"
 )
 
-// ServiceCert makes a certificate for one of the CA's own services (the
-// API's TLS server, the admin client) with a fresh P-256 key: one EKU, the
-// given names, signed by parent.
-func ServiceCert(parent *x509.Certificate, parentKey crypto.Signer, cn string, names Names, eku x509.ExtKeyUsage, lifetime time.Duration, now time.Time) (*x509.Certificate, crypto.Signer, error) {
+// TLSLifetime is the lifetime of the API's own TLS server certificate; the
+// server replaces it well before the end (caserver.TLSRenewBefore).
+const TLSLifetime = 365 * 24 * time.Hour
+
+// TLSRequest asks for a certificate for the CA's own HTTPS API.
+type TLSRequest struct {
+	CommonName string
+	Names      Names         // DNS names and IPs clients dial
+	Lifetime   time.Duration // 0 = TLSLifetime
+}
+
+// ServiceIssued is a signed, stored certificate for one of the CA's own
+// services, with the fresh key made for it.
+type ServiceIssued struct {
+	Cert   *x509.Certificate
+	Key    crypto.Signer
+	Chain  []*x509.Certificate // leaf, then its issuer
+	Record *storage.Cert
+}
+
+// IssueTLS makes a serverAuth certificate for the CA's HTTPS API, signed by
+// the issuing CA with a fresh P-256 key. It goes through the same steps as
+// a workload certificate — lint before signing, record before returning,
+// count, log — so the CA's own certificate is never the one nobody checked.
+func (a *Authority) IssueTLS(ctx context.Context, r TLSRequest) (*ServiceIssued, error) {
+	if r.Names.Empty() {
+		return nil, errors.New("ca: a TLS certificate needs at least one DNS name or IP")
+	}
+	lifetime := r.Lifetime
+	if lifetime <= 0 {
+		lifetime = TLSLifetime
+	}
+	now := a.now()
+	out, err := signService(ctx, serviceSpec{
+		issuer: a.issuer, signer: a.signer, store: a.store, now: now,
+		cn: r.CommonName, names: r.Names, eku: x509.ExtKeyUsageServerAuth, lifetime: lifetime, method: storage.MethodTLS,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.countMu.Lock()
+	a.counts.Issued[storage.MethodTLS]++
+	a.countMu.Unlock()
+	a.log.Info("certificate issued", "serial", out.Record.Serial, "subject", r.CommonName,
+		"sans", out.Record.SANs, "method", storage.MethodTLS, "not_after", out.Cert.NotAfter.UTC().Format(time.RFC3339))
+	return out, nil
+}
+
+// serviceSpec is one certificate for a service of the CA itself (its API,
+// an admin): one EKU, a fresh key, no workload policy.
+type serviceSpec struct {
+	issuer *x509.Certificate
+	signer crypto.Signer
+	store  interface {
+		PutCert(context.Context, *storage.Cert) error
+	}
+	now      time.Time
+	cn       string
+	names    Names
+	eku      x509.ExtKeyUsage
+	lifetime time.Duration
+	method   storage.Method
+}
+
+// signService makes the key and template, lints the template signed by a
+// throwaway copy of the issuer (what Boulder's linter does: a bad profile
+// is caught before the real key signs anything), signs and records it.
+func signService(ctx context.Context, s serviceSpec) (*ServiceIssued, error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	out, err := signServiceKey(ctx, s, k.Public())
+	if err != nil {
+		return nil, err
+	}
+	out.Key = k
+	return out, nil
+}
+
+// signServiceKey is signService for a key the caller holds (a CSR's).
+func signServiceKey(ctx context.Context, s serviceSpec, pub crypto.PublicKey) (*ServiceIssued, error) {
+	t, err := serviceTemplate(s, pub)
+	if err != nil {
+		return nil, err
+	}
+	if err := lintTemplate(t, s.issuer, pub); err != nil {
+		return nil, fmt.Errorf("ca: %s certificate for %q: %w", s.method, s.cn, err)
+	}
+	c, err := x509util.CreateCertificate(t, s.issuer, pub, s.signer)
+	if err != nil {
+		return nil, fmt.Errorf("ca: sign %s certificate for %q: %w", s.method, s.cn, err)
+	}
+	rec := &storage.Cert{
+		Serial: SerialHex(c.SerialNumber), Subject: s.cn, SANs: s.names.Strings(),
+		NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: s.now,
+		Method: s.method, KeyID: KeyID(c), Status: storage.StatusValid, DER: c.Raw,
+	}
+	if err := s.store.PutCert(ctx, rec); err != nil {
+		return nil, fmt.Errorf("ca: record %s certificate: %w", s.method, err)
+	}
+	return &ServiceIssued{Cert: c, Chain: []*x509.Certificate{c, s.issuer}, Record: rec}, nil
+}
+
+func serviceTemplate(s serviceSpec, pub crypto.PublicKey) (*x509.Certificate, error) {
+	if err := CheckSubject(s.cn); err != nil {
+		return nil, fmt.Errorf("ca: %v", err)
 	}
 	serial, err := NewSerial()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	skid, err := x509util.GenerateSubjectKeyID(k.Public())
+	skid, err := x509util.GenerateSubjectKeyID(pub)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	notAfter := now.Add(lifetime)
-	if notAfter.After(parent.NotAfter) {
-		notAfter = parent.NotAfter
+	notAfter := s.now.Add(s.lifetime)
+	if notAfter.After(s.issuer.NotAfter) {
+		notAfter = s.issuer.NotAfter
 	}
-	t := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: now.Add(-backdate), NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{eku},
+	return &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: s.cn},
+		NotBefore: s.now.Add(-backdate), NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{s.eku},
 		BasicConstraintsValid: true, SubjectKeyId: skid,
-		DNSNames: names.DNS, IPAddresses: names.IPs,
-	}
-	c, err := x509util.CreateCertificate(t, parent, k.Public(), parentKey)
+		DNSNames: s.names.DNS, IPAddresses: s.names.IPs,
+	}, nil
+}
+
+// lintTemplate signs t with a throwaway key standing in for issuer and runs
+// zlint on the result.
+func lintTemplate(t, issuer *x509.Certificate, pub crypto.PublicKey) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sign %s certificate: %w", cn, err)
+		return err
 	}
-	return c, k, nil
+	fake := *issuer
+	fake.PublicKey = key.Public()
+	tt := *t
+	tt.AuthorityKeyId = issuer.SubjectKeyId
+	der, err := x509.CreateCertificate(rand.Reader, &tt, &fake, pub, key)
+	if err != nil {
+		return fmt.Errorf("lint sample: %w", err)
+	}
+	if err := lint.Certificate(der); err != nil {
+		return fmt.Errorf("does not pass zlint: %w", err)
+	}
+	return nil
 }

@@ -67,7 +67,8 @@ func newPusher(ctx context.Context, cfg *config.CA, s *Server) (*anchorsync.Push
 }
 
 // Reload re-reads config.json and applies what can change while running:
-// the trust anchors (anchors add/create). Other keys need a restart.
+// the trust anchors (anchors add/create) and the legacy admin fingerprints
+// ("admins"). Other keys need a restart.
 func (s *Server) Reload(ctx context.Context) error {
 	cfg, err := config.Load(s.Config.Dir())
 	if err != nil {
@@ -77,6 +78,9 @@ func (s *Server) Reload(ctx context.Context) error {
 		return err
 	}
 	s.Config.TrustAnchors = cfg.TrustAnchors
-	s.log.Info("configuration reloaded", "trust_anchors", len(cfg.TrustAnchors))
+	if err := s.reloadAdmins(ctx, cfg); err != nil {
+		return err
+	}
+	s.log.Info("configuration reloaded", "trust_anchors", len(cfg.TrustAnchors), "legacy_admins", len(cfg.Admins))
 	return nil
 }

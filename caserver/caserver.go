@@ -6,7 +6,6 @@ package caserver
 
 import (
 	"context"
-	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -29,6 +28,7 @@ import (
 	"github.com/anchorage-pki/anchorage/enroll"
 	"github.com/anchorage-pki/anchorage/signer"
 	"github.com/anchorage-pki/anchorage/storage"
+	"github.com/anchorage-pki/anchorage/tlsfile"
 )
 
 // Server is an assembled CA.
@@ -43,8 +43,9 @@ type Server struct {
 	Issuer    *x509.Certificate
 	Anchors   *anchorsync.Pusher
 	log       *slog.Logger
-	caKey     crypto.Signer
 	tlsCert   serverCert
+	adminCA   *adminCA
+	api       *api.Server
 	acme      *acme.Server // nil unless the config has "acme"
 }
 
@@ -72,7 +73,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 	if err != nil {
 		return nil, fmt.Errorf("provisioner key: %w", err)
 	}
-	tlsCert, err := tls.LoadX509KeyPair(cfg.Path(cfg.Paths.TLSCert), cfg.Path(cfg.Paths.TLSKey))
+	tlsCert, err := tlsfile.Load(cfg.TLSPaths())
 	if err != nil {
 		return nil, fmt.Errorf("TLS certificate: %w", err)
 	}
@@ -111,18 +112,24 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 		Logger:   log,
 	}
 	s := &Server{Config: cfg, Store: store, Authority: auth, CRL: pub,
-		Root: root, Issuer: issuer, log: log, caKey: caKey}
-	s.tlsCert.cur.Store(&tlsCert)
+		Root: root, Issuer: issuer, log: log}
+	s.tlsCert.cur.Store(tlsCert)
 	s.TLS = api.TLSConfig(s.tlsCert.get)
+	s.adminCA = &adminCA{cfg: cfg, root: root, store: store, log: log}
+	if _, err := s.adminCA.load(ctx); err != nil {
+		return nil, err
+	}
 	apiOpts := api.Options{
 		Authority: auth, Lister: store, CRL: pub, Enroll: enr, Counter: auth, Leases: store,
 		Roots: roots, Issuers: []*x509.Certificate{issuer}, Admins: cfg.Admins, Logger: log,
+		AdminCA: s.adminCA, Certs: store,
 	}
 	if s.Anchors, err = newPusher(ctx, cfg, s); err != nil {
 		return nil, err
 	}
 	apiOpts.Anchors = s.Anchors
-	s.Handler = api.New(apiOpts)
+	s.api = api.New(apiOpts)
+	s.Handler = s.api
 	// ACME (package acme): with "acme" in the config, /acme/{provisioner}/...
 	// is served on this listener in front of the API; its state file
 	// (DIR/acme.db) is closed in Close.

@@ -4,15 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sync/atomic"
 	"time"
 
-	"github.com/anchorage-pki/anchorage/atomicfile"
 	"github.com/anchorage-pki/anchorage/ca"
-	"github.com/anchorage-pki/anchorage/signer"
-	"github.com/anchorage-pki/anchorage/storage"
+	"github.com/anchorage-pki/anchorage/tlsfile"
 )
 
 // TLSRenewBefore is how long before expiry the API's own TLS certificate
@@ -31,8 +31,11 @@ func (h *serverCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { retur
 func (h *serverCert) leaf() *x509.Certificate { return h.cur.Load().Leaf }
 
 // renewTLSIfDue re-issues the API's certificate for the same names when it
-// has less than TLSRenewBefore left: new key and certificate written
-// atomically (key first), recorded in storage, then served.
+// has less than TLSRenewBefore left, through the issuing core (linted,
+// recorded, counted, logged), writes key and chain as one file with one
+// rename, then serves it. A CA directory still in the older two-file
+// layout moves to the combined file here; the stale pair is removed after
+// the rename, and ignored if a crash leaves it (tlsfile.Load).
 func (s *Server) renewTLSIfDue(ctx context.Context, now time.Time) error {
 	old := s.tlsCert.leaf()
 	if old.NotAfter.Sub(now) > TLSRenewBefore {
@@ -40,26 +43,28 @@ func (s *Server) renewTLSIfDue(ctx context.Context, now time.Time) error {
 	}
 	var names ca.Names
 	names.DNS, names.IPs = old.DNSNames, old.IPAddresses
-	cert, key, err := ca.ServiceCert(s.Issuer, s.caKey, old.Subject.CommonName, names, x509.ExtKeyUsageServerAuth, ca.TLSLifetime, now)
+	iss, err := s.Authority.IssueTLS(ctx, ca.TLSRequest{CommonName: old.Subject.CommonName, Names: names})
 	if err != nil {
 		return fmt.Errorf("renew the API's TLS certificate: %w", err)
 	}
-	rec := &storage.Cert{Serial: ca.SerialHex(cert.SerialNumber), Subject: cert.Subject.CommonName, SANs: names.Strings(),
-		NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, IssuedAt: now, Method: "tls", Status: storage.StatusValid, DER: cert.Raw}
-	if err := s.Store.PutCert(ctx, rec); err != nil {
-		return err
+	combined, certFile, keyFile := s.Config.TLSPaths()
+	if err := tlsfile.Write(combined, iss.Key, iss.Chain...); err != nil {
+		return fmt.Errorf("renew the API's TLS certificate: %w", err)
 	}
-	if err := signer.WriteFile(s.Config.Path(s.Config.Paths.TLSKey), key); err != nil {
-		return err
+	for _, p := range []string{certFile, keyFile} {
+		if p != "" && p != combined {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				s.log.Warn("could not remove the replaced TLS file; it is ignored", "file", p, "err", err)
+			}
+		}
 	}
-	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Issuer.Raw})...)
-	if err := atomicfile.Write(s.Config.Path(s.Config.Paths.TLSCert), chain, 0o644); err != nil {
-		return err
+	chain := make([][]byte, len(iss.Chain))
+	for i, c := range iss.Chain {
+		chain[i] = c.Raw
 	}
-	s.tlsCert.cur.Store(&tls.Certificate{Certificate: [][]byte{cert.Raw, s.Issuer.Raw}, PrivateKey: key, Leaf: cert})
-	s.log.Info("renewed the API's TLS certificate", "serial", rec.Serial, "not_after", cert.NotAfter.UTC().Format(time.RFC3339),
-		"previous_not_after", old.NotAfter.UTC().Format(time.RFC3339))
+	s.tlsCert.cur.Store(&tls.Certificate{Certificate: chain, PrivateKey: iss.Key, Leaf: iss.Cert})
+	s.log.Info("renewed the API's TLS certificate", "serial", iss.Record.Serial, "file", combined,
+		"not_after", iss.Cert.NotAfter.UTC().Format(time.RFC3339), "previous_not_after", old.NotAfter.UTC().Format(time.RFC3339))
 	return nil
 }
 

@@ -11,59 +11,138 @@ import (
 	"time"
 
 	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/config"
 	"github.com/anchorage-pki/anchorage/internal/pkitest"
 	"github.com/anchorage-pki/anchorage/internal/testenv"
 	"github.com/anchorage-pki/anchorage/signer"
+	"github.com/anchorage-pki/anchorage/storage"
+	"github.com/anchorage-pki/anchorage/tlsfile"
 )
 
-// TestAPICertificateRenewedBeforeExpiry: a CA whose API certificate has
-// less than 30 days left replaces it at start, for the same names, on disk
-// and on the wire, and records it.
-func TestAPICertificateRenewedBeforeExpiry(t *testing.T) {
-	c := testenv.InitCA(t)
-	caKey, err := signer.Open(context.Background(), filepath.Join(c.Dir, "ca.key"))
+// shortTLS issues, through the CA's own core, a TLS certificate for the
+// same names as init's that has only 10 days left, as the CA would hold
+// after a year.
+func shortTLS(t *testing.T, c *testenv.CA) *ca.ServiceIssued {
+	t.Helper()
+	ctx := context.Background()
+	caKey, err := signer.Open(ctx, c.Cfg.Path(c.Cfg.Paths.CAKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	issuer := pkitest.ParseChain(t, mustRead(t, filepath.Join(c.Dir, "ca.crt")))[0]
-	oldTLS := pkitest.ParseChain(t, mustRead(t, filepath.Join(c.Dir, "tls.crt")))[0]
-	names := ca.Names{DNS: oldTLS.DNSNames, IPs: oldTLS.IPAddresses}
-	short, key, err := ca.ServiceCert(issuer, caKey, oldTLS.Subject.CommonName, names, x509.ExtKeyUsageServerAuth, 10*24*time.Hour, time.Now())
+	issuer := pkitest.ParseChain(t, mustRead(t, c.Cfg.Path(c.Cfg.Paths.CACert)))[0]
+	cur, err := tls.LoadX509KeyPair(filepath.Join(c.Dir, "tls.pem"), filepath.Join(c.Dir, "tls.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := signer.WriteFile(filepath.Join(c.Dir, "tls.key"), key); err != nil {
+	db, err := storage.Open(c.Cfg.Path(c.Cfg.Paths.DB))
+	if err != nil {
 		t.Fatal(err)
 	}
-	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: short.Raw}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.Raw})...)
-	if err := os.WriteFile(filepath.Join(c.Dir, "tls.crt"), chain, 0o644); err != nil {
+	defer db.Close()
+	auth, err := ca.New(ca.Options{Issuer: issuer, Signer: caKey, Store: db})
+	if err != nil {
 		t.Fatal(err)
 	}
+	iss, err := auth.IssueTLS(ctx, ca.TLSRequest{CommonName: cur.Leaf.Subject.CommonName,
+		Names: ca.Names{DNS: cur.Leaf.DNSNames, IPs: cur.Leaf.IPAddresses}, Lifetime: 10 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss
+}
 
-	c.Start(t)
+func servedCert(t *testing.T, c *testenv.CA) *x509.Certificate {
+	t.Helper()
 	conn, err := tls.Dial("tcp", c.Cfg.Listen, &tls.Config{RootCAs: pool(t, c.Root), ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := conn.ConnectionState().PeerCertificates[0]
-	conn.Close()
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0]
+}
+
+// TestAPICertificateRenewedBeforeExpiry: a CA directory in the older
+// two-file layout (tls.crt + tls.key) whose API certificate has less than
+// 30 days left replaces it at start through the issuing core, for the same
+// names: one combined tls.pem (0600) on disk and on the wire, lint clean,
+// recorded and counted; the replaced pair is gone.
+func TestAPICertificateRenewedBeforeExpiry(t *testing.T) {
+	c := testenv.InitCA(t)
+	short := shortTLS(t, c)
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: short.Cert.Raw}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: short.Chain[1].Raw})...)
+	if err := os.WriteFile(filepath.Join(c.Dir, "tls.crt"), chain, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := signer.WriteFile(filepath.Join(c.Dir, "tls.key"), short.Key); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(c.Dir, "tls.pem"))
+	setOldLayout(t, c)
+
+	c.Start(t)
+	served := servedCert(t, c)
 	if served.NotAfter.Before(time.Now().Add(300 * 24 * time.Hour)) {
 		t.Errorf("served certificate expires %s; want it renewed for a year", served.NotAfter)
 	}
-	onDisk := pkitest.ParseChain(t, mustRead(t, filepath.Join(c.Dir, "tls.crt")))[0]
-	if !onDisk.Equal(served) || onDisk.Subject.CommonName != oldTLS.Subject.CommonName || len(onDisk.IPAddresses) != len(oldTLS.IPAddresses) {
-		t.Errorf("tls.crt on disk is not the served, same-named certificate")
+	onDisk, err := tlsfile.Load(filepath.Join(c.Dir, "tls.pem"), "", "")
+	if err != nil {
+		t.Fatalf("renewed tls.pem: %v", err)
 	}
-	if _, err := tls.LoadX509KeyPair(filepath.Join(c.Dir, "tls.crt"), filepath.Join(c.Dir, "tls.key")); err != nil {
-		t.Errorf("renewed pair on disk: %v", err)
+	if !onDisk.Leaf.Equal(served) || onDisk.Leaf.Subject.CommonName != short.Cert.Subject.CommonName || len(onDisk.Leaf.IPAddresses) != len(short.Cert.IPAddresses) {
+		t.Errorf("tls.pem on disk is not the served, same-named certificate")
 	}
-	if st, _ := os.Stat(filepath.Join(c.Dir, "tls.key")); st.Mode().Perm() != 0o600 {
-		t.Errorf("tls.key mode %v", st.Mode())
+	if st, _ := os.Stat(filepath.Join(c.Dir, "tls.pem")); st.Mode().Perm() != 0o600 {
+		t.Errorf("tls.pem mode %v", st.Mode())
 	}
-	pkitest.LintPEM(t, mustRead(t, filepath.Join(c.Dir, "tls.crt")))
-	list, err := c.Admin(t).Certs(context.Background(), oldTLS.Subject.CommonName, "valid", 0)
-	if err != nil || len(list.Certs) != 2 {
-		t.Errorf("storage should hold the init and the renewed TLS certificate: %+v %v", list, err)
+	for _, old := range []string{"tls.crt", "tls.key"} {
+		if _, err := os.Stat(filepath.Join(c.Dir, old)); err == nil {
+			t.Errorf("replaced %s is still there", old)
+		}
+	}
+	pkitest.LintPEM(t, mustRead(t, filepath.Join(c.Dir, "tls.pem")))
+	list, err := c.Admin(t).Certs(context.Background(), short.Cert.Subject.CommonName, "valid", 0)
+	if err != nil || len(list.Certs) != 3 { // init's, the short one, the renewed one
+		t.Errorf("storage should hold init's, the short and the renewed TLS certificate: %+v %v", list, err)
+	}
+	if n := c.Srv.Authority.Counts().Issued["tls"]; n != 1 {
+		t.Errorf("tls issued count %d, want 1", n)
+	}
+}
+
+// TestAPICertificateCrashAfterRename: a crash after the combined file was
+// renamed into place but before the older pair was removed leaves a stale
+// tls.crt/tls.key that is not the new key's; the CA starts on the combined
+// file, never on a mixed pair.
+func TestAPICertificateCrashAfterRename(t *testing.T) {
+	c := testenv.InitCA(t)
+	stale := shortTLS(t, c)
+	if err := os.WriteFile(filepath.Join(c.Dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: stale.Cert.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := signer.WriteFile(filepath.Join(c.Dir, "tls.key"), stale.Key); err != nil {
+		t.Fatal(err)
+	}
+	want, err := tlsfile.Load(filepath.Join(c.Dir, "tls.pem"), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setOldLayout(t, c)
+	c.Start(t)
+	if served := servedCert(t, c); !served.Equal(want.Leaf) {
+		t.Errorf("served %s, want the combined file's certificate", ca.SerialHex(served.SerialNumber))
+	}
+}
+
+// setOldLayout rewrites the config as CAs made before tls.pem have it.
+func setOldLayout(t *testing.T, c *testenv.CA) {
+	t.Helper()
+	cfg, err := config.Load(c.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Paths.TLS, cfg.Paths.TLSCert, cfg.Paths.TLSKey = "", "tls.crt", "tls.key"
+	if err := cfg.Save(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -58,8 +58,11 @@ type Paths struct {
 	RootKey        string `json:"rootKey"`
 	CACert         string `json:"caCert"`
 	CAKey          string `json:"caKey"`
-	TLSCert        string `json:"tlsCert"`
-	TLSKey         string `json:"tlsKey"`
+	TLS            string `json:"tls,omitempty"`     // the API's key and chain in one file (0600), replaced with one rename
+	TLSCert        string `json:"tlsCert,omitempty"` // older layout: certificate and key apart, read until the first renewal
+	TLSKey         string `json:"tlsKey,omitempty"`
+	AdminCACert    string `json:"adminCaCert,omitempty"` // admin intermediate; default admin-ca.crt
+	AdminCAKey     string `json:"adminCaKey,omitempty"`  // default admin-ca.key
 	ProvisionerKey string `json:"provisionerKey"`
 	DB             string `json:"db"`
 }
@@ -101,7 +104,7 @@ type CA struct {
 	Leaf         Leaf          `json:"leaf"`
 	Token        Token         `json:"token"`
 	CRL          CRL           `json:"crl"`
-	Admins       []string      `json:"admins"` // SHA-256 fingerprints (hex) of admin client certificates
+	Admins       []string      `json:"admins"` // SHA-256 fingerprints (hex) of legacy root-signed admin certificates; reloaded on SIGHUP
 	TrustAnchors []TrustAnchor `json:"trustAnchors,omitempty"`
 	ACME         *ACME         `json:"acme,omitempty"`
 	AWS          *AWS          `json:"aws,omitempty"`
@@ -115,12 +118,15 @@ func Default() *CA {
 		Listen: "127.0.0.1:8443",
 		Paths: Paths{
 			Root: "root.crt", RootKey: "root.key", CACert: "ca.crt", CAKey: "ca.key",
-			TLSCert: "tls.crt", TLSKey: "tls.key", ProvisionerKey: "provisioner.key",
+			TLS: "tls.pem", AdminCACert: "admin-ca.crt", AdminCAKey: "admin-ca.key", ProvisionerKey: "provisioner.key",
 			DB: "anchorage.db",
 		},
 		Leaf:  Leaf{DefaultLifetime: Duration(24 * time.Hour), MaxLifetime: Duration(7 * 24 * time.Hour), ServerAuth: true},
 		Token: Token{DefaultTTL: Duration(10 * time.Minute), MaxTTL: Duration(24 * time.Hour)},
 		CRL:   CRL{NextUpdate: Duration(24 * time.Hour), Resign: Duration(6 * time.Hour)},
+		// Admins come from the admin intermediate and are checked against
+		// storage; this list is only for legacy root-signed admin certificates.
+		Admins: []string{},
 	}
 }
 
@@ -175,12 +181,14 @@ func (c *CA) Validate() error {
 	}
 	for k, v := range map[string]string{
 		"paths.root": c.Paths.Root, "paths.caCert": c.Paths.CACert, "paths.caKey": c.Paths.CAKey,
-		"paths.tlsCert": c.Paths.TLSCert, "paths.tlsKey": c.Paths.TLSKey,
 		"paths.provisionerKey": c.Paths.ProvisionerKey, "paths.db": c.Paths.DB,
 	} {
 		if v == "" {
 			return fmt.Errorf("key %q: required", k)
 		}
+	}
+	if c.Paths.TLS == "" && (c.Paths.TLSCert == "" || c.Paths.TLSKey == "") {
+		return errors.New(`key "paths.tls": required (or both paths.tlsCert and paths.tlsKey)`)
 	}
 	switch {
 	case c.Leaf.DefaultLifetime.D() < 5*time.Second:

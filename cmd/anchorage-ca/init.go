@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/ceremony"
 	"github.com/anchorage-pki/anchorage/config"
 	"github.com/anchorage-pki/anchorage/signer"
 	"github.com/anchorage-pki/anchorage/storage"
@@ -22,7 +22,7 @@ func newInitCmd() *cobra.Command {
 	var lifetime time.Duration
 	cmd := &cobra.Command{
 		Use:   "init --dir DIR --name NAME [--dns HOST ...]",
-		Short: "Create a root CA, an issuing CA, the API's TLS certificate and an admin certificate",
+		Short: "Create a root CA, an issuing CA, an admin CA, the API's TLS certificate and an admin certificate",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" || name == "" {
@@ -67,14 +67,8 @@ func newInitCmd() *cobra.Command {
 				return err
 			}
 			defer store.Close()
-			files := ca.InitFiles{
-				Root: cfg.Path(cfg.Paths.Root), RootKey: cfg.Path(cfg.Paths.RootKey),
-				CACert: cfg.Path(cfg.Paths.CACert), CAKey: cfg.Path(cfg.Paths.CAKey),
-				TLSCert: cfg.Path(cfg.Paths.TLSCert), TLSKey: cfg.Path(cfg.Paths.TLSKey),
-				AdminCert: filepath.Join(dir, "admin.crt"), AdminKey: filepath.Join(dir, "admin.key"),
-				ProvisionerKey: cfg.Path(cfg.Paths.ProvisionerKey),
-			}
-			res, err := ca.Init(context.Background(), ca.InitOptions{Name: name, TLSNames: dns, Files: files, Store: store})
+			files := ceremony.FilesFor(cfg)
+			_, err = ceremony.Init(context.Background(), ceremony.Options{Name: name, TLSNames: dns, Files: files, Store: store})
 			if err != nil {
 				// Leave nothing behind (a wrong PIN, a missing token): the
 				// empty database, and the directory if init made it.
@@ -83,7 +77,6 @@ func newInitCmd() *cobra.Command {
 				os.Remove(dir)
 				return err
 			}
-			cfg.Admins = []string{res.AdminFingerprint}
 			if err := cfg.Save(); err != nil {
 				return err
 			}
@@ -91,8 +84,9 @@ func newInitCmd() *cobra.Command {
 			fmt.Fprintf(out, "Created a new CA %q in %s\n\n", name, dir)
 			fmt.Fprintf(out, "  root CA        %s  (key %s: move it offline)\n", files.Root, files.RootKey)
 			fmt.Fprintf(out, "  issuing CA     %s  (key %s)  <- register this as the Roles Anywhere trust anchor\n", files.CACert, signer.Redact(files.CAKey))
-			fmt.Fprintf(out, "  API TLS        %s  for %v\n", files.TLSCert, dns)
-			fmt.Fprintf(out, "  admin client   %s  (key %s) for revoke and list\n", files.AdminCert, files.AdminKey)
+			fmt.Fprintf(out, "  admin CA       %s  (key %s)  signs admin certificates only; never a trust anchor\n", files.AdminCACert, files.AdminCAKey)
+			fmt.Fprintf(out, "  API TLS        %s  (key and chain) for %v\n", files.TLS, dns)
+			fmt.Fprintf(out, "  admin client   %s  (key %s) for revoke, list and admin issue; expires in 30 days\n", files.AdminCert, files.AdminKey)
 			fmt.Fprintf(out, "  config         %s  (URL %s, listen %s)\n\n", filepath.Join(dir, config.FileName), cfg.URL, cfg.Listen)
 			fmt.Fprintf(out, "Next: anchorage-ca serve --dir %s\n", dir)
 			fmt.Fprintf(out, "      anchorage-ca token --dir %s --name HOST   (a one-time enrollment token)\n", dir)

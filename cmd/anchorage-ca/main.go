@@ -32,6 +32,7 @@ func run(args []string) int {
 		newCRLCmd(),
 		newCertsCmd(),
 		newAnchorsCmd(),
+		newAdminCmd(),
 		newLocalAWSCmd(),
 	)
 	root.SetArgs(args)

@@ -28,9 +28,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rolesanywhere/types"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
-	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/caclient"
 	"github.com/anchorage-pki/anchorage/caserver"
+	"github.com/anchorage-pki/anchorage/ceremony"
 	"github.com/anchorage-pki/anchorage/config"
 	"github.com/anchorage-pki/anchorage/enroll"
 	"github.com/anchorage-pki/anchorage/localaws"
@@ -216,14 +216,11 @@ func InitCAWithKey(t testing.TB, caKey string) *CA {
 		t.Fatal(err)
 	}
 	p := cfg.Path
-	res, err := ca.Init(context.Background(), ca.InitOptions{Name: cfg.Name, Store: store, Files: ca.InitFiles{
-		Root: p("root.crt"), RootKey: p("root.key"), CACert: p("ca.crt"), CAKey: p(cfg.Paths.CAKey), TLSCert: p("tls.crt"),
-		TLSKey: p("tls.key"), AdminCert: p("admin.crt"), AdminKey: p("admin.key"), ProvisionerKey: p("provisioner.key")}})
+	_, err = ceremony.Init(context.Background(), ceremony.Options{Name: cfg.Name, Store: store, Files: ceremony.FilesFor(cfg)})
 	store.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Admins = []string{res.AdminFingerprint}
 	if err := cfg.Save(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,27 @@
+package ca_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestIssuingCoreWritesNoFiles: package ca issues and records; the key
+// ceremony (files, rollback) lives in package ceremony and the CA's own
+// files in caserver/tlsfile. The issuing core links none of them, nor any
+// front end.
+func TestIssuingCoreWritesNoFiles(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mod = "github.com/anchorage-pki/anchorage/"
+	forbidden := []string{"ceremony", "atomicfile", "tlsfile", "config", "caserver", "api", "enroll", "acme"}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, f := range forbidden {
+			if dep == mod+f {
+				t.Errorf("package ca links %s", dep)
+			}
+		}
+	}
+}
