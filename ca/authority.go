@@ -152,7 +152,8 @@ type Request struct {
 	TokenID     string        // consumed atomically with storing the certificate
 	TokenExpiry time.Time
 	RenewedFrom string
-	ClientOnly  bool // omit serverAuth even if the profile adds it
+	Order       string // ACME order id: storage marks the order valid in the certificate's commit
+	ClientOnly  bool   // omit serverAuth even if the profile adds it
 }
 
 // Issued is a signed, stored certificate.
@@ -187,7 +188,7 @@ func (a *Authority) Issue(ctx context.Context, r Request) (*Issued, error) {
 	rec := &storage.Cert{
 		Serial: SerialHex(cert.SerialNumber), Subject: r.Subject, SANs: r.Names.Strings(),
 		NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, IssuedAt: now,
-		Method: r.Method, TokenID: r.TokenID, RenewedFrom: r.RenewedFrom,
+		Method: r.Method, TokenID: r.TokenID, RenewedFrom: r.RenewedFrom, Order: r.Order,
 		Status: storage.StatusValid, DER: cert.Raw,
 	}
 	if r.TokenID != "" {

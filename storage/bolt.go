@@ -78,6 +78,11 @@ func putCert(tx *bolt.Tx, c *Cert) error {
 	if err := tx.Bucket(bucketCerts).Put([]byte(c.Serial), v); err != nil {
 		return err
 	}
+	if c.Order != "" {
+		if err := orderIssuedInTx(tx, c); err != nil {
+			return err
+		}
+	}
 	return tx.Bucket(bucketBySubject).Put(subjectKey(c.Subject, c.Serial), nil)
 }
 

@@ -40,6 +40,7 @@ type Cert struct {
 	Method      string    `json:"method"` // token, renew, acme, admin, tls
 	TokenID     string    `json:"tokenId,omitempty"`
 	RenewedFrom string    `json:"renewedFrom,omitempty"`
+	Order       string    `json:"order,omitempty"` // ACME order id; its final state commits with this record
 	Status      Status    `json:"status"`
 	RevokedAt   time.Time `json:"revokedAt,omitzero"`
 	Reason      int       `json:"reason,omitempty"` // RFC 5280 CRLReason code
