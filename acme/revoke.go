@@ -6,12 +6,9 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"net/http"
 	"strings"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/anchorage-pki/anchorage/ca"
 )
@@ -58,18 +55,16 @@ func (s *Server) revokeCert(w http.ResponseWriter, r *http.Request, p *provision
 		return
 	}
 	serial := ca.SerialHex(cert.SerialNumber)
-	var rec *certRecord
-	err = s.store.view(func(tx *bolt.Tx) (err error) { rec, err = get[certRecord](tx, bktCerts, serial); return err })
-	if errors.Is(err, errNotFound) || err == nil && !bytes.Equal(leafDER(rec.ChainPEM), der) {
-		s.fail(w, r, p, problemf(ErrMalformed, http.StatusNotFound, "certificate %s was not issued by this ACME server", serial))
-		return
+	rec, o, pr := s.orderedCert(r.Context(), serial)
+	if pr == nil && !bytes.Equal(rec.DER, der) {
+		pr = notFound("certificate %s was not issued by this ACME server", serial)
 	}
-	if err != nil {
-		s.fail(w, r, p, internal(err))
+	if pr != nil {
+		s.fail(w, r, p, pr)
 		return
 	}
 	switch {
-	case q.acct != nil && q.acct.ID != rec.AccountID:
+	case q.acct != nil && q.acct.ID != o.AccountID:
 		s.fail(w, r, p, unauthorized("this account did not order certificate %s; sign with the account that did or with the certificate's key", serial))
 		return
 	case q.jwk != nil:
@@ -96,12 +91,4 @@ func (s *Server) revokeCert(w http.ResponseWriter, r *http.Request, p *provision
 	}
 	s.log.Warn("ACME certificate revoked", "provisioner", p.name, "serial", serial, "reason", ca.ReasonName(reason), "by", by, "crl", res.CRLNumber)
 	w.WriteHeader(http.StatusOK)
-}
-
-func leafDER(chain []byte) []byte {
-	blk, _ := pem.Decode(chain)
-	if blk == nil {
-		return nil
-	}
-	return blk.Bytes
 }
