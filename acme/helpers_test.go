@@ -404,6 +404,13 @@ type raw struct {
 // (the problem type on errors).
 func (tc *testCA) post(t testing.TB, rw raw, payload string) (int, string) {
 	t.Helper()
+	st, typ, _ := tc.postH(t, rw, payload)
+	return st, typ
+}
+
+// postH is post that also returns the response header.
+func (tc *testCA) postH(t testing.TB, rw raw, payload string) (int, string, http.Header) {
+	t.Helper()
 	body := rw.body
 	if body == nil {
 		if rw.nonce == "" {
@@ -440,7 +447,7 @@ func (tc *testCA) post(t testing.TB, rw raw, payload string) (int, string) {
 	if resp.Header.Get("Replay-Nonce") == "" {
 		t.Errorf("POST %s: no Replay-Nonce", rw.url)
 	}
-	return resp.StatusCode, pr.Type
+	return resp.StatusCode, pr.Type, resp.Header
 }
 
 func (tc *testCA) nonce(t testing.TB) string {
