@@ -106,16 +106,6 @@ func (s *Server) replyExisting(w http.ResponseWriter, r *http.Request, p *provis
 	writeJSON(w, http.StatusOK, s.accountJSON(a))
 }
 
-// failErr writes a Problem returned from a transaction, or a 500.
-func (s *Server) failErr(w http.ResponseWriter, r *http.Request, p *provisioner, err error) {
-	var pr *Problem
-	if errors.As(err, &pr) {
-		s.fail(w, r, p, pr)
-		return
-	}
-	s.fail(w, r, p, internal(err))
-}
-
 func checkContacts(cs []string) *Problem {
 	if len(cs) > 10 {
 		return problemf(ErrInvalidContact, 400, "at most 10 contacts")

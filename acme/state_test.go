@@ -194,9 +194,9 @@ func TestLimits(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		limits config.ACMELimits
-		// steps posts payloads in turn; the last must be refused
-		newAccounts int      // new accounts to register first (the last one refused if newAccount is the bound)
-		orders      []string // orders by one account
+		// Requests in turn; the last must be refused with want.
+		newAccounts int      // new accounts, from one address
+		orders      []string // then orders by one account
 		want        string
 		retry       bool
 	}{

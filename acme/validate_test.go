@@ -31,7 +31,9 @@ func TestHTTP01FailureDetail(t *testing.T) {
 		{"tooLong", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, strings.Repeat(secret, 500)) }, ErrIncorrectResponse, "over 4096 bytes"},
 		{"wrongLength", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, secret) }, ErrIncorrectResponse, "has 19 bytes, not the"},
 		{"empty", func(w http.ResponseWriter, _ *http.Request) {}, ErrIncorrectResponse, "body is empty"},
-		{"otherAccount", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, token+"."+strings.Repeat("x", len(thumb))) }, ErrIncorrectResponse, "another account key"},
+		{"otherAccount", func(w http.ResponseWriter, _ *http.Request) {
+			io.WriteString(w, token+"."+strings.Repeat("x", len(thumb)))
+		}, ErrIncorrectResponse, "another account key"},
 		{"otherToken", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "old-tok."+thumb) }, ErrIncorrectResponse, "another token"},
 		{"sameLength", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, strings.Repeat("y", len(keyAuth))) }, ErrIncorrectResponse, "not the key authorization"},
 	} {
