@@ -481,15 +481,16 @@ func (d *DB) ReleaseACMEOrder(ctx context.Context, id, status string, problem js
 // the certificate's own transaction: either both are durable or neither.
 // It refuses an order that is not processing (not claimed by a finalize),
 // so a certificate never commits behind an order that could issue again.
-// Re-storing the same certificate (a revocation rewrites the record) finds
-// the order valid with this serial and changes nothing.
+// putCert calls it before writing the record: a record already there is a
+// rewrite (a revocation), not an issuance, and its order — valid, or
+// pruned once the certificate expired — is left alone.
 func orderIssuedInTx(tx *bolt.Tx, c *Cert) error {
+	if tx.Bucket(bucketCerts).Get([]byte(c.Serial)) != nil {
+		return nil
+	}
 	o, err := getJSON[ACMEOrder](tx, bucketACMEOrders, c.Order)
 	if err != nil {
 		return fmt.Errorf("ACME order %s of certificate %s: %w", c.Order, c.Serial, err)
-	}
-	if o.Status == ACMEValid && o.CertSerial == c.Serial {
-		return nil
 	}
 	if o.Status != ACMEProcessing {
 		return fmt.Errorf("%w: ACME order %s is %s, not processing", ErrACMEOrderState, o.ID, o.Status)

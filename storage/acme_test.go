@@ -92,9 +92,6 @@ func TestACMEOrderIssuedWithCertificate(t *testing.T) {
 	if err := d.PutCert(ctx, acmeCert("03", "o1", t0.Add(48*time.Hour))); !errors.Is(err, ErrACMEOrderState) {
 		t.Errorf("a second certificate for one order: %v", err)
 	}
-	if _, _, err := d.RevokeSerial(ctx, "02", 1, t0); err != nil {
-		t.Errorf("revoking an ACME certificate: %v", err)
-	}
 	if err := d.ReleaseACMEOrder(ctx, "o1", ACMEReady, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +104,18 @@ func TestACMEOrderIssuedWithCertificate(t *testing.T) {
 	defer d.Close()
 	got, err := d.ACMEOrder(ctx, "o1")
 	if err != nil || got.Status != ACMEValid || got.CertSerial != "02" || !got.CertNotAfter.Equal(t0.Add(48*time.Hour)) {
-		t.Fatalf("order after issue: %+v %v", got, err)
+		t.Fatalf("order after issue and reopen: %+v %v", got, err)
+	}
+	// A revocation rewrites the record, also once the order is pruned
+	// (certificate and order expired): that is no second issuance.
+	if o, _, err := d.PruneACME(ctx, t0.Add(49*time.Hour)); err != nil || o != 1 {
+		t.Fatalf("prune: %d %v", o, err)
+	}
+	if changed, _, err := d.RevokeSerial(ctx, "02", 4, t0.Add(50*time.Hour)); err != nil || len(changed) != 1 {
+		t.Errorf("revoking an ACME certificate whose order was pruned: %v", err)
+	}
+	if c, err := d.Cert(ctx, "02"); err != nil || c.Status != StatusRevoked || c.Order != "o1" {
+		t.Errorf("certificate after revocation: %+v %v", c, err)
 	}
 }
 

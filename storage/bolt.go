@@ -75,13 +75,13 @@ func putCert(tx *bolt.Tx, c *Cert) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketCerts).Put([]byte(c.Serial), v); err != nil {
-		return err
-	}
 	if c.Order != "" {
 		if err := orderIssuedInTx(tx, c); err != nil {
 			return err
 		}
+	}
+	if err := tx.Bucket(bucketCerts).Put([]byte(c.Serial), v); err != nil {
+		return err
 	}
 	return tx.Bucket(bucketBySubject).Put(subjectKey(c.Subject, c.Serial), nil)
 }
