@@ -2,8 +2,11 @@ package acme_test
 
 import (
 	"context"
+	"crypto"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -11,6 +14,8 @@ import (
 	"sync"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+	"go.step.sm/crypto/jose"
 	xacme "golang.org/x/crypto/acme"
 
 	"github.com/anchorage-pki/anchorage/acme"
@@ -324,4 +329,59 @@ func chainPEM(ders [][]byte) []byte {
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
 	}
 	return out
+}
+
+// An acme.db left by the version that kept ACME state apart is imported
+// at start: its accounts keep working with their keys, and the file is
+// renamed so it is imported once.
+func TestLegacyACMEDBImported(t *testing.T) {
+	tc := startCA(t, nil)
+	tc.stop()
+	key := newKey(t)
+	jwk := jose.JSONWebKey{Key: key.Public()}
+	jwkJSON, err := jwk.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := base64.RawURLEncoding.EncodeToString(sum)
+	legacy := tc.cfg.Path("acme.db")
+	db, err := bolt.Open(legacy, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		accts, _ := tx.CreateBucket([]byte("accounts"))
+		keys, _ := tx.CreateBucket([]byte("keys"))
+		if err := keys.Put([]byte("test\x00"+tp), []byte("legacy1")); err != nil {
+			return err
+		}
+		return accts.Put([]byte("legacy1"), []byte(`{"id":"legacy1","provisioner":"test","key":`+string(jwkJSON)+
+			`,"thumbprint":"`+tp+`","status":"valid","createdAt":"2026-01-01T00:00:00Z"}`))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", tc.cfg.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.start(t, ln)
+	tc.waitUp(t)
+	c := &xacme.Client{Key: key, DirectoryURL: tc.dirURL, HTTPClient: tc.http}
+	acct, err := c.GetReg(context.Background(), "")
+	if err != nil || !strings.HasSuffix(acct.URI, "/account/legacy1") {
+		t.Fatalf("imported account: %v %v", acct, err)
+	}
+	if _, err := c.AuthorizeOrder(context.Background(), xacme.DomainIDs("old."+testDomain)); err != nil {
+		t.Errorf("order by the imported account: %v", err)
+	}
+	if _, err := os.Stat(legacy + ".imported"); err != nil {
+		t.Errorf("acme.db not renamed: %v", err)
+	}
 }
