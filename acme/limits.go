@@ -33,7 +33,9 @@ type tokenBucket struct {
 }
 
 // maxTracked bounds the limiter's memory: past it, buckets that have
-// refilled completely (clients quiet for a while) are forgotten.
+// refilled completely (clients quiet for a while) are forgotten, and if
+// that is not enough (many addresses at once), arbitrary ones: a client
+// forgotten early gets a full bucket, which costs strictness, not memory.
 const maxTracked = 10_000
 
 func newIPLimiter(perMinute int, now func() time.Time) *ipLimiter {
@@ -73,6 +75,12 @@ func (l *ipLimiter) sweep(now time.Time) {
 		if b.tokens+now.Sub(b.at).Seconds()*l.perSec >= l.burst {
 			delete(l.buckets, k)
 		}
+	}
+	for k := range l.buckets {
+		if len(l.buckets) < maxTracked*9/10 {
+			break
+		}
+		delete(l.buckets, k)
 	}
 }
 
