@@ -16,20 +16,32 @@ import (
 // ACME state lives there beside the certificates, so that an order's final
 // state commits with its certificate (storage.Cert.Order). Methods are typed
 // rather than transactions so that another implementation (PostgreSQL) can
-// follow; each says which rule it keeps inside its transaction.
+// follow; storage.DB documents the rule each keeps inside its transaction.
+// Missing records are storage.ErrNotFound.
 type Store interface {
 	ACMEAccount(ctx context.Context, id string) (*storage.ACMEAccount, error)
 	ACMEAccountByKey(ctx context.Context, provisioner, thumbprint string) (*storage.ACMEAccount, error)
+	// CreateACMEAccount binds key (and EAB key) and stores a, or returns the
+	// account the key already holds; storage.ErrACMEEABBound.
 	CreateACMEAccount(ctx context.Context, a *storage.ACMEAccount) (*storage.ACMEAccount, error)
 	UpdateACMEAccount(ctx context.Context, id string, fn func(*storage.ACMEAccount) error) (*storage.ACMEAccount, error)
+	// RekeyACMEAccount: *storage.ACMEKeyInUseError, storage.ErrACMEStale.
 	RekeyACMEAccount(ctx context.Context, id, oldThumbprint, newThumbprint string, newKey json.RawMessage) (*storage.ACMEAccount, error)
 
+	// CreateACMEOrder stores o and authzs unless the account's unfinished
+	// orders exceed lim (*storage.ACMELimitError), counted in the same commit.
 	CreateACMEOrder(ctx context.Context, o *storage.ACMEOrder, authzs []*storage.ACMEAuthz, lim storage.ACMEOrderLimits) error
 	ACMEOrder(ctx context.Context, id string) (*storage.ACMEOrder, error)
 	ACMEAuthz(ctx context.Context, id string) (*storage.ACMEAuthz, error)
+	// UpdateACMEAuthz changes an authorization and its order together.
 	UpdateACMEAuthz(ctx context.Context, id string, fn func(a *storage.ACMEAuthz, o *storage.ACMEOrder, all []*storage.ACMEAuthz) error) error
+	// ClaimACMEOrder: ready → processing, else storage.ErrACMEOrderState.
+	// The certificate's commit then makes it valid (storage.Cert.Order).
 	ClaimACMEOrder(ctx context.Context, id string, now time.Time) (*storage.ACMEOrder, error)
+	// ReleaseACMEOrder: processing → status after a failed issue.
 	ReleaseACMEOrder(ctx context.Context, id, status string, problem json.RawMessage) error
+	// ResolveACMEOrders hands fn each processing order (at start) with the
+	// certificate recorded for it, if any, and stores what fn decides.
 	ResolveACMEOrders(ctx context.Context, fn func(o *storage.ACMEOrder, c *storage.Cert)) (int, error)
 
 	// Cert is the issued certificate: the download and revokeCert read
