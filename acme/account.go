@@ -7,8 +7,9 @@ import (
 	"net/mail"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
 	"go.step.sm/crypto/jose"
+
+	"github.com/anchorage-pki/anchorage/storage"
 )
 
 func (s *Server) accountJSON(a *account) map[string]any {
@@ -41,31 +42,32 @@ func (s *Server) newAccount(w http.ResponseWriter, r *http.Request, p *provision
 		s.fail(w, r, p, problemf(ErrBadPublicKey, 400, "JWK thumbprint: %v", err))
 		return
 	}
-	existing := func(tx *bolt.Tx) (*account, error) {
-		id := tx.Bucket(bktKeys).Get(keyIndex(p, tp))
-		if id == nil {
-			return nil, errNotFound
-		}
-		return get[account](tx, bktAccounts, string(id))
-	}
-	var acct *account
-	err = s.store.view(func(tx *bolt.Tx) (err error) { acct, err = existing(tx); return err })
+	acct, err := s.store.ACMEAccountByKey(r.Context(), p.name, tp)
 	switch {
 	case err == nil:
 		s.replyExisting(w, r, p, acct)
 		return
-	case !errors.Is(err, errNotFound):
+	case !errors.Is(err, storage.ErrNotFound):
 		s.fail(w, r, p, internal(err))
 		return
 	case in.OnlyReturnExisting:
 		s.fail(w, r, p, problemf(ErrAccountDoesNotExist, 400, "no account for this key"))
 		return
 	}
+	if ok, wait := s.newAccounts.allow(r.RemoteAddr); !ok {
+		s.fail(w, r, p, rateLimited(w, wait, "at most %d new accounts per minute from one address", s.limits.NewAccountsPerIPPerMinute))
+		return
+	}
 	if pr := checkContacts(in.Contact); pr != nil {
 		s.fail(w, r, p, pr)
 		return
 	}
-	acct = &account{ID: newID(), Provisioner: p.name, Key: q.jwk, Thumbprint: tp,
+	key, err := marshalKey(q.jwk)
+	if err != nil {
+		s.fail(w, r, p, problemf(ErrBadPublicKey, 400, "JWK: %v", err))
+		return
+	}
+	acct = &account{ID: newID(), Provisioner: p.name, Key: key, Thumbprint: tp,
 		Status: statusValid, Contact: in.Contact, CreatedAt: s.now().UTC()}
 	if p.eab != nil {
 		if in.ExternalAccountBinding == nil {
@@ -77,33 +79,17 @@ func (s *Server) newAccount(w http.ResponseWriter, r *http.Request, p *provision
 			return
 		}
 	}
-	var found *account
-	err = s.store.update(func(tx *bolt.Tx) error {
-		found = nil
-		if a, err := existing(tx); err == nil { // lost a race with the same key
-			found = a
-			return nil
-		}
-		if acct.EABKeyID != "" {
-			k := []byte(p.name + "\x00" + acct.EABKeyID)
-			if tx.Bucket(bktEAB).Get(k) != nil {
-				return unauthorized("external account key %q is already bound to an account", acct.EABKeyID)
-			}
-			if err := tx.Bucket(bktEAB).Put(k, []byte(acct.ID)); err != nil {
-				return err
-			}
-		}
-		if err := tx.Bucket(bktKeys).Put(keyIndex(p, tp), []byte(acct.ID)); err != nil {
-			return err
-		}
-		return put(tx, bktAccounts, acct.ID, acct)
-	})
-	if err != nil {
-		s.failErr(w, r, p, err)
+	stored, err := s.store.CreateACMEAccount(r.Context(), acct)
+	if errors.Is(err, storage.ErrACMEEABBound) {
+		s.fail(w, r, p, unauthorized("external account key %q is already bound to an account", acct.EABKeyID))
 		return
 	}
-	if found != nil {
-		s.replyExisting(w, r, p, found)
+	if err != nil {
+		s.fail(w, r, p, internal(err))
+		return
+	}
+	if stored.ID != acct.ID { // lost a race with the same key
+		s.replyExisting(w, r, p, stored)
 		return
 	}
 	s.log.Info("ACME account created", "provisioner", p.name, "account", acct.ID, "contact", acct.Contact, "eab", acct.EABKeyID)
@@ -118,16 +104,6 @@ func (s *Server) replyExisting(w http.ResponseWriter, r *http.Request, p *provis
 	}
 	w.Header().Set("Location", s.url(r, p, "account", a.ID))
 	writeJSON(w, http.StatusOK, s.accountJSON(a))
-}
-
-// failErr writes a Problem returned from a transaction, or a 500.
-func (s *Server) failErr(w http.ResponseWriter, r *http.Request, p *provisioner, err error) {
-	var pr *Problem
-	if errors.As(err, &pr) {
-		s.fail(w, r, p, pr)
-		return
-	}
-	s.fail(w, r, p, internal(err))
 }
 
 func checkContacts(cs []string) *Problem {
@@ -216,20 +192,18 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request, p *provisioner,
 	}
 	var acct *account
 	if in.Contact != nil || in.Status == statusDeactivated {
-		err := s.store.update(func(tx *bolt.Tx) (err error) {
-			if acct, err = get[account](tx, bktAccounts, id); err != nil {
-				return err
-			}
+		var err error
+		acct, err = s.store.UpdateACMEAccount(r.Context(), id, func(a *account) error {
 			if in.Contact != nil {
-				acct.Contact = *in.Contact
+				a.Contact = *in.Contact
 			}
 			if in.Status == statusDeactivated {
-				acct.Status = statusDeactivated
+				a.Status = statusDeactivated
 			}
-			return put(tx, bktAccounts, id, acct)
+			return nil
 		})
 		if err != nil {
-			s.failErr(w, r, p, err)
+			s.fail(w, r, p, internal(err))
 			return
 		}
 		if in.Status == statusDeactivated {
@@ -295,39 +269,26 @@ func (s *Server) keyChange(w http.ResponseWriter, r *http.Request, p *provisione
 		s.fail(w, r, p, problemf(ErrBadPublicKey, 400, "keyChange: the new key must differ from the old one"))
 		return
 	}
-	var acct *account
-	err = s.store.update(func(tx *bolt.Tx) (err error) {
-		if other := tx.Bucket(bktKeys).Get(keyIndex(p, newTP)); other != nil {
-			w.Header().Set("Location", s.url(r, p, "account", string(other)))
-			return problemf(ErrMalformed, http.StatusConflict, "the new key already belongs to an account")
-		}
-		if acct, err = get[account](tx, bktAccounts, q.acct.ID); err != nil {
-			return err
-		}
-		if acct.Thumbprint != oldTP {
-			return unauthorized("keyChange: the account's key changed meanwhile")
-		}
-		if err := tx.Bucket(bktKeys).Delete(keyIndex(p, oldTP)); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bktKeys).Put(keyIndex(p, newTP), []byte(acct.ID)); err != nil {
-			return err
-		}
-		acct.Key, acct.Thumbprint = ih.JSONWebKey, newTP
-		return put(tx, bktAccounts, acct.ID, acct)
-	})
+	newKey, err := marshalKey(ih.JSONWebKey)
 	if err != nil {
-		s.failErr(w, r, p, err)
+		s.fail(w, r, p, problemf(ErrBadPublicKey, 400, "keyChange: new JWK: %v", err))
+		return
+	}
+	acct, err := s.store.RekeyACMEAccount(r.Context(), q.acct.ID, oldTP, newTP, newKey)
+	var inUse *storage.ACMEKeyInUseError
+	switch {
+	case errors.As(err, &inUse):
+		w.Header().Set("Location", s.url(r, p, "account", inUse.AccountID))
+		s.fail(w, r, p, problemf(ErrMalformed, http.StatusConflict, "the new key already belongs to an account"))
+		return
+	case errors.Is(err, storage.ErrACMEStale):
+		s.fail(w, r, p, unauthorized("keyChange: the account's key changed meanwhile"))
+		return
+	case err != nil:
+		s.fail(w, r, p, internal(err))
 		return
 	}
 	s.log.Info("ACME account key rolled over", "provisioner", p.name, "account", acct.ID)
 	w.Header().Set("Location", s.url(r, p, "account", acct.ID))
 	writeJSON(w, http.StatusOK, s.accountJSON(acct))
-}
-
-// keyIndex keys the account-key index by provisioner: the same key may hold
-// one account per provisioner, and one provisioner never reveals another's
-// accounts.
-func keyIndex(p *provisioner, thumbprint string) []byte {
-	return []byte(p.name + "\x00" + thumbprint)
 }

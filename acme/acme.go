@@ -5,11 +5,20 @@
 // /acme/{provisioner}/directory and its own policy: which names and IP
 // addresses it certifies, the certificate lifetime, whether serverAuth is
 // added, which challenges it offers and where its validator connects.
-// Accounts, orders and authorizations live in a bbolt file of their own
-// (DIR/acme.db); certificates are signed and recorded by the issuing core
-// (ca.Authority.Issue, method "acme"), so they appear in /v1/certs, and
+// Accounts, orders and authorizations live in the CA's record of truth
+// (Store, the storage package's bbolt file) beside the certificates, which
+// are signed and recorded by the issuing core (ca.Authority.Issue, method
+// "acme") so that they appear in /v1/certs. A finalize claims the order
+// (ready → processing) and passes its id to Issue; storage marks the order
+// valid in the commit that stores the certificate, so a crash leaves either
+// both or neither, and New settles orders a crash left processing.
 // revokeCert goes through ca.Authority.Revoke, so it reaches the CRL and the
 // trust anchors like an admin revocation.
+//
+// What a client can make the CA store before proving control of a name is
+// bounded (config "acme.limits"): identifiers per order, unfinished orders
+// and authorizations per account, new accounts and orders per client IP per
+// minute. Expired orders go in the CA's hourly prune (storage.PruneACME).
 //
 // Supported: accounts (jwk for newAccount, kid after), optional External
 // Account Binding, onlyReturnExisting, contact update, deactivation, key
@@ -22,10 +31,12 @@ package acme
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -33,17 +44,22 @@ import (
 
 	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/config"
+	"github.com/anchorage-pki/anchorage/crl"
+	"github.com/anchorage-pki/anchorage/storage"
 )
 
 // Authority is the issuing core as the ACME front end uses it.
 type Authority interface {
 	Issue(ctx context.Context, r ca.Request) (*ca.Issued, error)
 	Revoke(ctx context.Context, r ca.RevokeRequest) (*ca.RevokeResult, error)
+	// Issuer completes the chain a certificate download serves.
+	Issuer() *x509.Certificate
 }
 
 // Options configure New.
 type Options struct {
 	Authority Authority
+	Store     Store // the CA's storage
 	Config    *config.ACME
 	// Dir is the CA directory: Config.DB and EAB key files are relative to it.
 	Dir string
@@ -55,29 +71,41 @@ type Options struct {
 	// ValidationWait is how long a challenge POST waits for its validation
 	// before answering "processing" (default 5s). Clients then poll.
 	ValidationWait time.Duration
+	// CRL, when set, lets revokeCert answer once a stored CRL carries the
+	// revocation (waiting at most 10s; the revocation stands regardless).
+	CRL CRLWaiter
+}
+
+// CRLWaiter waits for a stored CRL that covers a revocation sequence.
+type CRLWaiter interface {
+	WaitFor(ctx context.Context, seq uint64) (*crl.CRL, error)
 }
 
 // Server serves every configured ACME provisioner under /acme/.
 type Server struct {
-	provs   map[string]*provisioner
-	store   *store
-	nonces  *nonces
-	auth    Authority
-	baseURL string
-	log     *slog.Logger
-	now     func() time.Time
-	wait    time.Duration
+	provs                  map[string]*provisioner
+	store                  Store
+	limits                 config.ACMELimits
+	newAccounts, newOrders *ipLimiter
+	nonces                 *nonces
+	auth                   Authority
+	baseURL                string
+	log                    *slog.Logger
+	now                    func() time.Time
+	wait                   time.Duration
+	crl                    CRLWaiter
 
 	ctx    context.Context // validations run under it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// New opens the ACME state file and prepares each provisioner. ctx bounds
-// background challenge validations; Close waits for them.
+// New prepares each provisioner and settles orders a crash left
+// processing. ctx bounds background challenge validations; Close waits for
+// them.
 func New(ctx context.Context, o Options) (*Server, error) {
-	if o.Authority == nil || o.Config == nil {
-		return nil, errors.New("acme: Authority and Config are required")
+	if o.Authority == nil || o.Store == nil || o.Config == nil {
+		return nil, errors.New("acme: Authority, Store and Config are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -89,9 +117,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		o.ValidationWait = 5 * time.Second
 	}
 	s := &Server{
-		provs: map[string]*provisioner{}, nonces: newNonces(), auth: o.Authority,
-		baseURL: strings.TrimSuffix(o.BaseURL, "/"), log: o.Logger, now: o.Now, wait: o.ValidationWait,
+		provs: map[string]*provisioner{}, nonces: newNonces(), auth: o.Authority, store: o.Store,
+		baseURL: strings.TrimSuffix(o.BaseURL, "/"), log: o.Logger, now: o.Now, wait: o.ValidationWait, crl: o.CRL,
+		limits: o.Config.Limits.WithDefaults(),
 	}
+	s.newAccounts = newIPLimiter(s.limits.NewAccountsPerIPPerMinute, o.Now)
+	s.newOrders = newIPLimiter(s.limits.NewOrdersPerIPPerMinute, o.Now)
 	for i := range o.Config.Provisioners {
 		p, err := newProvisioner(&o.Config.Provisioners[i], o.Dir)
 		if err != nil {
@@ -99,24 +130,74 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 		s.provs[p.name] = p
 	}
-	path := o.Config.DBFile()
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(o.Dir, path)
-	}
-	st, err := openStore(path)
-	if err != nil {
+	if err := s.importLegacy(ctx, o); err != nil {
 		return nil, err
 	}
-	s.store = st
+	if err := s.resolve(ctx); err != nil {
+		return nil, err
+	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	return s, nil
 }
 
-// Close stops validations in flight and closes the state file.
+// importLegacy takes over the acme.db where this package kept its state
+// before it moved into the CA's storage: accounts with their key and EAB
+// bindings are imported once (then the file is renamed *.imported), so
+// clients keep their accounts and an EAB key stays bound to one.
+func (s *Server) importLegacy(ctx context.Context, o Options) error {
+	path := o.Config.DBFile()
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(o.Dir, path)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	imp, ok := o.Store.(legacyImporter)
+	if !ok {
+		s.log.Warn("ACME: old state file ignored; this store cannot import it", "path", path)
+		return nil
+	}
+	n, err := imp.ImportLegacyACME(ctx, path)
+	if err != nil {
+		return fmt.Errorf("acme: %w", err)
+	}
+	s.log.Info("ACME: accounts imported from the old state file; its orders were not (clients make new ones)",
+		"path", path, "accounts", n, "renamed_to", path+".imported")
+	return nil
+}
+
+// resolve settles orders left processing by a finalize that never
+// finished (the process died after the claim): valid if a certificate was
+// recorded for the order, else ready for another finalize, or invalid if
+// the order has expired meanwhile.
+func (s *Server) resolve(ctx context.Context) error {
+	now := s.now()
+	n, err := s.store.ResolveACMEOrders(ctx, func(o *order, c *storage.Cert) {
+		switch {
+		case c != nil:
+			o.Status, o.CertSerial, o.CertNotAfter, o.Error = statusValid, c.Serial, c.NotAfter, nil
+		case now.Before(o.Expires):
+			o.Status = statusReady
+		default:
+			o.Status = statusInvalid
+			o.Error = problemf(ErrServerInternal, http.StatusInternalServerError, "the CA stopped while finalizing and the order has expired since").raw()
+		}
+		s.log.Warn("ACME order left processing by an interrupted finalize", "order", o.ID, "account", o.AccountID, "now", o.Status, "serial", o.CertSerial)
+	})
+	if err != nil {
+		return fmt.Errorf("acme: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("ACME orders resolved at start", "count", n)
+	}
+	return nil
+}
+
+// Close stops validations in flight. The store belongs to the caller.
 func (s *Server) Close() error {
 	s.cancel()
 	s.wg.Wait()
-	return s.store.close()
+	return nil
 }
 
 // Prefix is where the handler expects to be mounted.

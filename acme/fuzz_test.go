@@ -24,7 +24,7 @@ func FuzzParseCSR(f *testing.F) {
 	f.Add("MIIBDjCBtQIBADAAMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE", "a.example.com")
 	f.Add("", "")
 	f.Fuzz(func(t *testing.T, csr, name string) {
-		parseCSR(csr, []ident{{"dns", name}, {"ip", "127.0.0.1"}})
+		parseCSR(csr, []ident{{Type: "dns", Value: name}, {Type: "ip", Value: "127.0.0.1"}})
 	})
 }
 
@@ -37,7 +37,7 @@ func FuzzIdentifier(f *testing.F) {
 		f.Add(s[:3], s[4:])
 	}
 	f.Fuzz(func(t *testing.T, typ, value string) {
-		id, pr := normalize(ident{typ, value})
+		id, pr := normalize(ident{Type: typ, Value: value})
 		if pr == nil {
 			p.allows(id)
 			p.challengesFor(id)
@@ -51,20 +51,25 @@ func TestPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for in, want := range map[ident]bool{
-		{"dns", "web.internal"}: true, {"dns", "WEB.b.Internal"}: true, {"dns", "*.b.internal"}: true,
-		{"dns", "internal"}: false, {"dns", "evilinternal"}: false, {"dns", "a.example.com"}: true,
-		{"dns", "b.a.example.com"}: false, {"dns", "*.a.example.com"}: false,
-		{"ip", "10.9.8.7"}: true, {"ip", "::ffff:10.0.0.1"}: true, {"ip", "11.0.0.1"}: false,
+		{Type: "dns", Value: "web.internal"}: true, {Type: "dns", Value: "WEB.b.Internal"}: true, {Type: "dns", Value: "*.b.internal"}: true,
+		{Type: "dns", Value: "internal"}: false, {Type: "dns", Value: "evilinternal"}: false, {Type: "dns", Value: "a.example.com"}: true,
+		{Type: "dns", Value: "b.a.example.com"}: false, {Type: "dns", Value: "*.a.example.com"}: false,
+		{Type: "ip", Value: "10.9.8.7"}: true, {Type: "ip", Value: "::ffff:10.0.0.1"}: true, {Type: "ip", Value: "11.0.0.1"}: false,
 	} {
 		id, pr := normalize(in)
 		if got := pr == nil && p.allows(id); got != want {
 			t.Errorf("%v: allowed=%v (%v), want %v", in, got, pr, want)
 		}
 	}
-	if got := p.challengesFor(ident{"dns", "*.x.internal"}); len(got) != 1 || got[0] != "dns-01" {
+	for v, want := range map[string]bool{"*.internal": true, "*.b.internal": false, "*.a.example.com": false, "web.internal": false} {
+		if _, bare := p.bareWildcard(ident{Type: "dns", Value: v}); bare != want {
+			t.Errorf("%s: bare wildcard of an allowed zone = %v, want %v", v, bare, want)
+		}
+	}
+	if got := p.challengesFor(ident{Type: "dns", Value: "*.x.internal"}); len(got) != 1 || got[0] != "dns-01" {
 		t.Errorf("wildcard challenges %v", got)
 	}
-	if got := p.challengesFor(ident{"ip", "10.0.0.1"}); len(got) != 2 {
+	if got := p.challengesFor(ident{Type: "ip", Value: "10.0.0.1"}); len(got) != 2 {
 		t.Errorf("IP challenges %v", got)
 	}
 }

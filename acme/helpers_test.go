@@ -51,6 +51,8 @@ type testCA struct {
 	httpPort int // where the validator looks for http-01
 	tlsPort  int // and for tls-alpn-01
 	http     *http.Client
+	cfg      *config.CA
+	stop     func() // stops srv and closes it (restart, cleanup)
 }
 
 func freePort(t testing.TB) int {
@@ -70,6 +72,13 @@ func startCA(t testing.TB, mod func(*config.ACMEProvisioner)) *testCA {
 
 // startCAWith is startCA with more provisioners after "test".
 func startCAWith(t testing.TB, mod func(*config.ACMEProvisioner), extra ...config.ACMEProvisioner) *testCA {
+	t.Helper()
+	return startCAConfig(t, nil, mod, extra...)
+}
+
+// startCAConfig is startCAWith that also lets the test change the whole
+// "acme" config (its limits).
+func startCAConfig(t testing.TB, acmeMod func(*config.ACME), mod func(*config.ACMEProvisioner), extra ...config.ACMEProvisioner) *testCA {
 	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -92,6 +101,9 @@ func startCAWith(t testing.TB, mod func(*config.ACMEProvisioner), extra ...confi
 		mod(&prov)
 	}
 	cfg.ACME = &config.ACME{Provisioners: append([]config.ACMEProvisioner{prov}, extra...)}
+	if acmeMod != nil {
+		acmeMod(cfg.ACME)
+	}
 	store, err := storage.Open(cfg.Path(cfg.Paths.DB))
 	if err != nil {
 		t.Fatal(err)
@@ -108,41 +120,72 @@ func startCAWith(t testing.TB, mod func(*config.ACMEProvisioner), extra ...confi
 	if cfg, err = config.Load(dir); err != nil { // what `serve` does: strict decode + validate
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("ACME_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := caserver.Open(ctx, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		srv.Close()
-	})
-	tc.url, tc.srv = cfg.URL, srv
+	tc.cfg = cfg
+	tc.start(t, ln)
+	t.Cleanup(func() { tc.stop() })
+	tc.url = cfg.URL
 	tc.dirURL = cfg.URL + "/acme/test/directory"
 	tc.root, _ = os.ReadFile(cfg.Path("root.crt"))
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(tc.root)
 	tc.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	tc.waitUp(t)
+	return tc
+}
+
+// start opens the CA from tc.cfg (caserver.Open, as `serve` does) and
+// serves it on ln.
+func (tc *testCA) start(t testing.TB, ln net.Listener) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("ACME_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := caserver.Open(ctx, tc.cfg, log)
+	if err != nil {
+		cancel()
+		ln.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	tc.srv = srv
+	tc.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		srv.Close()
+		tc.stop = func() {}
+	}
+}
+
+// restart stops the CA, closing its storage, and opens it again on the
+// same address, so account URLs stay valid.
+func (tc *testCA) restart(t testing.TB) {
+	t.Helper()
+	tc.stop()
+	ln, err := net.Listen("tcp", tc.cfg.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.start(t, ln)
+	tc.waitUp(t)
+}
+
+func (tc *testCA) waitUp(t testing.TB) {
+	t.Helper()
 	for i := 0; ; i++ {
 		resp, err := tc.http.Get(tc.dirURL)
 		if err == nil {
 			resp.Body.Close()
-			break
+			return
 		} else if i > 100 {
 			t.Fatalf("CA did not come up: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return tc
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {
@@ -357,6 +400,13 @@ type raw struct {
 // (the problem type on errors).
 func (tc *testCA) post(t testing.TB, rw raw, payload string) (int, string) {
 	t.Helper()
+	st, typ, _ := tc.postH(t, rw, payload)
+	return st, typ
+}
+
+// postH is post that also returns the response header.
+func (tc *testCA) postH(t testing.TB, rw raw, payload string) (int, string, http.Header) {
+	t.Helper()
 	body := rw.body
 	if body == nil {
 		if rw.nonce == "" {
@@ -393,7 +443,7 @@ func (tc *testCA) post(t testing.TB, rw raw, payload string) (int, string) {
 	if resp.Header.Get("Replay-Nonce") == "" {
 		t.Errorf("POST %s: no Replay-Nonce", rw.url)
 	}
-	return resp.StatusCode, pr.Type
+	return resp.StatusCode, pr.Type, resp.Header
 }
 
 func (tc *testCA) nonce(t testing.TB) string {

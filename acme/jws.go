@@ -9,14 +9,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"slices"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
 	"go.step.sm/crypto/jose"
+
+	"github.com/anchorage-pki/anchorage/storage"
 )
 
 // maxBody bounds every request body: the largest legitimate one, a finalize
@@ -86,7 +88,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, p *provisi
 		if pr != nil {
 			return nil, pr
 		}
-		q.acct, key = acct, acct.Key
+		k, err := accountKey(acct)
+		if err != nil {
+			return nil, internal(fmt.Errorf("stored key of account %s: %w", acct.ID, err))
+		}
+		q.acct, key = acct, k
 	default:
 		return nil, malformed(`JWS header has neither "jwk" nor "kid"`)
 	}
@@ -139,12 +145,8 @@ func (s *Server) lookupKID(r *http.Request, p *provisioner, kid string) (*accoun
 	if !ok {
 		return nil, problemf(ErrAccountDoesNotExist, http.StatusBadRequest, "kid %q is not an account URL of this provisioner", kid)
 	}
-	var acct *account
-	err := s.store.view(func(tx *bolt.Tx) (err error) {
-		acct, err = get[account](tx, bktAccounts, id)
-		return err
-	})
-	if errors.Is(err, errNotFound) || err == nil && acct.Provisioner != p.name {
+	acct, err := s.store.ACMEAccount(r.Context(), id)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && acct.Provisioner != p.name {
 		return nil, problemf(ErrAccountDoesNotExist, http.StatusBadRequest, "no account %q", kid)
 	}
 	if err != nil {

@@ -13,15 +13,13 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/storage"
 )
 
 // Lifetimes of pending work. Authorizations are not reused across orders.
 const (
 	orderTTL     = 24 * time.Hour
-	maxIdents    = 100
 	retryAfter   = "1"
 	maxSubjectCN = 64
 )
@@ -38,7 +36,7 @@ func (s *Server) orderJSON(r *http.Request, p *provisioner, o *order) map[string
 	if o.CertSerial != "" {
 		m["certificate"] = s.url(r, p, "cert", o.CertSerial)
 	}
-	if o.Error != nil {
+	if len(o.Error) > 0 {
 		m["error"] = o.Error
 	}
 	return m
@@ -62,18 +60,25 @@ func (s *Server) challengeJSON(r *http.Request, p *provisioner, a *authz, c *cha
 	if !c.Validated.IsZero() {
 		m["validated"] = c.Validated.Format(time.RFC3339)
 	}
-	if c.Error != nil {
+	if len(c.Error) > 0 {
 		m["error"] = c.Error
 	}
 	return m
 }
 
 // newOrder checks every identifier against the provisioner's policy and
-// creates one authorization per identifier (RFC 8555 §7.4).
+// creates one authorization per identifier (RFC 8555 §7.4). Everything it
+// stores is made before the account proved anything, so it is bounded: per
+// client address by a token bucket, per account by the unfinished orders
+// and authorizations storage counts in the same commit.
 func (s *Server) newOrder(w http.ResponseWriter, r *http.Request, p *provisioner) {
 	q, pr := s.authenticate(w, r, p, byKID)
 	if pr != nil {
 		s.fail(w, r, p, pr)
+		return
+	}
+	if ok, wait := s.newOrders.allow(r.RemoteAddr); !ok {
+		s.fail(w, r, p, rateLimited(w, wait, "at most %d new orders per minute from one address", s.limits.NewOrdersPerIPPerMinute))
 		return
 	}
 	var in struct {
@@ -88,8 +93,9 @@ func (s *Server) newOrder(w http.ResponseWriter, r *http.Request, p *provisioner
 	switch {
 	case len(in.Identifiers) == 0:
 		pr = malformed("newOrder needs at least one identifier")
-	case len(in.Identifiers) > maxIdents:
-		pr = malformed("at most %d identifiers per order", maxIdents)
+	case len(in.Identifiers) > s.limits.IdentifiersPerOrder:
+		// Not rateLimited and no Retry-After: the same order never passes.
+		pr = problemf(ErrRejectedIdentifier, 400, "%d identifiers; at most %d per order", len(in.Identifiers), s.limits.IdentifiersPerOrder)
 	case in.NotBefore != "" || in.NotAfter != "":
 		pr = malformed("notBefore/notAfter are not supported: provisioner %q sets the lifetime", p.name)
 	}
@@ -113,9 +119,12 @@ func (s *Server) newOrder(w http.ResponseWriter, r *http.Request, p *provisioner
 		}
 		seen[id] = true
 		types := p.challengesFor(id)
-		if !p.allows(id) || len(types) == 0 {
+		if zone, bare := p.bareWildcard(id); bare || !p.allows(id) || len(types) == 0 {
 			why := "is not allowed by provisioner " + p.name + "'s policy"
-			if len(types) == 0 {
+			switch {
+			case bare:
+				why = "would cover every name directly under " + zone + ", which the provisioner allows one by one; order names below it"
+			case len(types) == 0:
 				why = "has no challenge this provisioner offers"
 			}
 			rejected = append(rejected, &Problem{Type: ErrRejectedIdentifier, Status: 400,
@@ -142,14 +151,12 @@ func (s *Server) newOrder(w http.ResponseWriter, r *http.Request, p *provisioner
 		s.fail(w, r, p, pr)
 		return
 	}
-	err := s.store.update(func(tx *bolt.Tx) error {
-		for _, az := range authzs {
-			if err := put(tx, bktAuthzs, az.ID, az); err != nil {
-				return err
-			}
-		}
-		return put(tx, bktOrders, o.ID, o)
-	})
+	err := s.store.CreateACMEOrder(r.Context(), o, authzs, storage.ACMEOrderLimits{
+		Orders: s.limits.PendingOrdersPerAccount, Authzs: s.limits.PendingAuthorizationsPerAccount, Now: s.now()})
+	if pr := s.limitProblem(w, err); pr != nil {
+		s.fail(w, r, p, pr)
+		return
+	}
 	if err != nil {
 		s.fail(w, r, p, internal(err))
 		return
@@ -163,10 +170,9 @@ func newToken() string {
 }
 
 // loadOrder reads an order the requesting account owns, with expiry applied.
-func (s *Server) loadOrder(acct *account, id string) (*order, *Problem) {
-	var o *order
-	err := s.store.view(func(tx *bolt.Tx) (err error) { o, err = get[order](tx, bktOrders, id); return err })
-	if errors.Is(err, errNotFound) || err == nil && o.AccountID != acct.ID {
+func (s *Server) loadOrder(ctx context.Context, acct *account, id string) (*order, *Problem) {
+	o, err := s.store.ACMEOrder(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && o.AccountID != acct.ID {
 		return nil, notFound("no order %q for this account", id)
 	}
 	if err != nil {
@@ -174,7 +180,7 @@ func (s *Server) loadOrder(acct *account, id string) (*order, *Problem) {
 	}
 	if (o.Status == statusPending || o.Status == statusReady) && s.now().After(o.Expires) {
 		o.Status = statusInvalid
-		o.Error = malformed("order expired")
+		o.Error = malformed("order expired").raw()
 	}
 	return o, nil
 }
@@ -185,7 +191,7 @@ func (s *Server) order(w http.ResponseWriter, r *http.Request, p *provisioner, i
 		s.fail(w, r, p, pr)
 		return
 	}
-	o, pr := s.loadOrder(q.acct, id)
+	o, pr := s.loadOrder(r.Context(), q.acct, id)
 	if pr != nil {
 		s.fail(w, r, p, pr)
 		return
@@ -196,10 +202,9 @@ func (s *Server) order(w http.ResponseWriter, r *http.Request, p *provisioner, i
 	writeJSON(w, http.StatusOK, s.orderJSON(r, p, o))
 }
 
-func (s *Server) loadAuthz(acct *account, id string) (*authz, *Problem) {
-	var a *authz
-	err := s.store.view(func(tx *bolt.Tx) (err error) { a, err = get[authz](tx, bktAuthzs, id); return err })
-	if errors.Is(err, errNotFound) || err == nil && a.AccountID != acct.ID {
+func (s *Server) loadAuthz(ctx context.Context, acct *account, id string) (*authz, *Problem) {
+	a, err := s.store.ACMEAuthz(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && a.AccountID != acct.ID {
 		return nil, notFound("no authorization %q for this account", id)
 	}
 	if err != nil {
@@ -218,7 +223,7 @@ func (s *Server) authz(w http.ResponseWriter, r *http.Request, p *provisioner, i
 		s.fail(w, r, p, pr)
 		return
 	}
-	a, pr := s.loadAuthz(q.acct, id)
+	a, pr := s.loadAuthz(r.Context(), q.acct, id)
 	if pr != nil {
 		s.fail(w, r, p, pr)
 		return
@@ -235,8 +240,10 @@ func (s *Server) authz(w http.ResponseWriter, r *http.Request, p *provisioner, i
 			s.fail(w, r, p, malformed("authorization is %s", a.Status))
 			return
 		}
-		err := s.store.update(func(tx *bolt.Tx) error {
-			return s.settle(tx, id, func(a *authz) { a.Status = statusDeactivated })
+		err := s.store.UpdateACMEAuthz(r.Context(), id, func(a *authz, o *order, all []*authz) error {
+			a.Status = statusDeactivated
+			settle(o, all)
+			return nil
 		})
 		if err != nil {
 			s.fail(w, r, p, internal(err))
@@ -250,54 +257,35 @@ func (s *Server) authz(w http.ResponseWriter, r *http.Request, p *provisioner, i
 	writeJSON(w, http.StatusOK, s.authzJSON(r, p, a))
 }
 
-// settle applies change to an authorization and moves its order on: ready
+// settle moves an order on after one of its authorizations changed: ready
 // once every authorization is valid, invalid as soon as one is not — also
 // when the order was ready already, so a deactivated authorization no
-// longer backs a finalize (RFC 8555 §7.5.2).
-func (s *Server) settle(tx *bolt.Tx, authzID string, change func(*authz)) error {
-	a, err := get[authz](tx, bktAuthzs, authzID)
-	if err != nil {
-		return err
-	}
-	change(a)
-	if err := put(tx, bktAuthzs, a.ID, a); err != nil {
-		return err
-	}
-	o, err := get[order](tx, bktOrders, a.OrderID)
-	if err != nil {
-		return err
-	}
+// longer backs a finalize (RFC 8555 §7.5.2). all holds the changed
+// authorization as it is now.
+func settle(o *order, all []*authz) {
 	if o.Status != statusPending && o.Status != statusReady {
-		return nil
+		return
 	}
 	ready := true
-	for _, id := range o.AuthzIDs {
-		other := a
-		if id != a.ID {
-			if other, err = get[authz](tx, bktAuthzs, id); err != nil {
-				return err
-			}
-		}
+	for _, other := range all {
 		switch other.Status {
 		case statusValid:
 		case statusPending:
 			ready = false
 		default:
 			o.Status = statusInvalid
-			o.Error = &Problem{Type: ErrUnauthorized, Status: 403, Detail: fmt.Sprintf("authorization for %s is %s", other.Identifier.Value, other.Status)}
+			o.Error = (&Problem{Type: ErrUnauthorized, Status: 403, Detail: fmt.Sprintf("authorization for %s is %s", other.Identifier.Value, other.Status)}).raw()
 			for _, c := range other.Challenges {
-				if c.Error != nil {
+				if len(c.Error) > 0 {
 					o.Error = c.Error
 				}
 			}
-			return put(tx, bktOrders, o.ID, o)
+			return
 		}
 	}
 	if ready {
 		o.Status = statusReady
-		return put(tx, bktOrders, o.ID, o)
 	}
-	return nil
 }
 
 // challenge starts validation on {} and returns the challenge; it waits a
@@ -310,7 +298,7 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request, p *provisione
 		s.fail(w, r, p, pr)
 		return
 	}
-	a, pr := s.loadAuthz(q.acct, authzID)
+	a, pr := s.loadAuthz(r.Context(), q.acct, authzID)
 	if pr != nil {
 		s.fail(w, r, p, pr)
 		return
@@ -321,18 +309,15 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request, p *provisione
 		return
 	}
 	if !q.postAsGet() && a.Status == statusPending && a.Challenges[i].Status == statusPending {
-		started := false
-		err := s.store.update(func(tx *bolt.Tx) error {
-			cur, err := get[authz](tx, bktAuthzs, authzID)
-			if err != nil || cur.Status != statusPending || slices.ContainsFunc(cur.Challenges, func(c challenge) bool { return c.Status != statusPending }) {
-				started = false
-				return err
+		err := s.store.UpdateACMEAuthz(r.Context(), authzID, func(cur *authz, _ *order, _ []*authz) error {
+			if cur.Status != statusPending || slices.ContainsFunc(cur.Challenges, func(c challenge) bool { return c.Status != statusPending }) {
+				return errStarted
 			}
-			started = true
 			cur.Challenges[i].Status = statusProcessing
-			return put(tx, bktAuthzs, authzID, cur)
+			return nil
 		})
-		if err != nil {
+		started := err == nil
+		if err != nil && !errors.Is(err, errStarted) {
 			s.fail(w, r, p, internal(err))
 			return
 		}
@@ -344,7 +329,7 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request, p *provisione
 			case <-r.Context().Done():
 			}
 		}
-		if a, pr = s.loadAuthz(q.acct, authzID); pr != nil {
+		if a, pr = s.loadAuthz(r.Context(), q.acct, authzID); pr != nil {
 			s.fail(w, r, p, pr)
 			return
 		}
@@ -357,6 +342,9 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request, p *provisione
 	writeJSON(w, http.StatusOK, s.challengeJSON(r, p, a, c))
 }
 
+// errStarted: another request started this authorization's validation.
+var errStarted = errors.New("validation already started")
+
 // finalize checks the CSR against the order and has the issuing core sign
 // and record the certificate (RFC 8555 §7.4). A bad CSR leaves the order
 // ready for another try.
@@ -366,7 +354,7 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request, p *provisioner
 		s.fail(w, r, p, pr)
 		return
 	}
-	o, pr := s.loadOrder(q.acct, id)
+	o, pr := s.loadOrder(r.Context(), q.acct, id)
 	if pr != nil {
 		s.fail(w, r, p, pr)
 		return
@@ -387,57 +375,43 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request, p *provisioner
 		s.fail(w, r, p, pr)
 		return
 	}
-	// Claim the order so a concurrent finalize cannot issue twice.
-	err := s.store.update(func(tx *bolt.Tx) error {
-		cur, err := get[order](tx, bktOrders, id)
-		if err != nil {
-			return err
-		}
-		if cur.Status != statusReady {
-			return problemf(ErrOrderNotReady, http.StatusForbidden, "order is %s, not ready", cur.Status)
-		}
-		cur.Status = statusProcessing
-		return put(tx, bktOrders, id, cur)
-	})
-	if err != nil {
-		s.failErr(w, r, p, err)
+	// Claim the order so a concurrent finalize cannot issue twice; storage
+	// marks it valid in the commit that stores the certificate.
+	if _, err := s.store.ClaimACMEOrder(r.Context(), id, s.now()); errors.Is(err, storage.ErrACMEOrderState) {
+		s.fail(w, r, p, problemf(ErrOrderNotReady, http.StatusForbidden, "order is no longer ready"))
+		return
+	} else if err != nil {
+		s.fail(w, r, p, internal(err))
 		return
 	}
-	req.Lifetime, req.ClientOnly = p.lifetime, p.clientOnly
+	fault("claimed")
+	req.Lifetime, req.ClientOnly, req.Order = p.lifetime, p.clientOnly, id
 	// The order is claimed: finish issuing even if the client goes away,
 	// so a stored certificate never sits behind an order marked invalid.
-	issued, err := s.auth.Issue(context.WithoutCancel(r.Context()), req)
+	ctx := context.WithoutCancel(r.Context())
+	issued, err := s.auth.Issue(ctx, req)
 	if err != nil {
 		pr := internal(fmt.Errorf("issuing: %w", err))
 		next := statusInvalid
 		if errors.Is(err, ca.ErrBadCSR) {
 			pr, next = problemf(ErrBadCSR, 400, "%v", err), statusReady
 		}
-		o.Status = next
+		var stored json.RawMessage
 		if next == statusInvalid {
-			o.Error = pr
+			stored = pr.raw()
 		}
-		s.store.update(func(tx *bolt.Tx) error { return put(tx, bktOrders, id, o) })
+		if rerr := s.store.ReleaseACMEOrder(ctx, id, next, stored); rerr != nil {
+			s.log.Error("ACME order stays processing until restart", "order", id, "err", rerr)
+		}
 		s.fail(w, r, p, pr)
 		return
 	}
-	var chain []byte
-	for _, c := range issued.Chain {
-		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	o.Status, o.CertSerial, o.Error = statusValid, issued.Record.Serial, nil
-	err = s.store.update(func(tx *bolt.Tx) error {
-		rec := certRecord{Serial: o.CertSerial, AccountID: q.acct.ID, OrderID: o.ID, ChainPEM: chain}
-		if err := put(tx, bktCerts, rec.Serial, rec); err != nil {
-			return err
-		}
-		return put(tx, bktOrders, id, o)
-	})
-	if err != nil {
-		s.fail(w, r, p, internal(err))
+	fault("issued")
+	s.log.Info("ACME certificate issued", "provisioner", p.name, "account", q.acct.ID, "order", id, "serial", issued.Record.Serial)
+	if o, pr = s.loadOrder(ctx, q.acct, id); pr != nil {
+		s.fail(w, r, p, pr)
 		return
 	}
-	s.log.Info("ACME certificate issued", "provisioner", p.name, "account", q.acct.ID, "order", o.ID, "serial", o.CertSerial)
 	w.Header().Set("Location", s.url(r, p, "order", o.ID))
 	writeJSON(w, http.StatusOK, s.orderJSON(r, p, o))
 }
@@ -460,16 +434,16 @@ func parseCSR(b64 string, ids []ident) (ca.Request, *Problem) {
 	got := map[ident]bool{}
 	var sans []string
 	for _, d := range csr.DNSNames {
-		id, _ := normalize(ident{"dns", d})
+		id, _ := normalize(ident{Type: "dns", Value: d})
 		got[id] = true
 	}
 	for _, ip := range csr.IPAddresses {
-		id, _ := normalize(ident{"ip", ip.String()})
+		id, _ := normalize(ident{Type: "ip", Value: ip.String()})
 		got[id] = true
 	}
 	cn := strings.ToLower(csr.Subject.CommonName)
 	if cn != "" {
-		id, _ := normalize(ident{"dns", cn})
+		id, _ := normalize(ident{Type: "dns", Value: cn})
 		got[id] = true
 	}
 	want := map[ident]bool{}
@@ -503,7 +477,7 @@ func parseCSR(b64 string, ids []ident) (ca.Request, *Problem) {
 	if err != nil {
 		return ca.Request{}, problemf(ErrBadCSR, 400, "%v", err)
 	}
-	return ca.Request{CSR: csr, Subject: subject, Names: names, Method: "acme"}, nil
+	return ca.Request{CSR: csr, Subject: subject, Names: names, Method: storage.MethodACME}, nil
 }
 
 func mapsEqual(a, b map[ident]bool) bool {
@@ -528,24 +502,44 @@ func identList(m map[ident]bool) string {
 }
 
 // certificate serves the PEM chain, leaf first, to the account that
-// ordered it (RFC 8555 §7.4.2).
+// ordered it (RFC 8555 §7.4.2): the leaf from the CA's record, then the
+// issuing CA.
 func (s *Server) certificate(w http.ResponseWriter, r *http.Request, p *provisioner, serial string) {
 	q, pr := s.authenticate(w, r, p, byKID)
 	if pr != nil {
 		s.fail(w, r, p, pr)
 		return
 	}
-	var rec *certRecord
-	err := s.store.view(func(tx *bolt.Tx) (err error) { rec, err = get[certRecord](tx, bktCerts, serial); return err })
-	if errors.Is(err, errNotFound) || err == nil && rec.AccountID != q.acct.ID {
-		s.fail(w, r, p, notFound("no certificate %q for this account", serial))
-		return
+	rec, o, pr := s.orderedCert(r.Context(), serial)
+	if pr == nil && o.AccountID != q.acct.ID {
+		pr = notFound("no certificate %q for this account", serial)
 	}
-	if err != nil {
-		s.fail(w, r, p, internal(err))
+	if pr != nil {
+		s.fail(w, r, p, pr)
 		return
 	}
 	w.Header().Set("Content-Type", "application/pem-certificate-chain")
 	w.WriteHeader(http.StatusOK)
-	w.Write(rec.ChainPEM)
+	w.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rec.DER}))
+	w.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.auth.Issuer().Raw}))
+}
+
+// orderedCert returns a certificate issued through an ACME order, and the
+// order; a 404 problem for any other serial.
+func (s *Server) orderedCert(ctx context.Context, serial string) (*storage.Cert, *order, *Problem) {
+	rec, err := s.store.Cert(ctx, serial)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && rec.Order == "" {
+		return nil, nil, notFound("no certificate %q from this ACME server", serial)
+	}
+	if err != nil {
+		return nil, nil, internal(err)
+	}
+	o, err := s.store.ACMEOrder(ctx, rec.Order)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, notFound("certificate %q: its order is gone (pruned after expiry)", serial)
+	}
+	if err != nil {
+		return nil, nil, internal(err)
+	}
+	return rec, o, nil
 }

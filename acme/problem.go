@@ -23,6 +23,7 @@ const (
 	ErrInvalidContact          = "urn:ietf:params:acme:error:invalidContact"
 	ErrMalformed               = "urn:ietf:params:acme:error:malformed"
 	ErrOrderNotReady           = "urn:ietf:params:acme:error:orderNotReady"
+	ErrRateLimited             = "urn:ietf:params:acme:error:rateLimited"
 	ErrRejectedIdentifier      = "urn:ietf:params:acme:error:rejectedIdentifier"
 	ErrServerInternal          = "urn:ietf:params:acme:error:serverInternal"
 	ErrTLS                     = "urn:ietf:params:acme:error:tls"

@@ -116,18 +116,18 @@ func normalize(id ident) (ident, *Problem) {
 		if net.ParseIP(v) != nil {
 			// RFC 8738 wants type "ip"; lego 4.9 sends IPs as "dns" (and
 			// puts them in the CSR as DNS names): take them as IPs.
-			return normalize(ident{"ip", v})
+			return normalize(ident{Type: "ip", Value: v})
 		}
 		if _, err := ca.ParseSANs([]string{"DNS:" + v}); err != nil || strings.Count(v, "*") > 1 || v == "*" {
 			return id, &Problem{Type: ErrRejectedIdentifier, Status: 400, Detail: fmt.Sprintf("%q is not a valid DNS name", id.Value), Identifier: &id}
 		}
-		return ident{"dns", v}, nil
+		return ident{Type: "dns", Value: v}, nil
 	case "ip":
 		ip, err := netip.ParseAddr(id.Value)
 		if err != nil || ip.Zone() != "" {
 			return id, malformed("identifier %q is not an IP address", id.Value)
 		}
-		return ident{"ip", ip.Unmap().String()}, nil
+		return ident{Type: "ip", Value: ip.Unmap().String()}, nil
 	}
 	return id, &Problem{Type: ErrUnsupportedIdentifier, Status: 400, Detail: fmt.Sprintf("identifier type %q is not supported (use dns or ip)", id.Type), Identifier: &id}
 }
@@ -157,4 +157,17 @@ func (p *provisioner) challengesFor(id ident) []string {
 		}
 	}
 	return out
+}
+
+// bareWildcard reports whether id is "*.Z" for a zone Z that the policy
+// allows as "*.Z" (and no wider zone covers): such a certificate would
+// stand for every name directly under Z at once, where the policy allows
+// each of them only on its own.
+func (p *provisioner) bareWildcard(id ident) (string, bool) {
+	base, ok := strings.CutPrefix(id.Value, "*.")
+	if !ok || id.Type != "dns" || !slices.Contains(p.suffixes, "."+base) {
+		return "", false
+	}
+	below := slices.ContainsFunc(p.suffixes, func(s string) bool { return strings.HasSuffix(base, s) })
+	return base, !below
 }

@@ -2,16 +2,14 @@ package acme
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"net/http"
 	"strings"
-
-	bolt "go.etcd.io/bbolt"
+	"time"
 
 	"github.com/anchorage-pki/anchorage/ca"
 )
@@ -58,18 +56,16 @@ func (s *Server) revokeCert(w http.ResponseWriter, r *http.Request, p *provision
 		return
 	}
 	serial := ca.SerialHex(cert.SerialNumber)
-	var rec *certRecord
-	err = s.store.view(func(tx *bolt.Tx) (err error) { rec, err = get[certRecord](tx, bktCerts, serial); return err })
-	if errors.Is(err, errNotFound) || err == nil && !bytes.Equal(leafDER(rec.ChainPEM), der) {
-		s.fail(w, r, p, problemf(ErrMalformed, http.StatusNotFound, "certificate %s was not issued by this ACME server", serial))
-		return
+	rec, o, pr := s.orderedCert(r.Context(), serial)
+	if pr == nil && !bytes.Equal(rec.DER, der) {
+		pr = notFound("certificate %s was not issued by this ACME server", serial)
 	}
-	if err != nil {
-		s.fail(w, r, p, internal(err))
+	if pr != nil {
+		s.fail(w, r, p, pr)
 		return
 	}
 	switch {
-	case q.acct != nil && q.acct.ID != rec.AccountID:
+	case q.acct != nil && q.acct.ID != o.AccountID:
 		s.fail(w, r, p, unauthorized("this account did not order certificate %s; sign with the account that did or with the certificate's key", serial))
 		return
 	case q.jwk != nil:
@@ -87,18 +83,19 @@ func (s *Server) revokeCert(w http.ResponseWriter, r *http.Request, p *provision
 		s.fail(w, r, p, problemf(ErrAlreadyRevoked, 400, "certificate %s is already revoked", serial))
 		return
 	}
+	if s.crl != nil {
+		// Committed already; answer once the CRL relying parties fetch
+		// carries it, as the admin API does.
+		wctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		if _, err := s.crl.WaitFor(wctx, res.Seq); err != nil {
+			s.log.Error("ACME revocation committed; no CRL carries it yet", "serial", serial, "revocation_seq", res.Seq, "err", err)
+		}
+		cancel()
+	}
 	by := "certificate key"
 	if q.acct != nil {
 		by = "account " + q.acct.ID
 	}
 	s.log.Warn("ACME certificate revoked", "provisioner", p.name, "serial", serial, "reason", ca.ReasonName(reason), "by", by, "revocation_seq", res.Seq)
 	w.WriteHeader(http.StatusOK)
-}
-
-func leafDER(chain []byte) []byte {
-	blk, _ := pem.Decode(chain)
-	if blk == nil {
-		return nil
-	}
-	return blk.Bytes
 }

@@ -1,149 +1,98 @@
 package acme
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.step.sm/crypto/jose"
+
+	"github.com/anchorage-pki/anchorage/storage"
 )
 
-// ACME state in its own bbolt file: anchorage.db is held open by the CA's
-// storage, and nothing here is a record of truth (certificates and
-// revocations are in anchorage.db).
-var (
-	bktAccounts = []byte("accounts") // id -> account
-	bktKeys     = []byte("keys")     // provisioner \x00 JWK thumbprint -> account id
-	bktOrders   = []byte("orders")   // id -> order
-	bktAuthzs   = []byte("authzs")   // id -> authz
-	bktCerts    = []byte("certs")    // serial -> certRecord
-	bktEAB      = []byte("eab")      // provisioner \x00 key id -> account id
-)
+// Store is what the ACME front end needs from the CA's record of truth.
+// ACME state lives there beside the certificates, so that an order's final
+// state commits with its certificate (storage.Cert.Order). Methods are typed
+// rather than transactions so that another implementation (PostgreSQL) can
+// follow; storage.DB documents the rule each keeps inside its transaction.
+// Missing records are storage.ErrNotFound.
+type Store interface {
+	ACMEAccount(ctx context.Context, id string) (*storage.ACMEAccount, error)
+	ACMEAccountByKey(ctx context.Context, provisioner, thumbprint string) (*storage.ACMEAccount, error)
+	// CreateACMEAccount binds key (and EAB key) and stores a, or returns the
+	// account the key already holds; storage.ErrACMEEABBound.
+	CreateACMEAccount(ctx context.Context, a *storage.ACMEAccount) (*storage.ACMEAccount, error)
+	UpdateACMEAccount(ctx context.Context, id string, fn func(*storage.ACMEAccount) error) (*storage.ACMEAccount, error)
+	// RekeyACMEAccount: *storage.ACMEKeyInUseError, storage.ErrACMEStale.
+	RekeyACMEAccount(ctx context.Context, id, oldThumbprint, newThumbprint string, newKey json.RawMessage) (*storage.ACMEAccount, error)
 
-var errNotFound = errors.New("not found")
+	// CreateACMEOrder stores o and authzs unless the account's unfinished
+	// orders exceed lim (*storage.ACMELimitError), counted in the same commit.
+	CreateACMEOrder(ctx context.Context, o *storage.ACMEOrder, authzs []*storage.ACMEAuthz, lim storage.ACMEOrderLimits) error
+	ACMEOrder(ctx context.Context, id string) (*storage.ACMEOrder, error)
+	ACMEAuthz(ctx context.Context, id string) (*storage.ACMEAuthz, error)
+	// UpdateACMEAuthz changes an authorization and its order together.
+	UpdateACMEAuthz(ctx context.Context, id string, fn func(a *storage.ACMEAuthz, o *storage.ACMEOrder, all []*storage.ACMEAuthz) error) error
+	// ClaimACMEOrder: ready → processing, else storage.ErrACMEOrderState.
+	// The certificate's commit then makes it valid (storage.Cert.Order).
+	ClaimACMEOrder(ctx context.Context, id string, now time.Time) (*storage.ACMEOrder, error)
+	// ReleaseACMEOrder: processing → status after a failed issue.
+	ReleaseACMEOrder(ctx context.Context, id, status string, problem json.RawMessage) error
+	// ResolveACMEOrders hands fn each processing order (at start) with the
+	// certificate recorded for it, if any, and stores what fn decides.
+	ResolveACMEOrders(ctx context.Context, fn func(o *storage.ACMEOrder, c *storage.Cert)) (int, error)
+
+	// Cert is the issued certificate: the download and revokeCert read
+	// the leaf and its order from the record of truth.
+	Cert(ctx context.Context, serial string) (*storage.Cert, error)
+}
+
+// legacyImporter is implemented by a store that can take over the acme.db
+// this package used to keep (storage.DB).
+type legacyImporter interface {
+	ImportLegacyACME(ctx context.Context, path string) (int, error)
+}
+
+// The records are storage's; the names here keep the handlers short.
+type (
+	ident     = storage.ACMEIdentifier
+	account   = storage.ACMEAccount
+	order     = storage.ACMEOrder
+	authz     = storage.ACMEAuthz
+	challenge = storage.ACMEChallenge
+)
 
 // Status values of accounts, orders, authorizations and challenges.
 const (
-	statusValid       = "valid"
-	statusPending     = "pending"
-	statusReady       = "ready"
-	statusProcessing  = "processing"
-	statusInvalid     = "invalid"
+	statusValid       = storage.ACMEValid
+	statusPending     = storage.ACMEPending
+	statusReady       = storage.ACMEReady
+	statusProcessing  = storage.ACMEProcessing
+	statusInvalid     = storage.ACMEInvalid
 	statusDeactivated = "deactivated"
 	statusExpired     = "expired"
 )
 
-type ident struct {
-	Type  string `json:"type"`
-	Value string `json:"value"`
-}
-
-type account struct {
-	ID          string           `json:"id"`
-	Provisioner string           `json:"provisioner"`
-	Key         *jose.JSONWebKey `json:"key"`
-	Thumbprint  string           `json:"thumbprint"`
-	Status      string           `json:"status"`
-	Contact     []string         `json:"contact,omitempty"`
-	EABKeyID    string           `json:"eabKeyId,omitempty"`
-	CreatedAt   time.Time        `json:"createdAt"`
-}
-
-type order struct {
-	ID          string    `json:"id"`
-	AccountID   string    `json:"accountId"`
-	Status      string    `json:"status"`
-	Expires     time.Time `json:"expires"`
-	Identifiers []ident   `json:"identifiers"`
-	AuthzIDs    []string  `json:"authzIds"`
-	Error       *Problem  `json:"error,omitempty"`
-	CertSerial  string    `json:"certSerial,omitempty"`
-}
-
-type authz struct {
-	ID         string      `json:"id"`
-	AccountID  string      `json:"accountId"`
-	OrderID    string      `json:"orderId"`
-	Identifier ident       `json:"identifier"`
-	Wildcard   bool        `json:"wildcard,omitempty"`
-	Status     string      `json:"status"`
-	Expires    time.Time   `json:"expires"`
-	Challenges []challenge `json:"challenges"`
-}
-
-type challenge struct {
-	Type      string    `json:"type"`
-	Token     string    `json:"token"`
-	Status    string    `json:"status"`
-	Validated time.Time `json:"validated,omitzero"`
-	Error     *Problem  `json:"error,omitempty"`
-}
-
-type certRecord struct {
-	Serial    string `json:"serial"`
-	AccountID string `json:"accountId"`
-	OrderID   string `json:"orderId"`
-	ChainPEM  []byte `json:"chainPem"`
-}
-
-type store struct{ db *bolt.DB }
-
-func openStore(path string) (*store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("acme: %w", err)
+// accountKey decodes the account's stored JWK.
+func accountKey(a *account) (*jose.JSONWebKey, error) {
+	k := new(jose.JSONWebKey)
+	if err := k.UnmarshalJSON(a.Key); err != nil {
+		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 3 * time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("acme: open %s: %w", path, err)
-	}
-	db.MaxBatchDelay = 2 * time.Millisecond
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bktAccounts, bktKeys, bktOrders, bktAuthzs, bktCerts, bktEAB} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
+	return k, nil
+}
+
+func marshalKey(k *jose.JSONWebKey) (json.RawMessage, error) { return k.MarshalJSON() }
+
+// raw is the problem document as stored on orders and challenges.
+func (p *Problem) raw() json.RawMessage {
+	if p == nil {
 		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("acme: init %s: %w", path, err)
 	}
-	return &store{db: db}, nil
-}
-
-func (s *store) close() error { return s.db.Close() }
-
-func (s *store) view(fn func(tx *bolt.Tx) error) error { return s.db.View(fn) }
-
-// update runs fn in a write transaction; concurrent callers share a
-// commit (fn may run more than once, so it must only touch tx).
-func (s *store) update(fn func(tx *bolt.Tx) error) error { return s.db.Batch(fn) }
-
-func get[T any](tx *bolt.Tx, bucket []byte, id string) (*T, error) {
-	b := tx.Bucket(bucket).Get([]byte(id))
-	if b == nil {
-		return nil, errNotFound
-	}
-	v := new(T)
-	if err := json.Unmarshal(b, v); err != nil {
-		return nil, fmt.Errorf("acme: decode %s/%s: %w", bucket, id, err)
-	}
-	return v, nil
-}
-
-func put(tx *bolt.Tx, bucket []byte, id string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bucket).Put([]byte(id), b)
+	b, _ := json.Marshal(p)
+	return b
 }
 
 // newID is 128 random bits, base64url: unguessable, so resource URLs do

@@ -9,16 +9,17 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // validator performs challenge validation for one provisioner. Ports and
@@ -75,20 +76,25 @@ func (s *Server) validate(p *provisioner, acct *account, a *authz, i int) <-chan
 			err = &Problem{Type: ErrServerInternal, Detail: "unknown challenge type " + c.Type}
 		}
 		now := s.now().UTC().Truncate(time.Second)
-		uerr := s.store.update(func(tx *bolt.Tx) error {
-			return s.settle(tx, a.ID, func(cur *authz) {
-				ch := &cur.Challenges[i]
-				if err == nil {
-					ch.Status, ch.Validated, cur.Status = statusValid, now, statusValid
-					return
-				}
-				var pr *Problem
-				if !errors.As(err, &pr) {
-					pr = &Problem{Type: ErrConnection, Detail: err.Error()}
-				}
-				pr.Status = http.StatusForbidden
-				ch.Status, ch.Error, cur.Status = statusInvalid, pr, statusInvalid
-			})
+		var stored json.RawMessage
+		if err != nil {
+			var pr *Problem
+			if !errors.As(err, &pr) {
+				pr = &Problem{Type: ErrConnection, Detail: err.Error()}
+			}
+			pr.Status = http.StatusForbidden
+			stored = pr.raw()
+		}
+		// The result must be recorded even if the CA is shutting down.
+		uerr := s.store.UpdateACMEAuthz(context.WithoutCancel(ctx), a.ID, func(cur *authz, o *order, all []*authz) error {
+			ch := &cur.Challenges[i]
+			if err == nil {
+				ch.Status, ch.Validated, cur.Status = statusValid, now, statusValid
+			} else {
+				ch.Status, ch.Error, cur.Status = statusInvalid, stored, statusInvalid
+			}
+			settle(o, all)
+			return nil
 		})
 		level := s.log.Info
 		if err != nil {
@@ -142,13 +148,17 @@ func (v *validator) dial(ctx context.Context, id ident, port int) (net.Conn, err
 
 // http01 fetches http://NAME/.well-known/acme-challenge/TOKEN from the
 // configured port (RFC 8555 §8.3). Redirects are not followed; any content
-// type is accepted; surrounding whitespace is ignored.
+// type is accepted; surrounding whitespace is ignored. A failure says what
+// was wrong — status, redirect, timeout, size, which part of the key
+// authorization — without repeating what the server sent, which may be
+// anything (an error page, another site's content).
 func (v *validator) http01(ctx context.Context, id ident, token, keyAuth string) error {
 	host := id.Value
 	if id.Type == "ip" && netip.MustParseAddr(id.Value).Is6() {
 		host = "[" + host + "]"
 	}
 	url := "http://" + host + "/.well-known/acme-challenge/" + token
+	at := fmt.Sprintf("GET %s (port %d)", url, v.httpPort)
 	client := &http.Client{
 		Transport: &http.Transport{
 			DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return v.dial(ctx, id, v.httpPort) },
@@ -162,20 +172,55 @@ func (v *validator) http01(ctx context.Context, id ident, token, keyAuth string)
 	resp, err := client.Do(req)
 	if err != nil {
 		var pr *Problem
-		if errors.As(err, &pr) {
+		switch {
+		case errors.As(err, &pr):
 			return pr
+		case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
+			return &Problem{Type: ErrConnection, Detail: fmt.Sprintf("%s: no response within %s", at, v.timeout)}
 		}
-		return &Problem{Type: ErrConnection, Detail: fmt.Sprintf("GET %s (port %d): %v", url, v.httpPort, err)}
+		return &Problem{Type: ErrConnection, Detail: fmt.Sprintf("%s: %v", at, err)}
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return &Problem{Type: ErrUnauthorized, Detail: fmt.Sprintf("GET %s (port %d): status %d", url, v.httpPort, resp.StatusCode)}
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return &Problem{Type: ErrUnauthorized, Detail: fmt.Sprintf("%s: status %d, a redirect; the validator does not follow redirects, serve the token at this URL", at, resp.StatusCode)}
+	case resp.StatusCode != http.StatusOK:
+		return &Problem{Type: ErrUnauthorized, Detail: fmt.Sprintf("%s: status %d, want 200", at, resp.StatusCode)}
 	}
-	if got := bytes.TrimSpace(body); subtle.ConstantTimeCompare(got, []byte(keyAuth)) != 1 {
-		return &Problem{Type: ErrIncorrectResponse, Detail: fmt.Sprintf("GET %s: the key authorization %q is wrong", url, truncate(got))}
+	const limit = 4096
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err) {
+			return &Problem{Type: ErrConnection, Detail: fmt.Sprintf("%s: the body did not arrive within %s", at, v.timeout)}
+		}
+		return &Problem{Type: ErrConnection, Detail: fmt.Sprintf("%s: reading the body: %v", at, err)}
 	}
-	return nil
+	if len(body) > limit {
+		return &Problem{Type: ErrIncorrectResponse, Detail: fmt.Sprintf("%s: the body is over %d bytes; want the %d-byte key authorization", at, limit, len(keyAuth))}
+	}
+	got := bytes.TrimSpace(body)
+	if subtle.ConstantTimeCompare(got, []byte(keyAuth)) == 1 {
+		return nil
+	}
+	return &Problem{Type: ErrIncorrectResponse, Detail: at + ": " + keyAuthMismatch(got, token, keyAuth)}
+}
+
+// keyAuthMismatch says how a response differs from the key authorization
+// TOKEN.THUMBPRINT, naming no byte of it.
+func keyAuthMismatch(got []byte, token, keyAuth string) string {
+	tok, tp, hasDot := strings.Cut(string(got), ".")
+	_, wantTP, _ := strings.Cut(keyAuth, ".")
+	switch {
+	case len(got) == 0:
+		return "the body is empty; want the key authorization"
+	case hasDot && tok == token && len(tp) == len(wantTP):
+		return "the token is right but the account key thumbprint is not: the file was made for another account key"
+	case hasDot && tok != token && len(tp) == len(wantTP):
+		return "the body is a key authorization for another token (an old challenge?)"
+	case len(got) != len(keyAuth):
+		return fmt.Sprintf("the body has %d bytes, not the %d-byte key authorization (token.thumbprint)", len(got), len(keyAuth))
+	}
+	return "the body is not the key authorization (token.thumbprint)"
 }
 
 // dns01 looks for the TXT record _acme-challenge.NAME holding the
@@ -272,11 +317,4 @@ func reverseName(ip netip.Addr) string {
 		b = append(b, hex[a[i]&0xf], '.', hex[a[i]>>4], '.')
 	}
 	return string(b) + "ip6.arpa"
-}
-
-func truncate(b []byte) string {
-	if len(b) > 100 {
-		return string(b[:100]) + "..."
-	}
-	return string(b)
 }

@@ -131,10 +131,9 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 	s.api = api.New(apiOpts)
 	s.Handler = s.api
 	// ACME (package acme): with "acme" in the config, /acme/{provisioner}/...
-	// is served on this listener in front of the API; its state file
-	// (DIR/acme.db) is closed in Close.
+	// is served on this listener in front of the API; its state is in store.
 	if cfg.ACME != nil {
-		if s.acme, err = acme.New(ctx, acme.Options{Authority: auth, Config: cfg.ACME, Dir: cfg.Dir(), BaseURL: cfg.URL, Logger: log}); err != nil {
+		if s.acme, err = acme.New(ctx, acme.Options{Authority: auth, Store: store, CRL: pub, Config: cfg.ACME, Dir: cfg.Dir(), BaseURL: cfg.URL, Logger: log}); err != nil {
 			return nil, err
 		}
 		mux := http.NewServeMux()
@@ -145,7 +144,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 	return s, nil
 }
 
-// Close releases storage (and the ACME state file when ACME is on).
+// Close stops ACME validations and releases storage.
 func (s *Server) Close() error {
 	if s.acme != nil {
 		s.acme.Close()
@@ -229,7 +228,8 @@ func (s *Server) serveCRL(ctx context.Context) error {
 }
 
 // prune forgets, hourly, what expiry has made moot: used token ids of
-// expired tokens and CRL entries of expired certificates.
+// expired tokens, CRL entries of expired certificates, and expired ACME
+// orders with their authorizations.
 func (s *Server) prune(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -249,6 +249,11 @@ func (s *Server) prune(ctx context.Context) {
 				s.log.Error("pruning expired revocations", "err", err)
 			} else if n > 0 {
 				s.log.Info("pruned revocations of expired certificates", "count", n)
+			}
+			if o, a, err := s.Store.PruneACME(ctx, time.Now()); err != nil {
+				s.log.Error("pruning expired ACME orders", "err", err)
+			} else if o > 0 {
+				s.log.Info("pruned expired ACME orders", "orders", o, "authorizations", a)
 			}
 		}
 	}

@@ -14,11 +14,58 @@ import (
 // ACME configures the ACME (RFC 8555) front end: one entry per provisioner,
 // served at /acme/{name}/directory. Owned by package acme; see its doc.
 type ACME struct {
-	// DB is the bbolt file holding ACME accounts, orders and
-	// authorizations (default "acme.db" in the CA directory). Issued
-	// certificates and revocations live in paths.db like every other.
+	// DB names the file where ACME state was kept before it moved into
+	// paths.db (default "acme.db" in the CA directory). It is no longer
+	// written: if it exists at start its accounts are imported once and it
+	// is renamed to *.imported.
 	DB           string            `json:"db,omitempty"`
 	Provisioners []ACMEProvisioner `json:"provisioners"`
+	// Limits bound what one client or account can make the CA store.
+	Limits ACMELimits `json:"limits,omitzero"`
+}
+
+// ACMELimits bound the ACME state a client can create before proving
+// control of anything: every order and authorization is stored in the CA's
+// database. Zero means the default. Refusals are rateLimited (or
+// rejectedIdentifier for identifiers) with Retry-After.
+type ACMELimits struct {
+	// IdentifiersPerOrder (default 100, at most 1000).
+	IdentifiersPerOrder int `json:"identifiersPerOrder,omitempty"`
+	// PendingOrdersPerAccount caps unfinished (pending or ready,
+	// unexpired) orders per account (default 100).
+	PendingOrdersPerAccount int `json:"pendingOrdersPerAccount,omitempty"`
+	// PendingAuthorizationsPerAccount caps the authorizations those
+	// unfinished orders hold (default 300).
+	PendingAuthorizationsPerAccount int `json:"pendingAuthorizationsPerAccount,omitempty"`
+	// NewAccountsPerIPPerMinute and NewOrdersPerIPPerMinute are token
+	// buckets per client address (IPv6 per /64), refilled per minute,
+	// holding as many tokens as the rate (defaults 10 and 60).
+	NewAccountsPerIPPerMinute int `json:"newAccountsPerIPPerMinute,omitempty"`
+	NewOrdersPerIPPerMinute   int `json:"newOrdersPerIPPerMinute,omitempty"`
+}
+
+// Default ACME limits.
+const (
+	DefaultACMEIdentifiersPerOrder     = 100
+	DefaultACMEPendingOrders           = 100
+	DefaultACMEPendingAuthorizations   = 300
+	DefaultACMENewAccountsPerIPPerMin  = 10
+	DefaultACMENewOrdersPerIPPerMinute = 60
+)
+
+// WithDefaults returns l with zero fields set to their defaults.
+func (l ACMELimits) WithDefaults() ACMELimits {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.IdentifiersPerOrder, DefaultACMEIdentifiersPerOrder)
+	def(&l.PendingOrdersPerAccount, DefaultACMEPendingOrders)
+	def(&l.PendingAuthorizationsPerAccount, DefaultACMEPendingAuthorizations)
+	def(&l.NewAccountsPerIPPerMinute, DefaultACMENewAccountsPerIPPerMin)
+	def(&l.NewOrdersPerIPPerMinute, DefaultACMENewOrdersPerIPPerMinute)
+	return l
 }
 
 // ACMEProvisioner is one ACME provisioner's policy.
@@ -64,7 +111,7 @@ var ACMEChallengeTypes = []string{"http-01", "dns-01", "tls-alpn-01"}
 
 var provisionerName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
-// DBFile is the ACME state file, relative to the CA directory unless absolute.
+// DBFile is the old ACME state file, relative to the CA directory unless absolute.
 func (a *ACME) DBFile() string {
 	if a.DB == "" {
 		return "acme.db"
@@ -86,6 +133,24 @@ func (p *ACMEProvisioner) ChallengeTypes() []string {
 func (a *ACME) validate() error {
 	if a.DB != "" && filepath.Base(a.DB) == "anchorage.db" {
 		return errors.New(`key "acme.db": must not be the CA's own database`)
+	}
+	for _, l := range []struct {
+		key    string
+		v, max int
+	}{
+		{"identifiersPerOrder", a.Limits.IdentifiersPerOrder, 1000},
+		{"pendingOrdersPerAccount", a.Limits.PendingOrdersPerAccount, 1_000_000},
+		{"pendingAuthorizationsPerAccount", a.Limits.PendingAuthorizationsPerAccount, 1_000_000},
+		{"newAccountsPerIPPerMinute", a.Limits.NewAccountsPerIPPerMinute, 1_000_000},
+		{"newOrdersPerIPPerMinute", a.Limits.NewOrdersPerIPPerMinute, 1_000_000},
+	} {
+		if l.v < 0 || l.v > l.max {
+			return fmt.Errorf(`key "acme.limits.%s": want 1 to %d (0 or absent for the default), got %d`, l.key, l.max, l.v)
+		}
+	}
+	if a.Limits.PendingAuthorizationsPerAccount != 0 && a.Limits.WithDefaults().IdentifiersPerOrder > a.Limits.PendingAuthorizationsPerAccount {
+		return fmt.Errorf(`key "acme.limits.pendingAuthorizationsPerAccount": %d is below identifiersPerOrder (%d): such orders could never be made`,
+			a.Limits.PendingAuthorizationsPerAccount, a.Limits.WithDefaults().IdentifiersPerOrder)
 	}
 	if len(a.Provisioners) == 0 {
 		return errors.New(`key "acme.provisioners": at least one provisioner is required (or drop "acme")`)

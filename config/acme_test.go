@@ -23,7 +23,10 @@ func TestACMEValidate(t *testing.T) {
 		`"acme.provisioners[0].validation.http01Port"`:                  func(a *ACME) { a.Provisioners[0].Validation.HTTP01Port = 70000 },
 		`"acme.provisioners[0].validation.resolver"`:                    func(a *ACME) { a.Provisioners[0].Validation.Resolver = "10.0.0.2" },
 		`"acme.provisioners[0].externalAccountBinding.keysFile"`:        func(a *ACME) { a.Provisioners[0].EAB = &ACMEEAB{} },
-		`"acme.db"`: func(a *ACME) { a.DB = "anchorage.db" },
+		`"acme.db"`:                                     func(a *ACME) { a.DB = "anchorage.db" },
+		`"acme.limits.identifiersPerOrder"`:             func(a *ACME) { a.Limits.IdentifiersPerOrder = 5000 },
+		`"acme.limits.newOrdersPerIPPerMinute"`:         func(a *ACME) { a.Limits.NewOrdersPerIPPerMinute = -1 },
+		`"acme.limits.pendingAuthorizationsPerAccount"`: func(a *ACME) { a.Limits.PendingAuthorizationsPerAccount = 50 },
 	} {
 		a := ok()
 		mod(a)

@@ -129,6 +129,13 @@ func insertCert(tx *bolt.Tx, c *Cert) error {
 	if c.Lineage == "" {
 		c.Lineage = c.Serial
 	}
+	// An ACME order turns valid in the commit that stores its certificate,
+	// so no crash leaves a certificate out behind a "processing" order.
+	if c.Order != "" {
+		if err := orderIssuedInTx(tx, c); err != nil {
+			return err
+		}
+	}
 	return putCert(tx, c)
 }
 
