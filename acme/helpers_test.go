@@ -91,7 +91,7 @@ func startCAWith(t testing.TB, mod func(*config.ACMEProvisioner), extra ...confi
 		mod(&prov)
 	}
 	cfg.ACME = &config.ACME{Provisioners: append([]config.ACMEProvisioner{prov}, extra...)}
-	store, err := storage.Open(cfg.Path(cfg.Paths.DB))
+	store, err := storage.Create(cfg.Path(cfg.Paths.DB))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func newPublisher(t testing.TB) (*crl.Publisher, *storage.DB, *x509.Certificate)
 
 func newPublisherKey(t testing.TB) (*crl.Publisher, *storage.DB, *x509.Certificate, *ecdsa.PrivateKey) {
 	iss, key := issuer(t)
-	db, err := storage.Open(filepath.Join(t.TempDir(), "crl.db"))
+	db, err := storage.Create(filepath.Join(t.TempDir(), "crl.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
