@@ -62,6 +62,7 @@ type Paths struct {
 	TLSKey         string `json:"tlsKey"`
 	ProvisionerKey string `json:"provisionerKey"`
 	DB             string `json:"db"`
+	CRL            string `json:"crl"` // the newest published CRL (DER), kept outside the database
 }
 
 // Leaf is the workload certificate profile.
@@ -116,7 +117,7 @@ func Default() *CA {
 		Paths: Paths{
 			Root: "root.crt", RootKey: "root.key", CACert: "ca.crt", CAKey: "ca.key",
 			TLSCert: "tls.crt", TLSKey: "tls.key", ProvisionerKey: "provisioner.key",
-			DB: "anchorage.db",
+			DB: "anchorage.db", CRL: "crl.der",
 		},
 		Leaf:  Leaf{DefaultLifetime: Duration(24 * time.Hour), MaxLifetime: Duration(7 * 24 * time.Hour), ServerAuth: true},
 		Token: Token{DefaultTTL: Duration(10 * time.Minute), MaxTTL: Duration(24 * time.Hour)},
@@ -144,6 +145,9 @@ func Load(dir string) (*CA, error) {
 		return nil, fmt.Errorf("%s: trailing data after the JSON object", path)
 	}
 	c.dir = dir
+	if c.Paths.CRL == "" { // config.json from before paths.crl
+		c.Paths.CRL = Default().Paths.CRL
+	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -177,6 +181,7 @@ func (c *CA) Validate() error {
 		"paths.root": c.Paths.Root, "paths.caCert": c.Paths.CACert, "paths.caKey": c.Paths.CAKey,
 		"paths.tlsCert": c.Paths.TLSCert, "paths.tlsKey": c.Paths.TLSKey,
 		"paths.provisionerKey": c.Paths.ProvisionerKey, "paths.db": c.Paths.DB,
+		"paths.crl": c.Paths.CRL,
 	} {
 		if v == "" {
 			return fmt.Errorf("key %q: required", k)

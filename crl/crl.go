@@ -59,6 +59,7 @@ type Options struct {
 	Resign     time.Duration // timer interval (default 6h)
 	Logger     *slog.Logger
 	Now        func() time.Time
+	File       string // where each saved CRL is also written (WriteFile); "" for none
 }
 
 // Publisher owns the current CRL.
@@ -207,6 +208,7 @@ func (p *Publisher) build(ctx context.Context) (*CRL, error) {
 	if err := p.o.Store.SaveCRL(ctx, number, der); err != nil {
 		return nil, fmt.Errorf("crl: save %d: %w", number, err)
 	}
+	p.writeFile(number, der) // after the database has it, before any anchor sees it (file.go)
 	return &CRL{Number: number, DER: der, PEM: encodePEM(der), ThisUpdate: rl.ThisUpdate,
 		NextUpdate: rl.NextUpdate, Entries: len(revs)}, nil
 }
