@@ -77,12 +77,17 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	var adopt bool
+	var adopt, missing bool
 	err = guard(path, func() error {
 		return ro.View(func(tx *bolt.Tx) error {
 			var err error
-			adopt, err = checkSchema(path, tx)
-			return err
+			if adopt, err = checkSchema(path, tx); err != nil {
+				return err
+			}
+			for _, b := range buckets {
+				missing = missing || tx.Bucket(b) == nil
+			}
+			return nil
 		})
 	})
 	if cerr := ro.Close(); err == nil && cerr != nil {
@@ -94,6 +99,11 @@ func Open(path string) (*DB, error) {
 	db, err := openBolt(path, &bolt.Options{Timeout: lockTimeout, OpenFile: openExisting})
 	if err != nil {
 		return nil, err
+	}
+	if !adopt && !missing {
+		// Even an empty commit writes a meta page; opening a database
+		// that needs nothing leaves it as it was.
+		return newDB(db), nil
 	}
 	err = guard(path, func() error {
 		return db.Update(func(tx *bolt.Tx) error {
@@ -114,7 +124,7 @@ func Open(path string) (*DB, error) {
 		if errors.As(err, &oe) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("storage: init buckets of %s: %w", path, err)
+		return nil, fmt.Errorf("storage: add buckets to %s: %w", path, err)
 	}
 	return newDB(db), nil
 }

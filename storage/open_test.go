@@ -292,3 +292,42 @@ func TestOpenToleratesOneTornMetaPage(t *testing.T) {
 		d.Close()
 	}
 }
+
+// Opening a database that needs no new bucket writes nothing, so a CA that
+// refuses to start after Open (caserver's CRL file check) leaves it as it
+// was; one that lacks a bucket a newer release added gets it.
+func TestOpenWritesOnlyWhatIsMissing(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "anchorage.db")
+	d, err := Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(p)
+	if d, err = Open(p); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	after, _ := os.ReadFile(p)
+	if st, _ := os.Stat(p); !bytes.Equal(before, after) || !st.ModTime().Equal(old) {
+		t.Fatal("Open of a complete database wrote to it")
+	}
+
+	saved := buckets
+	t.Cleanup(func() { buckets = saved })
+	buckets = append(buckets[:len(buckets):len(buckets)], []byte("next_release"))
+	if d, err = Open(p); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte("next_release")) == nil {
+			t.Error("Open did not add the new bucket")
+		}
+		return nil
+	})
+}

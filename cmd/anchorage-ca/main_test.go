@@ -82,6 +82,9 @@ func TestScripts(t *testing.T) {
 			"osslcheck": cmdOpenSSLVerify,
 			"sleep":     cmdSleep,
 			"readvar":   cmdReadVar,
+			"truncate":  cmdTruncate,
+			"keep":      cmdKeep,
+			"kept":      cmdKept,
 		},
 	})
 }
