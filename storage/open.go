@@ -247,7 +247,7 @@ func checkSchema(path string, tx *bolt.Tx) (adopt bool, err error) {
 			return false, notOurs("no schema marker")
 		}
 		if k, _ := certs.Cursor().First(); k == nil {
-			return false, notOurs("no schema marker and no certificates")
+			return false, &OpenError{Path: path, Problem: "has no schema marker and no certificates: an empty database, as an older release made in place of a lost one; " + restore, Err: ErrNotAnchorage}
 		}
 		return true, nil
 	}

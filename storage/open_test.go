@@ -105,7 +105,7 @@ func TestOpenRefusesLostOrDamagedDatabase(t *testing.T) {
 		{"text", []byte(strings.Repeat("not a database\n", 1000)), ErrDamaged, "not a bbolt database"},
 		{"bbolt without buckets", plainBolt(t), ErrNotAnchorage, "not an anchorage database"},
 		{"bbolt with other buckets", plainBolt(t, "orders", "accounts"), ErrNotAnchorage, "not an anchorage database"},
-		{"bbolt with our empty buckets", plainBolt(t, "certs", "by_subject", "revoked", "tokens", "meta", "anchors"), ErrNotAnchorage, "not an anchorage database"},
+		{"bbolt with our empty buckets", plainBolt(t, "certs", "by_subject", "revoked", "tokens", "meta", "anchors"), ErrNotAnchorage, "no schema marker and no certificates"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
