@@ -68,7 +68,7 @@ const restore = "restore the newest backup"
 // the same file waits up to 3s for the lock and then fails with a clear
 // error instead of hanging.
 func Open(path string) (*DB, error) {
-	if err := checkFile(path); err != nil {
+	if err := checkFile(path, false); err != nil {
 		return nil, err
 	}
 	// Read-only first: bbolt's read-write open may already write (it syncs
@@ -78,18 +78,21 @@ func Open(path string) (*DB, error) {
 		return nil, err
 	}
 	var adopt, missing bool
-	err = guard(path, func() error {
-		return ro.View(func(tx *bolt.Tx) error {
-			var err error
-			if adopt, err = checkSchema(path, tx); err != nil {
-				return err
-			}
-			for _, b := range buckets {
-				missing = missing || tx.Bucket(b) == nil
-			}
-			return nil
+	err = checkFile(path, true)
+	if err == nil {
+		err = guard(path, func() error {
+			return ro.View(func(tx *bolt.Tx) error {
+				var err error
+				if adopt, err = checkSchema(path, tx); err != nil {
+					return err
+				}
+				for _, b := range buckets {
+					missing = missing || tx.Bucket(b) == nil
+				}
+				return nil
+			})
 		})
-	})
+	}
 	if cerr := ro.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("storage: close %s: %w", path, cerr)
 	}
@@ -220,18 +223,12 @@ func guard(path string, fn func() error) (err error) {
 	return fn()
 }
 
-// checkSchema is the first read of an open database: the schema marker,
-// and the root page of every bucket, where damage shows first. adopt is
-// true for an anchorage database made before markers existed.
+// checkSchema is bbolt's first read of an open database (after
+// checkPages): the schema marker. adopt is true for an anchorage database
+// made before markers existed.
 func checkSchema(path string, tx *bolt.Tx) (adopt bool, err error) {
 	notOurs := func(why string) error {
 		return &OpenError{Path: path, Problem: "is not an anchorage database (" + why + "); is this the right file?", Err: ErrNotAnchorage}
-	}
-	for _, name := range buckets {
-		if b := tx.Bucket(name); b != nil {
-			b.Cursor().First()
-			b.Cursor().Last()
-		}
 	}
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
@@ -301,8 +298,10 @@ func parseMeta(b []byte) (m boltMeta, ok bool) {
 
 // checkFile looks at the file before bbolt maps it: bbolt trusts its meta
 // pages, and a file shorter than they say faults when a page past the end
-// is touched. It reads only.
-func checkFile(path string) error {
+// is touched. It reads only. With tree set it also walks every page
+// (checkPages); Open does that once it holds the lock, so that no writer
+// is changing pages under the walk.
+func checkFile(path string, tree bool) error {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &OpenError{Path: path, Problem: "does not exist; " + restore + " (anchorage-ca init makes a new CA)", Err: ErrNoDatabase}
@@ -368,6 +367,11 @@ func checkFile(path string) error {
 		return damaged("is truncated: %d bytes, but its header counts %d pages of %d bytes", size, m.pgid, ps)
 	case m.pgid < 2 || m.root < 2 || m.root >= m.pgid || (m.freelist != noFreelist && m.freelist >= m.pgid):
 		return damaged("is damaged (inconsistent header: root page %d, freelist page %d, %d pages)", m.root, m.freelist, m.pgid)
+	}
+	if tree {
+		if why := checkPages(f, m); why != "" {
+			return damaged("is damaged (%s)", why)
+		}
 	}
 	return nil
 }

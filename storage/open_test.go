@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -85,6 +86,20 @@ func TestOpenRefusesLostOrDamagedDatabase(t *testing.T) {
 	garbage := make([]byte, 64<<10)
 	r := rand.NewChaCha8([32]byte{1})
 	r.Read(garbage)
+	// A branch page whose first child is itself: bbolt's cursor loops on
+	// it forever.
+	cyclic := bytes.Clone(real)
+	looped := false
+	for id := 2; (id+1)*4096 <= len(cyclic) && !looped; id++ {
+		pg := cyclic[id*4096:]
+		if binary.NativeEndian.Uint16(pg[8:]) == branchPageFlag {
+			binary.NativeEndian.PutUint64(pg[pageHeaderSize+8:], uint64(id))
+			looped = true
+		}
+	}
+	if !looped {
+		t.Fatal("test database has no branch page")
+	}
 	// Valid meta pages, data pages overwritten: bbolt maps it happily.
 	scribbled := bytes.Clone(real)
 	copy(scribbled[2*4096:], garbage)
@@ -102,6 +117,7 @@ func TestOpenRefusesLostOrDamagedDatabase(t *testing.T) {
 		{"truncated to two pages", real[:2*4096], ErrDamaged, "truncated"},
 		{"garbage", garbage, ErrDamaged, "not a bbolt database"},
 		{"garbage with a valid header", scribbled, ErrDamaged, "damaged"},
+		{"page tree with a loop", cyclic, ErrDamaged, "is reached twice"},
 		{"text", []byte(strings.Repeat("not a database\n", 1000)), ErrDamaged, "not a bbolt database"},
 		{"bbolt without buckets", plainBolt(t), ErrNotAnchorage, "not an anchorage database"},
 		{"bbolt with other buckets", plainBolt(t, "orders", "accounts"), ErrNotAnchorage, "not an anchorage database"},
