@@ -104,7 +104,7 @@ func startCAConfig(t testing.TB, acmeMod func(*config.ACME), mod func(*config.AC
 	if acmeMod != nil {
 		acmeMod(cfg.ACME)
 	}
-	store, err := storage.Open(cfg.Path(cfg.Paths.DB))
+	store, err := storage.Create(cfg.Path(cfg.Paths.DB))
 	if err != nil {
 		t.Fatal(err)
 	}

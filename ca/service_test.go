@@ -49,7 +49,7 @@ func newTestCA(t *testing.T) *testCA {
 	c.root, c.rootKey = mk("Test Root CA", nil, nil, 1)
 	c.issuer, c.issuerKey = mk("Test Issuing CA", c.root, c.rootKey, 0)
 	c.admin, c.adminKey = mk("Test Admin CA", c.root, c.rootKey, 0)
-	db, err := storage.Open(filepath.Join(t.TempDir(), "ca.db"))
+	db, err := storage.Create(filepath.Join(t.TempDir(), "ca.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,8 +86,11 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 			store.Close()
 		}
 	}()
+	if err := checkCRLFile(ctx, store, cfg.Path(cfg.Paths.DB), cfg.Path(cfg.Paths.CRL), log); err != nil {
+		return nil, err
+	}
 	pub, err := crl.New(ctx, crl.Options{
-		Issuer: issuer, Signer: caKey, Store: store,
+		Issuer: issuer, Signer: caKey, Store: store, File: cfg.Path(cfg.Paths.CRL),
 		NextUpdate: cfg.CRL.NextUpdate.D(), Resign: cfg.CRL.Resign.D(), Logger: log,
 	})
 	if err != nil {

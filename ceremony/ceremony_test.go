@@ -25,7 +25,7 @@ func files(dir string) ceremony.Files {
 
 func openStore(t *testing.T) *storage.DB {
 	t.Helper()
-	db, err := storage.Open(filepath.Join(t.TempDir(), "ca.db"))
+	db, err := storage.Create(filepath.Join(t.TempDir(), "ca.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,7 @@ type Paths struct {
 	AdminCAKey     string `json:"adminCaKey,omitempty"`  // default admin-ca.key
 	ProvisionerKey string `json:"provisionerKey"`
 	DB             string `json:"db"`
+	CRL            string `json:"crl"` // the newest published CRL (DER), kept outside the database
 }
 
 // Leaf is the workload certificate profile.
@@ -119,7 +120,7 @@ func Default() *CA {
 		Paths: Paths{
 			Root: "root.crt", RootKey: "root.key", CACert: "ca.crt", CAKey: "ca.key",
 			TLS: "tls.pem", AdminCACert: "admin-ca.crt", AdminCAKey: "admin-ca.key", ProvisionerKey: "provisioner.key",
-			DB: "anchorage.db",
+			DB: "anchorage.db", CRL: "crl.der",
 		},
 		Leaf:  Leaf{DefaultLifetime: Duration(24 * time.Hour), MaxLifetime: Duration(7 * 24 * time.Hour), ServerAuth: true},
 		Token: Token{DefaultTTL: Duration(10 * time.Minute), MaxTTL: Duration(24 * time.Hour)},
@@ -150,6 +151,9 @@ func Load(dir string) (*CA, error) {
 		return nil, fmt.Errorf("%s: trailing data after the JSON object", path)
 	}
 	c.dir = dir
+	if c.Paths.CRL == "" { // config.json from before paths.crl
+		c.Paths.CRL = Default().Paths.CRL
+	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -182,6 +186,7 @@ func (c *CA) Validate() error {
 	for k, v := range map[string]string{
 		"paths.root": c.Paths.Root, "paths.caCert": c.Paths.CACert, "paths.caKey": c.Paths.CAKey,
 		"paths.provisionerKey": c.Paths.ProvisionerKey, "paths.db": c.Paths.DB,
+		"paths.crl": c.Paths.CRL,
 	} {
 		if v == "" {
 			return fmt.Errorf("key %q: required", k)

@@ -75,6 +75,7 @@ type Options struct {
 	Poll   time.Duration
 	Logger *slog.Logger
 	Now    func() time.Time
+	File   string // where each stored CRL is also written (WriteFile); "" for none
 }
 
 // Updater builds CRLs from storage and reads back the newest stored one.
@@ -275,6 +276,7 @@ func (u *Updater) build(ctx context.Context) (*CRL, error) {
 	if err := u.o.Store.SaveCRL(ctx, storage.CRL{Number: number, Seq: set.Seq, DER: der}); err != nil {
 		return nil, fmt.Errorf("crl: save %d: %w", number, err)
 	}
+	u.writeFile(number, der) // after the database has it, before any anchor sees it (file.go)
 	c := &CRL{Number: number, Seq: set.Seq, DER: der, PEM: encodePEM(der), ThisUpdate: rl.ThisUpdate,
 		NextUpdate: rl.NextUpdate, Entries: len(set.Entries)}
 	u.cached.Store(c)
@@ -349,7 +351,11 @@ func encodePEM(der []byte) []byte {
 // NumberOf returns the CRL number of a CRL in DER or PEM.
 func NumberOf(data []byte) (uint64, error) {
 	der := data
-	if b, _ := pem.Decode(data); b != nil {
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN")) {
+		b, _ := pem.Decode(data)
+		if b == nil || b.Type != "X509 CRL" {
+			return 0, errors.New("no X509 CRL PEM block")
+		}
 		der = b.Bytes
 	}
 	rl, err := x509.ParseRevocationList(der)

@@ -42,7 +42,7 @@ func newUpdater(t testing.TB) (*crl.Updater, *storage.DB, *x509.Certificate) {
 
 func newUpdaterKey(t testing.TB) (*crl.Updater, *storage.DB, *x509.Certificate, *ecdsa.PrivateKey) {
 	iss, key := issuer(t)
-	db, err := storage.Open(filepath.Join(t.TempDir(), "crl.db"))
+	db, err := storage.Create(filepath.Join(t.TempDir(), "crl.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

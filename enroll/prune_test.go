@@ -28,7 +28,7 @@ func TestTokenPruneBoundary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := storage.Open(filepath.Join(t.TempDir(), "a.db"))
+	db, err := storage.Create(filepath.Join(t.TempDir(), "a.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,13 +21,14 @@ var (
 	bucketAnchors   = []byte("anchors")    // trust anchor ARN -> AnchorStatus JSON
 	bucketLineages  = []byte("lineages")   // lineage id -> lineageRecord JSON
 
+	// buckets is every bucket an anchorage database has. Create makes them
+	// all; Open adds the ones a database from an older release lacks.
+	buckets = [][]byte{bucketCerts, bucketBySubject, bucketRevoked, bucketTokens, bucketMeta, bucketAnchors, bucketLineages}
+
 	keyCRLNumber = []byte("crl_number")
 	keyCRLDER    = []byte("crl_der")
 	keyCRLSeq    = []byte("crl_seq") // revocation sequence the stored CRL covers
 	keyRevSeq    = []byte("rev_seq") // revocation sequence: +1 per commit that revokes
-
-	// allBuckets is every bucket an anchorage database holds.
-	allBuckets = [][]byte{bucketCerts, bucketBySubject, bucketRevoked, bucketTokens, bucketMeta, bucketAnchors, bucketLineages}
 )
 
 // DB is the bbolt-backed store.
@@ -40,34 +39,8 @@ type DB struct {
 	leases leases
 }
 
-// Open opens (creating if needed) the bbolt file at path with 0600
-// permissions. A second process opening the same file waits up to timeout
-// for the lock and then fails with a clear error instead of hanging.
-func Open(path string) (*DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("storage: create directory: %w", err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 3 * time.Second})
-	if err != nil {
-		if err == bolt.ErrTimeout {
-			return nil, fmt.Errorf("storage: %s is locked by another process (is the CA already running?)", path)
-		}
-		return nil, fmt.Errorf("storage: open %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("storage: init buckets: %w", err)
-	}
-	return &DB{db: db, group: &groupCommit{db: db}}, nil
-}
+// newDB wraps a bolt file that Open or Create (open.go) has checked.
+func newDB(db *bolt.DB) *DB { return &DB{db: db, group: &groupCommit{db: db}} }
 
 // Close releases the file.
 func (d *DB) Close() error { return d.db.Close() }

@@ -14,7 +14,7 @@ import (
 func openTemp(t testing.TB) (*DB, string) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "a.db")
-	d, err := Open(p)
+	d, err := Create(p)
 	if err != nil {
 		t.Fatal(err)
 	}

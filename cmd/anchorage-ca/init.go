@@ -62,7 +62,7 @@ func newInitCmd() *cobra.Command {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
-			store, err := storage.Open(cfg.Path(cfg.Paths.DB))
+			store, err := storage.Create(cfg.Path(cfg.Paths.DB))
 			if err != nil {
 				return err
 			}

@@ -65,6 +65,9 @@ func TestScripts(t *testing.T) {
 	bin := buildWorkload(t)
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
+		// A server that should have refused to start must not hold the
+		// suite until go test's timeout: every script ends by then.
+		Deadline: time.Now().Add(3 * time.Minute),
 		Setup: func(env *testscript.Env) error {
 			port, err := freePort()
 			if err != nil {
@@ -82,6 +85,9 @@ func TestScripts(t *testing.T) {
 			"osslcheck": cmdOpenSSLVerify,
 			"sleep":     cmdSleep,
 			"readvar":   cmdReadVar,
+			"truncate":  cmdTruncate,
+			"keep":      cmdKeep,
+			"kept":      cmdKept,
 		},
 	})
 }

@@ -211,7 +211,7 @@ func InitCAWithKey(t testing.TB, caKey string) *CA {
 	if caKey != "" {
 		cfg.Paths.CAKey = caKey
 	}
-	store, err := storage.Open(cfg.Path(cfg.Paths.DB))
+	store, err := storage.Create(cfg.Path(cfg.Paths.DB))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,58 @@
+package crl
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/anchorage-pki/anchorage/atomicfile"
+)
+
+// The CRL file is the CA's memory outside its database: a copy of the
+// newest published CRL, written after the database has it and before any
+// trust anchor sees it. A database restored from an older backup (or lost
+// and recreated) would start below that CRL number and, on its next push,
+// replace every anchor's CRL with one that has forgotten revocations; the
+// file is what lets the CA notice and refuse (caserver).
+
+// WriteFile replaces the CRL file at path with der (a DER CRL, as served at
+// /crl), atomically: a reader sees the previous CRL or this one. A CRL is
+// public, so the file is world-readable.
+func WriteFile(path string, der []byte) error {
+	if err := atomicfile.Write(path, der, 0o644); err != nil {
+		return fmt.Errorf("crl: %w", err)
+	}
+	return nil
+}
+
+// FileNumber returns the CRL number of the CRL in the file at path, DER or
+// PEM. ok is false, with no error, if there is no file.
+func FileNumber(path string) (n uint64, ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("crl: %w", err)
+	}
+	n, err = NumberOf(b)
+	if err != nil {
+		return 0, false, fmt.Errorf("crl: %s: %w", path, err)
+	}
+	return n, true, nil
+}
+
+// writeFile records a saved CRL in Options.File. A failure is logged, not
+// returned: the CRL is already in the database and must still be
+// published; a file left behind the database is brought up to date at the
+// next start, and only a file ahead of it stops the CA.
+func (u *Updater) writeFile(number uint64, der []byte) {
+	if u.o.File == "" {
+		return
+	}
+	if err := WriteFile(u.o.File, der); err != nil {
+		u.o.Logger.Error("could not record the CRL outside the database: a restored older database would go unnoticed",
+			"crl_number", number, "file", u.o.File, "err", err)
+	}
+}
