@@ -247,7 +247,7 @@ func BenchmarkBuild(b *testing.B) {
 // included), fsynced save, at the largest sizes under the Roles Anywhere
 // cap.
 func BenchmarkUpdate(b *testing.B) {
-	for _, n := range []int{1_000, 5_000} {
+	for _, n := range []int{1_000, 4_000} {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
 			ctx := context.Background()
 			p, db, _ := newUpdater(b)

@@ -53,6 +53,6 @@ echo "== medians of $RUNS runs (ratio = anchorage / step-ca)"
 for m in rps p50 p99 srv_cpu_us rss_mb; do report "$C" "$m"; done
 if [ "$N1" -gt 0 ]; then for m in rps p50 p99; do report 1 "$m"; done; fi
 
-echo "== Go benchmarks: CRL build+check at 10k / 100k entries (stops at the size cap), whole re-sign with zlint at 1k / 5k; enrollment core"
+echo "== Go benchmarks: CRL build+check at 10k / 100k entries (stops at the size cap), whole re-sign with zlint at 1k / 4k; enrollment core"
 go test -run '^$' -bench . -benchtime 5x ./crl
 go test -run '^$' -bench 'Enroll' -benchtime 2000x ./caserver
