@@ -65,6 +65,10 @@ func (h *EnrollHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Verify saw the token unused, but another request consumed it
 		// in the commit that stored its certificate.
+		if errors.Is(err, storage.ErrTokenExpired) {
+			problem.Write(w, r, tokenProblem(enroll.ErrExpired))
+			return
+		}
 		if errors.Is(err, storage.ErrTokenUsed) {
 			problem.Write(w, r, tokenProblem(enroll.ErrReplayed))
 			return

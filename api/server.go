@@ -438,6 +438,7 @@ func Info(c *storage.Cert, now time.Time) apiv1.CertInfo {
 		Serial: c.Serial, Subject: c.Subject, SANs: c.SANs, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
 		Method: string(c.Method), Status: string(c.Status), RevokedAt: c.RevokedAt,
 		Lineage: c.LineageID(), RenewedFrom: c.RenewedFrom, RenewedTo: c.RenewedTo, RevokedWith: c.RevokedWith,
+		Undelivered: c.Undelivered,
 	}
 	if c.Status == storage.StatusRevoked {
 		info.Reason = ca.ReasonName(c.Reason)

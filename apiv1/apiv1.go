@@ -76,6 +76,9 @@ type CertInfo struct {
 	// RevokedWith is the serial whose revocation took this certificate
 	// along (it was renewed from it).
 	RevokedWith string `json:"revokedWith,omitempty"`
+	// Undelivered: a renewal that lost a race, recorded and revoked but
+	// never handed to anyone (so not on the CRL).
+	Undelivered bool `json:"undelivered,omitempty"`
 }
 
 // CertList answers GET /v1/certs.

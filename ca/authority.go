@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/big"
 	"slices"
@@ -73,6 +74,12 @@ type Counts struct {
 type Authority struct {
 	countMu sync.Mutex
 	counts  Counts
+
+	// renewing serialises renewals of one predecessor (striped by serial),
+	// so parallel retries of one renewal wait for the first and get its
+	// answer instead of each signing a certificate that then loses the
+	// race. Storage's transaction stays what makes a renewal correct.
+	renewing [64]sync.Mutex
 
 	issuer  *x509.Certificate
 	signer  crypto.Signer
@@ -260,6 +267,12 @@ func (a *Authority) Renew(ctx context.Context, current *x509.Certificate, csr *x
 	if rec.Method == storage.MethodAdmin || rec.Method == storage.MethodTLS {
 		return nil, fmt.Errorf("%w: %s certificates are not renewed over the API", ErrUnknownCert, rec.Method)
 	}
+	stripe := &a.renewing[fnv32(serial)%uint32(len(a.renewing))]
+	stripe.Lock()
+	defer stripe.Unlock()
+	if rec, err = a.store.Cert(ctx, serial); err != nil {
+		return nil, fmt.Errorf("ca: look up certificate: %w", err)
+	}
 	now := a.now()
 	switch {
 	case rec.Status == storage.StatusRevoked:
@@ -305,6 +318,12 @@ func (a *Authority) Renew(ctx context.Context, current *x509.Certificate, csr *x
 	}
 	a.issued(iss.Record)
 	return iss, nil
+}
+
+func fnv32(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
 }
 
 // renewedAlready answers a renewal of pred, which was renewed as next: the

@@ -146,6 +146,12 @@ func (d *DB) PutCertUsingToken(ctx context.Context, c *Cert, jti string, keepUnt
 		return err
 	}
 	err := d.group.do(func(tx *bolt.Tx) error {
+		// Checked when the commit runs, not when the request arrived: a
+		// token verified just before exp+Leeway whose commit lands after a
+		// prune that forgot its id must not be accepted.
+		if time.Now().After(keepUntil) {
+			return ErrTokenExpired
+		}
 		tb := tx.Bucket(bucketTokens)
 		if tb.Get([]byte(jti)) != nil {
 			return ErrTokenUsed
@@ -155,7 +161,7 @@ func (d *DB) PutCertUsingToken(ctx context.Context, c *Cert, jti string, keepUnt
 		}
 		return insertCert(tx, c)
 	})
-	if err == ErrTokenUsed {
+	if err == ErrTokenUsed || err == ErrTokenExpired {
 		return err
 	}
 	if err != nil {
@@ -271,8 +277,9 @@ func lineageRevoked(tx *bolt.Tx, id string) bool {
 // known, unexpired at now, not revoked, in a lineage with nothing revoked,
 // and not renewed already. A refused renewal stores nothing, except when
 // pred was renewed meanwhile (a *SupersededError): succ was signed, so it
-// is recorded as revoked (superseded) — every signature the CA makes is in
-// its inventory, and one that never reached its holder must not be valid.
+// is recorded as revoked (superseded, off the CRL) — every signature the CA
+// makes is in its inventory, and one that never reached its holder must
+// not be valid.
 func (d *DB) PutRenewal(ctx context.Context, pred string, succ *Cert, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -299,12 +306,13 @@ func (d *DB) PutRenewal(ctx context.Context, pred string, succ *Cert, now time.T
 				return fmt.Errorf("successor of %s: %w", pred, err)
 			}
 			refusal, lost = &SupersededError{Predecessor: pred, Successor: next}, true
+			// succ was signed but is never handed out: it is recorded (the
+			// inventory holds every signature) as revoked, but kept off the
+			// CRL — no one holds it, and a flood of such races must not be
+			// able to push the CRL past the Roles Anywhere cap.
 			succ.Lineage, succ.RenewedFrom = p.LineageID(), pred
-			if err := insertCert(tx, succ); err != nil {
-				return err
-			}
-			_, err = revokeInTx(tx, succ, ReasonSuperseded, now.Truncate(time.Second), "")
-			return err
+			succ.Status, succ.RevokedAt, succ.Reason, succ.Undelivered = StatusRevoked, now.Truncate(time.Second), ReasonSuperseded, true
+			return insertCert(tx, succ)
 		}
 		succ.Lineage, succ.RenewedFrom = p.LineageID(), pred
 		if err := insertCert(tx, succ); err != nil {
@@ -318,7 +326,6 @@ func (d *DB) PutRenewal(ctx context.Context, pred string, succ *Cert, now time.T
 	}
 	switch {
 	case err == nil && lost:
-		d.watch.signal(TopicRevocation)
 		return refusal
 	case errors.Is(err, ErrRevoked), errors.Is(err, ErrExpired), errors.Is(err, ErrNotFound):
 		return err
@@ -358,8 +365,8 @@ func revokeInTx(tx *bolt.Tx, c *Cert, reason int, at time.Time, with string) (ui
 	return seq, tx.Bucket(bucketRevoked).Put([]byte(c.Serial), v)
 }
 
-// revoke revokes the certificates pick selects and every certificate
-// renewed from them, and cuts their lineages off, in one fsynced commit.
+// revoke revokes the certificates pick selects and every unexpired member
+// of their lineages, and cuts those lineages off, in one fsynced commit.
 // Certificates revoked before are returned in Already, unchanged, so a
 // repeated revoke is harmless.
 func (d *DB) revoke(ctx context.Context, reason int, at time.Time, by string, pick func(tx *bolt.Tx) ([]*Cert, error)) (*RevokeResult, error) {
@@ -393,17 +400,34 @@ func (d *DB) revoke(ctx context.Context, reason int, at time.Time, by string, pi
 			if err := visit(c, ""); err != nil {
 				return err
 			}
-			// Successors: a renewal inherits its predecessor's fate, or a
-			// stolen certificate would live on in what it was renewed to.
-			for next := c.RenewedTo; next != ""; {
-				s, err := getCert(tx, next)
+			// The whole lineage goes: its successors, or a stolen
+			// certificate would live on in what it was renewed to, and its
+			// unexpired predecessors, which usually hold the same key (a
+			// renewal keeps the key unless rekeyed) — a responder revoking
+			// the serial seen in CloudTrail must not leave its older
+			// sibling able to assume the role.
+			root := c
+			if id := c.LineageID(); id != c.Serial {
+				if root, err = getCert(tx, id); errors.Is(err, ErrNotFound) {
+					root = c // an import without its first member
+				} else if err != nil {
+					return fmt.Errorf("lineage %s of %s: %w", id, c.Serial, err)
+				}
+			}
+			for m := root; ; {
+				if m.Serial != c.Serial && (!m.Expired(at) || m.Status == StatusRevoked) {
+					if err := visit(m, c.Serial); err != nil {
+						return err
+					}
+				}
+				if m.RenewedTo == "" {
+					break
+				}
+				next, err := getCert(tx, m.RenewedTo)
 				if err != nil {
-					return fmt.Errorf("successor %s of %s: %w", next, c.Serial, err)
+					return fmt.Errorf("successor %s of %s: %w", m.RenewedTo, m.Serial, err)
 				}
-				if err := visit(s, c.Serial); err != nil {
-					return err
-				}
-				next = s.RenewedTo
+				m = next
 			}
 			lin, err := json.Marshal(lineageRecord{RevokedAt: at, By: by})
 			if err != nil {
@@ -425,8 +449,9 @@ func (d *DB) revoke(ctx context.Context, reason int, at time.Time, by string, pi
 	return res, nil
 }
 
-// RevokeSerial revokes one certificate and everything renewed from it.
-// ErrNotFound if it was never issued.
+// RevokeSerial revokes one certificate and every unexpired member of its
+// lineage (what it was renewed from and to). ErrNotFound if it was never
+// issued.
 func (d *DB) RevokeSerial(ctx context.Context, serial string, reason int, at time.Time) (*RevokeResult, error) {
 	return d.revoke(ctx, reason, at, serial, func(tx *bolt.Tx) ([]*Cert, error) {
 		c, err := getCert(tx, serial)

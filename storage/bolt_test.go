@@ -126,6 +126,21 @@ func TestTokenSingleUse(t *testing.T) {
 	}
 }
 
+// A token whose keep-until time has passed when its commit runs is refused
+// there, whatever the verifier said earlier: a prune may have forgotten its
+// id already.
+func TestTokenExpiredAtCommit(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openTemp(t)
+	past := time.Now().Add(-time.Second)
+	if err := d.PutCertUsingToken(ctx, cert("01", "a", time.Now().Add(time.Hour)), "late", past); !errors.Is(err, ErrTokenExpired) {
+		t.Fatalf("commit after keep-until: %v", err)
+	}
+	if _, err := d.Cert(ctx, "01"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("certificate of an expired token was stored: %v", err)
+	}
+}
+
 func TestConcurrentTokenUse(t *testing.T) {
 	ctx := context.Background()
 	d, _ := openTemp(t)

@@ -25,9 +25,12 @@ import (
 var (
 	ErrNotFound  = errors.New("not found")
 	ErrTokenUsed = errors.New("token already used")
-	ErrStaleCRL  = errors.New("CRL number does not increase")
-	ErrRevoked   = errors.New("certificate or its lineage is revoked")
-	ErrExpired   = errors.New("certificate has expired")
+	// ErrTokenExpired refuses a token whose keep-until time has passed by
+	// the time its certificate would be committed.
+	ErrTokenExpired = errors.New("token expired before its certificate was recorded")
+	ErrStaleCRL     = errors.New("CRL number does not increase")
+	ErrRevoked      = errors.New("certificate or its lineage is revoked")
+	ErrExpired      = errors.New("certificate has expired")
 )
 
 // SupersededError refuses a renewal of a certificate that was renewed
@@ -95,8 +98,12 @@ type Cert struct {
 	RevokedAt   time.Time `json:"revokedAt,omitzero"`
 	Reason      int       `json:"reason,omitempty"` // RFC 5280 CRLReason code
 	// RevokedWith is the serial an admin named when this certificate was
-	// revoked as one of its renewed successors (empty when named itself).
+	// revoked as another member of its lineage (empty when named itself).
 	RevokedWith string `json:"revokedWith,omitempty"`
+	// Undelivered marks a renewal that was signed but lost the race to
+	// store itself: recorded, revoked, never handed to anyone, and so kept
+	// off the CRL.
+	Undelivered bool   `json:"undelivered,omitempty"`
 	DER         []byte `json:"der"`
 }
 

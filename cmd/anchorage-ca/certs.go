@@ -36,6 +36,9 @@ func newCertsCmd() *cobra.Command {
 				if c.Reason != "" {
 					st += " (" + c.Reason + ")"
 				}
+				if c.Undelivered {
+					st += " never delivered"
+				}
 				if c.RevokedWith != "" {
 					st += " revoked with " + c.RevokedWith
 				}
