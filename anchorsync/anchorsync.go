@@ -72,8 +72,13 @@ type Options struct {
 	Client   func(a Anchor) (API, error) // builds the control-plane client of an anchor
 	Interval time.Duration               // minimum spacing of control-plane calls (default 1.1s)
 	MaxRetry time.Duration               // backoff cap (default 30s)
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Verify is how often every anchor's CRL is read back (GetCrl) even
+	// when nothing changed (default 5m): a CRL disabled or deleted at the
+	// anchor un-enforces every revocation, and must not go unnoticed
+	// until the next revocation.
+	Verify time.Duration
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Pusher pushes CRLs to trust anchors.
@@ -97,6 +102,9 @@ func New(ctx context.Context, o Options) (*Pusher, error) {
 	}
 	if o.MaxRetry <= 0 {
 		o.MaxRetry = 30 * time.Second
+	}
+	if o.Verify <= 0 {
+		o.Verify = 5 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -174,6 +182,8 @@ func (p *Pusher) Kick() {
 func (p *Pusher) Run(ctx context.Context) {
 	sub, stop := p.o.Store.Watch(storage.TopicCRL)
 	defer stop()
+	verify := time.NewTicker(p.o.Verify)
+	defer verify.Stop()
 	backoff := time.Second
 	for {
 		behind := p.pushAll(ctx)
@@ -191,6 +201,10 @@ func (p *Pusher) Run(ctx context.Context) {
 		case <-p.kick:
 			backoff = time.Second
 		case <-retry:
+		case <-verify.C:
+			p.mu.Lock()
+			p.verified = map[string]bool{} // read every anchor back again
+			p.mu.Unlock()
 		}
 	}
 }
@@ -235,16 +249,28 @@ func (p *Pusher) pushAll(ctx context.Context) (behind bool) {
 			}
 			p.mu.Lock()
 			p.verified[a.ARN] = true
-			st = p.status[a.ARN]
-			st.Regressed, st.HeldNumber = false, held
-			if id != "" {
-				st.CRLID = id
-			}
-			if held < st.CRLNumber {
-				st.CRLNumber = held // someone replaced it at the anchor: push again
+			prev := p.status[a.ARN]
+			st = prev
+			st.Regressed, st.HeldNumber, st.CRLID = false, held, id
+			if held < st.CRLNumber || id == "" {
+				// Replaced, disabled or deleted at the anchor: what the
+				// status said is enforced is not. Push again.
+				st.CRLNumber = min(held, st.CRLNumber)
+				if id == "" {
+					st.CRLNumber = 0
+				}
 			}
 			p.status[a.ARN] = st
 			p.mu.Unlock()
+			if st != prev {
+				if prev.CRLNumber > st.CRLNumber {
+					p.o.Logger.Warn("trust anchor does not enforce what the CA pushed; pushing again", "anchor", a.ARN,
+						"pushed_crl_number", prev.CRLNumber, "held_crl_number", held, "crl_id", id)
+				}
+				if err := p.o.Store.PutAnchorStatus(ctx, st); err != nil {
+					p.o.Logger.Error("saving anchor status", "anchor", a.ARN, "err", err)
+				}
+			}
 		}
 		if st.CRLNumber >= c.Number && st.CRLID != "" {
 			continue
@@ -316,14 +342,35 @@ func (p *Pusher) held(ctx context.Context, a Anchor, crlID string) (uint64, stri
 	if err != nil {
 		return 0, "", fmt.Errorf("GetCrl: %w", err)
 	}
-	if out.Crl == nil || len(out.Crl.CrlData) == 0 {
+	if out.Crl == nil || aws.ToString(out.Crl.TrustAnchorArn) != a.ARN {
+		return 0, "", nil // not ours at this anchor: find or import ours
+	}
+	if len(out.Crl.CrlData) == 0 {
 		return 0, crlID, nil
 	}
 	n, err := crl.NumberOf(out.Crl.CrlData)
 	if err != nil {
 		return 0, "", fmt.Errorf("GetCrl %s: %w", crlID, err)
 	}
+	if !aws.ToBool(out.Crl.Enabled) {
+		// A disabled CRL enforces nothing. The CA owns this CRL: turn it
+		// back on, and say so loudly.
+		p.o.Logger.Warn("CRL at the trust anchor was disabled; enabling it again", "anchor", a.ARN, "crl_id", crlID, "crl_number", n)
+		if err := p.enable(ctx, api, crlID); err != nil {
+			return 0, "", err
+		}
+	}
 	return n, crlID, nil
+}
+
+func (p *Pusher) enable(ctx context.Context, api API, crlID string) error {
+	if err := p.pace(ctx); err != nil {
+		return err
+	}
+	if _, err := api.EnableCrl(ctx, &ra.EnableCrlInput{CrlId: aws.String(crlID)}); err != nil {
+		return fmt.Errorf("EnableCrl: %w", err)
+	}
+	return nil
 }
 
 func (p *Pusher) record(ctx context.Context, a Anchor, c *crl.CRL, id string, err error, throttled bool) {
@@ -376,11 +423,8 @@ func (p *Pusher) push(ctx context.Context, a Anchor, crlID string, c *crl.CRL) (
 		}
 		crlID = found
 		if crlID != "" && !enabled {
-			if err := p.pace(ctx); err != nil {
+			if err := p.enable(ctx, api, crlID); err != nil {
 				return crlID, err
-			}
-			if _, err := api.EnableCrl(ctx, &ra.EnableCrlInput{CrlId: aws.String(crlID)}); err != nil {
-				return crlID, fmt.Errorf("EnableCrl: %w", err)
 			}
 		}
 	}
@@ -388,8 +432,15 @@ func (p *Pusher) push(ctx context.Context, a Anchor, crlID string, c *crl.CRL) (
 		if err := p.pace(ctx); err != nil {
 			return crlID, err
 		}
-		_, err := api.UpdateCrl(ctx, &ra.UpdateCrlInput{CrlId: aws.String(crlID), CrlData: c.PEM})
+		out, err := api.UpdateCrl(ctx, &ra.UpdateCrlInput{CrlId: aws.String(crlID), CrlData: c.PEM})
 		if err == nil {
+			// Pushed is not enforced: only an enabled CRL counts.
+			if out.Crl != nil && !aws.ToBool(out.Crl.Enabled) {
+				p.o.Logger.Warn("CRL at the trust anchor is disabled; enabling it again", "anchor", a.ARN, "crl_id", crlID)
+				if err := p.enable(ctx, api, crlID); err != nil {
+					return crlID, err
+				}
+			}
 			return crlID, nil
 		}
 		var nf *types.ResourceNotFoundException
@@ -409,6 +460,11 @@ func (p *Pusher) push(ctx context.Context, a Anchor, crlID string, c *crl.CRL) (
 	}
 	if out.Crl == nil || out.Crl.CrlId == nil {
 		return "", errors.New("ImportCrl: response carries no crlId")
+	}
+	if !aws.ToBool(out.Crl.Enabled) {
+		if err := p.enable(ctx, api, *out.Crl.CrlId); err != nil {
+			return *out.Crl.CrlId, err
+		}
 	}
 	return *out.Crl.CrlId, nil
 }

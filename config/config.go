@@ -107,8 +107,12 @@ type CA struct {
 	CRL          CRL           `json:"crl"`
 	Admins       []string      `json:"admins"` // SHA-256 fingerprints (hex) of legacy root-signed admin certificates; reloaded on SIGHUP
 	TrustAnchors []TrustAnchor `json:"trustAnchors,omitempty"`
-	ACME         *ACME         `json:"acme,omitempty"`
-	AWS          *AWS          `json:"aws,omitempty"`
+	// AnchorCheck is how often anchorsync reads every anchor's CRL back
+	// (GetCrl), to catch a CRL disabled, deleted or replaced there
+	// (default 5m).
+	AnchorCheck Duration `json:"anchorCheck,omitempty"`
+	ACME        *ACME    `json:"acme,omitempty"`
+	AWS         *AWS     `json:"aws,omitempty"`
 
 	dir string
 }

@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ra "github.com/aws/aws-sdk-go-v2/service/rolesanywhere"
+
+	"github.com/anchorage-pki/anchorage/apiv1"
+	"github.com/anchorage-pki/anchorage/config"
+	"github.com/anchorage-pki/anchorage/internal/testenv"
+	"github.com/anchorage-pki/anchorage/rolesanywhere"
+)
+
+// A CRL disabled or deleted at the trust anchor enforces nothing: a
+// revoked host gets credentials again. The CA notices on its periodic
+// read-back (anchorCheck) and on its next push, turns the CRL back on or
+// imports it again, and only then reports the anchor current.
+func TestDisabledOrDeletedCRLIsRestored(t *testing.T) {
+	w := &world{aws: testenv.StartAWS(t), ca: testenv.InitCA(t), workDir: t.TempDir()}
+	w.anchor, w.profile = w.aws.Setup(t, w.ca.CACert(t))
+	w.ca.AddAnchor(t, w.anchor, w.aws.URL)
+	w.ca.Cfg.AnchorCheck = config.Duration(3 * time.Second) // the CA paces its calls at 1/s; leave the 1 TPS quota room for this test's calls
+	if err := w.ca.Cfg.Save(); err != nil {
+		t.Fatal(err)
+	}
+	w.ca.Start(t)
+	w.sessionCfg = rolesanywhere.Config{TrustAnchorARN: w.anchor, ProfileARN: w.profile, RoleARN: testenv.RoleARN,
+		Endpoint: w.aws.URL, SessionDuration: 900}
+	w.ca.WaitAnchors(t, 1, 10*time.Second)
+	ctx := context.Background()
+	api := w.aws.Client()
+
+	res, certFile, keyFile := w.ca.Enroll(t, w.workDir, "gone-host")
+	rr, err := w.ca.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: res.Serial, Reason: "keyCompromise"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.ca.WaitAnchors(t, rr.CRLNumber, 15*time.Second)
+	if _, err := w.createSession(t, certFile, keyFile); !accessDenied(err) {
+		t.Fatalf("revoked host before tampering: %v", err)
+	}
+	crlID := func() *string {
+		list, err := api.ListCrls(ctx, &ra.ListCrlsInput{})
+		if err != nil || len(list.Crls) != 1 {
+			t.Fatalf("ListCrls: %+v %v", list, err)
+		}
+		return list.Crls[0].CrlId
+	}
+
+	// Disabled at the anchor: the revoked host gets in again, until the CA
+	// notices and turns it back on.
+	if _, err := api.DisableCrl(ctx, &ra.DisableCrlInput{CrlId: crlID()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.createSession(t, certFile, keyFile); err != nil {
+		t.Fatalf("with the CRL disabled the stand-in must let the revoked host in (else this test proves nothing): %v", err)
+	}
+	waitDenied(t, w, certFile, keyFile, "after the CRL was disabled at the anchor")
+
+	// Deleted at the anchor: imported again.
+	if _, err := api.DeleteCrl(ctx, &ra.DeleteCrlInput{CrlId: crlID()}); err != nil {
+		t.Fatal(err)
+	}
+	waitDenied(t, w, certFile, keyFile, "after the CRL was deleted at the anchor")
+	if list, _ := api.ListCrls(ctx, &ra.ListCrlsInput{}); len(list.Crls) != 1 || !aws.ToBool(list.Crls[0].Enabled) {
+		t.Errorf("anchor CRLs after the CA restored it: %+v", list)
+	}
+}
+
+func waitDenied(t *testing.T, w *world, certFile, keyFile, when string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := w.createSession(t, certFile, keyFile)
+		if accessDenied(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the revoked host still gets credentials (%v)", when, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
