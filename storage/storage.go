@@ -98,6 +98,11 @@ type Cert struct {
 	// revoked as one of its renewed successors (empty when named itself).
 	RevokedWith string `json:"revokedWith,omitempty"`
 	DER         []byte `json:"der"`
+	// IssuedBy says who asked for an admin certificate: the serial of the
+	// admin certificate that called POST /v1/admins, "init" for the first
+	// admin, "local:HOST" for `admin issue --local`; empty on other
+	// methods and on admin records older than this field.
+	IssuedBy string `json:"issuedBy,omitempty"`
 }
 
 // Expired reports whether the certificate is past its notAfter at now.
