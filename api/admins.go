@@ -168,7 +168,7 @@ func (s *Server) issueAdmin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	iss, err := s.o.AdminCA.IssueAdmin(r.Context(), ca.AdminRequest{Name: req.Name, CSR: csr, Lifetime: lifetime,
-		By: adm.Subject.CommonName + " " + ca.SerialHex(adm.SerialNumber)})
+		By: adm.Subject.CommonName + " " + ca.SerialHex(adm.SerialNumber), IssuedBy: ca.SerialHex(adm.SerialNumber)})
 	switch {
 	case errors.Is(err, ca.ErrBadCSR):
 		problem.Write(w, r, problem.New(http.StatusBadRequest, problem.BadCSR, "%v", err))
@@ -193,18 +193,91 @@ func (s *Server) listAdmins(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.o.Now()
-	// ListCerts has no method filter: admin certificates are few, and this
-	// is an interactive call.
-	list, err := s.o.Lister.ListCerts(r.Context(), storage.Filter{}, now)
+	list, err := s.adminRecords(r.Context(), now)
 	if err != nil {
 		problem.Write(w, r, err)
 		return
 	}
+	bySerial := make(map[string]*storage.Cert, len(list))
+	for _, c := range list {
+		bySerial[c.Serial] = c
+	}
 	out := apiv1.CertList{Certs: []apiv1.CertInfo{}}
 	for _, c := range list {
-		if c.Method == storage.MethodAdmin {
-			out.Certs = append(out.Certs, Info(c, now))
+		info := Info(c, now)
+		if info.Status == string(storage.StatusValid) {
+			info.IssuerRevoked = revokedIssuer(c, bySerial, func(p *storage.Cert) bool { return p.Status == storage.StatusRevoked })
 		}
+		out.Certs = append(out.Certs, info)
 	}
 	WriteJSON(w, http.StatusOK, out)
+}
+
+// adminRecords lists every admin certificate record. ListCerts has no
+// method filter: admin certificates are few, and this is an interactive
+// call (a list, or a revocation that named an admin).
+func (s *Server) adminRecords(ctx context.Context, now time.Time) ([]*storage.Cert, error) {
+	if s.o.Lister == nil {
+		return nil, errors.New("no certificate lister")
+	}
+	list, err := s.o.Lister.ListCerts(ctx, storage.Filter{}, now)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(list, func(c *storage.Cert) bool { return c.Method != storage.MethodAdmin }), nil
+}
+
+// revokedIssuer follows c's IssuedBy through the admin records and returns
+// the first admin on the way for which revoked is true, or "": an admin
+// made by an admin that a leaked one made is as suspect as a direct one.
+func revokedIssuer(c *storage.Cert, bySerial map[string]*storage.Cert, revoked func(*storage.Cert) bool) string {
+	seen := map[string]bool{c.Serial: true}
+	for by := c.IssuedBy; ; {
+		p := bySerial[by]
+		if p == nil || seen[by] {
+			return "" // "init", "local:HOST", empty, not an admin record, or a loop
+		}
+		if revoked(p) {
+			return p.Serial
+		}
+		seen[by] = true
+		by = p.IssuedBy
+	}
+}
+
+// issuedByRevoked lists the still-valid admin certificates that one of the
+// admin certificates this revocation named (revoked now or before) issued,
+// directly or through other admins. The revocation is committed already:
+// a failure to list is logged, not returned.
+func (s *Server) issuedByRevoked(ctx context.Context, res *ca.RevokeResult, now time.Time) []apiv1.CertInfo {
+	named := map[string]bool{}
+	for _, c := range slices.Concat(res.Revoked, res.AlreadyRevoked) {
+		if c.Method == storage.MethodAdmin {
+			named[c.Serial] = true
+		}
+	}
+	if len(named) == 0 {
+		return nil // a workload revocation: no scan
+	}
+	list, err := s.adminRecords(ctx, now)
+	if err != nil {
+		s.o.Logger.Error("admin revoked; cannot list the admin certificates it issued", "err", err)
+		return nil
+	}
+	bySerial := make(map[string]*storage.Cert, len(list))
+	for _, c := range list {
+		bySerial[c.Serial] = c
+	}
+	var out []apiv1.CertInfo
+	for _, c := range list {
+		if c.Status != storage.StatusValid || c.Expired(now) {
+			continue
+		}
+		if root := revokedIssuer(c, bySerial, func(p *storage.Cert) bool { return named[p.Serial] }); root != "" {
+			info := Info(c, now)
+			info.IssuerRevoked = root
+			out = append(out, info)
+		}
+	}
+	return out
 }

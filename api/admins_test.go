@@ -167,3 +167,35 @@ func checkProblem(t *testing.T, what string, err error, want string, status int)
 		t.Errorf("%s: problem %s %d (%s), want %s %d", what, pe.Type, pe.Status, pe.Detail, want, status)
 	}
 }
+
+// TestRevokedIssuer: the walk up IssuedBy finds the nearest admin the
+// predicate names, through other admins, and stops at "init", "local:…",
+// unknown serials and loops.
+func TestRevokedIssuer(t *testing.T) {
+	recs := map[string]*storage.Cert{}
+	add := func(serial, by string, st storage.Status) *storage.Cert {
+		c := &storage.Cert{Serial: serial, IssuedBy: by, Status: st, Method: storage.MethodAdmin}
+		recs[serial] = c
+		return c
+	}
+	add("00", "init", storage.StatusValid)
+	add("01", "00", storage.StatusRevoked)
+	add("02", "01", storage.StatusValid)
+	c := add("03", "02", storage.StatusValid)
+	local := add("04", "local:ca-host", storage.StatusValid)
+	orphan := add("05", "ffff", storage.StatusValid)
+	add("06", "07", storage.StatusValid)
+	loop := add("07", "06", storage.StatusValid)
+	revoked := func(p *storage.Cert) bool { return p.Status == storage.StatusRevoked }
+	for _, tc := range []struct {
+		c    *storage.Cert
+		want string
+	}{{c, "01"}, {recs["02"], "01"}, {recs["01"], ""}, {local, ""}, {orphan, ""}, {loop, ""}} {
+		if got := revokedIssuer(tc.c, recs, revoked); got != tc.want {
+			t.Errorf("revokedIssuer(%s) = %q, want %q", tc.c.Serial, got, tc.want)
+		}
+	}
+	if got := revokedIssuer(c, recs, func(p *storage.Cert) bool { return p.Serial == "00" }); got != "00" {
+		t.Errorf("revokedIssuer(03) naming 00 = %q", got)
+	}
+}

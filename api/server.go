@@ -256,6 +256,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	for _, c := range res.AlreadyRevoked {
 		out.AlreadyRevoked = append(out.AlreadyRevoked, Info(c, now))
 	}
+	out.IssuedByRevoked = s.issuedByRevoked(r.Context(), res, now)
 	WriteJSON(w, http.StatusOK, out)
 }
 
@@ -439,6 +440,7 @@ func Info(c *storage.Cert, now time.Time) apiv1.CertInfo {
 		Method: string(c.Method), Status: string(c.Status), RevokedAt: c.RevokedAt,
 		Lineage: c.LineageID(), RenewedFrom: c.RenewedFrom, RenewedTo: c.RenewedTo, RevokedWith: c.RevokedWith,
 		Undelivered: c.Undelivered,
+		IssuedBy:    c.IssuedBy,
 	}
 	if c.Status == storage.StatusRevoked {
 		info.Reason = ca.ReasonName(c.Reason)

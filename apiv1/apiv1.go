@@ -55,6 +55,11 @@ type RevokeResponse struct {
 	// CA answered before one was built (the revocation stands regardless).
 	CRLNumber     uint64 `json:"crlNumber"`
 	RevocationSeq uint64 `json:"revocationSeq"`
+	// IssuedByRevoked lists the admin certificates still valid that a
+	// revoked admin certificate of this request (or of an earlier one,
+	// for AlreadyRevoked) issued, directly or through other admins:
+	// what a leaked admin left behind, to revoke as well.
+	IssuedByRevoked []CertInfo `json:"issuedByRevoked,omitempty"`
 }
 
 // CertInfo describes a stored certificate.
@@ -79,6 +84,13 @@ type CertInfo struct {
 	// Undelivered: a renewal that lost a race, recorded and revoked but
 	// never handed to anyone (so not on the CRL).
 	Undelivered bool `json:"undelivered,omitempty"`
+	// IssuedBy is, for an admin certificate, the serial of the admin
+	// certificate that asked for it, or "init" / "local:HOST".
+	IssuedBy string `json:"issuedBy,omitempty"`
+	// IssuerRevoked is, for a still-valid admin certificate, the serial
+	// of the revoked admin certificate it was issued by, directly or
+	// through other admins (GET /v1/admins, issuedByRevoked).
+	IssuerRevoked string `json:"issuerRevoked,omitempty"`
 }
 
 // CertList answers GET /v1/certs.

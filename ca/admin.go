@@ -89,6 +89,11 @@ type AdminRequest struct {
 	CSR      *x509.CertificateRequest // proves possession of the key
 	Lifetime time.Duration            // 0 = AdminLifetime; at most AdminMaxLifetime
 	By       string                   // the admin who asked, for the log
+	// IssuedBy is recorded with the certificate (storage.Cert.IssuedBy):
+	// the asking admin certificate's serial, or "init" / "local:HOST"
+	// when no admin certificate asked. Required: an admin certificate
+	// nobody can trace back is what a leaked admin would leave behind.
+	IssuedBy string
 }
 
 // Issue signs and records an admin client certificate.
@@ -99,6 +104,9 @@ func (a *AdminIssuer) Issue(ctx context.Context, r AdminRequest) (*Issued, error
 	if err := CheckSubject(r.Name); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAdminRequest, err)
 	}
+	if r.IssuedBy == "" {
+		return nil, fmt.Errorf("%w: no issuer recorded for %q", ErrAdminRequest, r.Name)
+	}
 	lifetime := r.Lifetime
 	if lifetime == 0 {
 		lifetime = AdminLifetime
@@ -108,13 +116,13 @@ func (a *AdminIssuer) Issue(ctx context.Context, r AdminRequest) (*Issued, error
 	}
 	iss, err := signServiceKey(ctx, serviceSpec{
 		issuer: a.issuer, signer: a.signer, store: a.store, now: a.now(),
-		cn: r.Name, eku: x509.ExtKeyUsageClientAuth, lifetime: lifetime, method: storage.MethodAdmin,
+		cn: r.Name, eku: x509.ExtKeyUsageClientAuth, lifetime: lifetime, method: storage.MethodAdmin, issuedBy: r.IssuedBy,
 	}, r.CSR.PublicKey)
 	if err != nil {
 		return nil, err
 	}
 	a.log.Warn("admin certificate issued", "serial", iss.Record.Serial, "subject", r.Name, "by", r.By,
-		"not_after", iss.Cert.NotAfter.UTC().Format(time.RFC3339))
+		"issued_by", r.IssuedBy, "not_after", iss.Cert.NotAfter.UTC().Format(time.RFC3339))
 	return &Issued{Cert: iss.Cert, Chain: iss.Chain, Record: iss.Record}, nil
 }
 

@@ -80,6 +80,7 @@ type serviceSpec struct {
 	eku      x509.ExtKeyUsage
 	lifetime time.Duration
 	method   storage.Method
+	issuedBy string // storage.Cert.IssuedBy
 }
 
 // signService makes the key and template, lints the template signed by a
@@ -114,7 +115,7 @@ func signServiceKey(ctx context.Context, s serviceSpec, pub crypto.PublicKey) (*
 	rec := &storage.Cert{
 		Serial: SerialHex(c.SerialNumber), Subject: s.cn, SANs: s.names.Strings(),
 		NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: s.now,
-		Method: s.method, KeyID: KeyID(c), Status: storage.StatusValid, DER: c.Raw,
+		Method: s.method, KeyID: KeyID(c), Status: storage.StatusValid, IssuedBy: s.issuedBy, DER: c.Raw,
 	}
 	if err := s.store.PutCert(ctx, rec); err != nil {
 		return nil, fmt.Errorf("ca: record %s certificate: %w", s.method, err)

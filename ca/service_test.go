@@ -139,11 +139,12 @@ func TestAdminIssuer(t *testing.T) {
 		lifetime time.Duration
 		err      error
 	}{
-		{"default 30 days", ca.AdminRequest{Name: "alice", CSR: csr}, 30 * 24 * time.Hour, nil},
-		{"an hour", ca.AdminRequest{Name: "bob", CSR: csr, Lifetime: time.Hour}, time.Hour, nil},
-		{"too long", ca.AdminRequest{Name: "carol", CSR: csr, Lifetime: 365 * 24 * time.Hour}, 0, ca.ErrAdminRequest},
+		{"default 30 days", ca.AdminRequest{Name: "alice", CSR: csr, IssuedBy: "init"}, 30 * 24 * time.Hour, nil},
+		{"an hour", ca.AdminRequest{Name: "bob", CSR: csr, Lifetime: time.Hour, IssuedBy: "0a1b"}, time.Hour, nil},
+		{"too long", ca.AdminRequest{Name: "carol", CSR: csr, Lifetime: 365 * 24 * time.Hour, IssuedBy: "0a1b"}, 0, ca.ErrAdminRequest},
 		{"empty name", ca.AdminRequest{CSR: csr}, 0, ca.ErrAdminRequest},
 		{"no CSR", ca.AdminRequest{Name: "dave"}, 0, ca.ErrBadCSR},
+		{"no issuer recorded", ca.AdminRequest{Name: "erin", CSR: csr}, 0, ca.ErrAdminRequest},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,7 +176,7 @@ func TestAdminIssuer(t *testing.T) {
 				t.Error("admin certificate verifies through the issuing CA")
 			}
 			rec, err := c.store.Cert(context.Background(), got.Record.Serial)
-			if err != nil || rec.Method != storage.MethodAdmin || rec.Subject != tc.req.Name {
+			if err != nil || rec.Method != storage.MethodAdmin || rec.Subject != tc.req.Name || rec.IssuedBy != tc.req.IssuedBy {
 				t.Errorf("stored record %+v, %v", rec, err)
 			}
 		})

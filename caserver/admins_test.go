@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -243,4 +244,108 @@ func TestAdminsOfAnOlderCA(t *testing.T) {
 	if _, err := c.Client(t, &alicePair).Certs(ctx, "", "", 0); err != nil {
 		t.Errorf("alice after reload: %v", err)
 	}
+}
+
+// TestAdminIssuedBy: every admin record says which admin asked for it, so
+// what a leaked admin minted before it was revoked is found: the revoke
+// answer names the admins it issued that are still valid (also through
+// another admin), and the admin list marks them.
+func TestAdminIssuedBy(t *testing.T) {
+	tc := startCA(t)
+	ctx := context.Background()
+	initSerial := ca.SerialHex(pkitest.ParseChain(t, mustRead(t, filepath.Join(tc.Dir, "admin.crt")))[0].SerialNumber)
+
+	malloryPair, mallory, err := issueAdmin(t, tc.Admin(t), "mallory", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	malloryClient := tc.Client(t, &malloryPair)
+	// Before anyone notices, mallory mints a backdoor admin, which mints another.
+	backdoorPair, backdoor, err := issueAdmin(t, malloryClient, "backup-job", "2160h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, second, err := issueAdmin(t, tc.Client(t, &backdoorPair), "backup-job-2", "1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byOf := func(list *apiv1.CertList) map[string]apiv1.CertInfo {
+		m := map[string]apiv1.CertInfo{}
+		for _, c := range list.Certs {
+			m[c.Serial] = c
+		}
+		return m
+	}
+	list, err := tc.Admin(t).Admins(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := byOf(list)
+	for serial, want := range map[string]string{initSerial: "init", mallory.Serial: initSerial, backdoor.Serial: mallory.Serial, second.Serial: backdoor.Serial} {
+		if c := m[serial]; c.IssuedBy != want || c.IssuerRevoked != "" {
+			t.Errorf("admin %s (%s): issuedBy %q issuerRevoked %q, want issuedBy %q", serial, c.Subject, c.IssuedBy, c.IssuerRevoked, want)
+		}
+	}
+
+	// A workload revocation names no admins.
+	_, wl := tc.enroll(t, "worker.example.com")
+	res, err := tc.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: wl.Serial})
+	if err != nil || len(res.IssuedByRevoked) != 0 {
+		t.Errorf("workload revoke: %+v %v", res, err)
+	}
+
+	wantNamed := func(what string, res *apiv1.RevokeResponse, want map[string]string) {
+		t.Helper()
+		got := map[string]string{}
+		for _, c := range res.IssuedByRevoked {
+			got[c.Serial] = c.IssuerRevoked
+			if c.Status != "valid" || c.Method != "admin" {
+				t.Errorf("%s: named %+v", what, c)
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: issuedByRevoked %v, want %v", what, got, want)
+		}
+	}
+	res, err = tc.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: mallory.Serial, Reason: "keyCompromise"})
+	if err != nil || len(res.Revoked) != 1 {
+		t.Fatalf("revoke mallory: %+v %v", res, err)
+	}
+	wantNamed("revoke mallory", res, map[string]string{backdoor.Serial: mallory.Serial, second.Serial: mallory.Serial})
+
+	list, err = tc.Admin(t).Admins(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = byOf(list)
+	if c := m[backdoor.Serial]; c.Status != "valid" || c.IssuerRevoked != mallory.Serial {
+		t.Errorf("backup-job after mallory's revoke: %+v", c)
+	}
+	if c := m[second.Serial]; c.IssuerRevoked != mallory.Serial {
+		t.Errorf("backup-job-2 after mallory's revoke: %+v", c)
+	}
+	if c := m[mallory.Serial]; c.Status != "revoked" || c.IssuerRevoked != "" || c.IssuedBy != initSerial {
+		t.Errorf("mallory after her revoke: %+v", c)
+	}
+
+	// Revoking the backdoor names what it made; asking again about
+	// mallory (already revoked) still names what is left of hers.
+	res, err = tc.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: backdoor.Serial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNamed("revoke backup-job", res, map[string]string{second.Serial: backdoor.Serial})
+	res, err = tc.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: mallory.Serial})
+	if err != nil || len(res.AlreadyRevoked) != 1 {
+		t.Fatalf("revoke mallory again: %+v %v", res, err)
+	}
+	wantNamed("revoke mallory again", res, map[string]string{second.Serial: mallory.Serial})
+	if _, err := tc.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: second.Serial}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = tc.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: mallory.Serial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNamed("revoke mallory once all are revoked", res, map[string]string{})
 }

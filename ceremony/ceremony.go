@@ -182,7 +182,7 @@ func Init(ctx context.Context, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	admin, err := admins.Issue(ctx, ca.AdminRequest{Name: AdminName, CSR: csr, By: "init"})
+	admin, err := admins.Issue(ctx, ca.AdminRequest{Name: AdminName, CSR: csr, By: "init", IssuedBy: "init"})
 	if err != nil {
 		return nil, fmt.Errorf("create admin certificate: %w", err)
 	}

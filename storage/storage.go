@@ -105,6 +105,11 @@ type Cert struct {
 	// off the CRL.
 	Undelivered bool   `json:"undelivered,omitempty"`
 	DER         []byte `json:"der"`
+	// IssuedBy says who asked for an admin certificate: the serial of the
+	// admin certificate that called POST /v1/admins, "init" for the first
+	// admin, "local:HOST" for `admin issue --local`; empty on other
+	// methods and on admin records older than this field.
+	IssuedBy string `json:"issuedBy,omitempty"`
 }
 
 // Expired reports whether the certificate is past its notAfter at now.

@@ -145,7 +145,12 @@ func issueAdminLocal(ctx context.Context, dir, name string, csrPEM []byte, lifet
 	if err != nil {
 		return nil, err
 	}
-	iss, err := adm.Issue(ctx, ca.AdminRequest{Name: name, CSR: csr, Lifetime: lifetime, By: "local"})
+	// No admin certificate asked: record the host the break-glass ran on.
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	iss, err := adm.Issue(ctx, ca.AdminRequest{Name: name, CSR: csr, Lifetime: lifetime, By: "local", IssuedBy: "local:" + host})
 	if err != nil {
 		return nil, err
 	}
@@ -171,13 +176,21 @@ func newAdminListCmd() *cobra.Command {
 				return fmt.Errorf("admin list: %w", err)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SERIAL\tNAME\tSTATUS\tNOT AFTER")
+			fmt.Fprintln(tw, "SERIAL\tNAME\tSTATUS\tNOT AFTER\tISSUED BY")
 			for _, c := range list.Certs {
 				st := c.Status
 				if c.Reason != "" {
 					st += " (" + c.Reason + ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Serial, c.Subject, st, c.NotAfter.UTC().Format(time.RFC3339))
+				if c.IssuerRevoked != "" {
+					// What a leaked admin left behind: revoke it too.
+					st += ", issued by revoked " + c.IssuerRevoked
+				}
+				by := c.IssuedBy
+				if by == "" {
+					by = "-" // recorded before the CA kept who issued admins
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Serial, c.Subject, st, c.NotAfter.UTC().Format(time.RFC3339), by)
 			}
 			return tw.Flush()
 		},

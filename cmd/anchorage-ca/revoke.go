@@ -45,6 +45,14 @@ func newRevokeCmd() *cobra.Command {
 			for _, r := range res.AlreadyRevoked {
 				fmt.Fprintf(out, "already revoked %s  %s  (%s at %s)\n", r.Serial, r.Subject, r.Reason, r.RevokedAt.UTC().Format(time.RFC3339))
 			}
+			for _, r := range res.IssuedByRevoked {
+				via := ""
+				if r.IssuedBy != r.IssuerRevoked {
+					via = " (through admin " + r.IssuedBy + ")"
+				}
+				fmt.Fprintf(out, "note: admin %s  %s  issued by the revoked admin %s%s is still valid until %s: revoke it with --serial %s\n",
+					r.Serial, r.Subject, r.IssuerRevoked, via, r.NotAfter.UTC().Format(time.RFC3339), r.Serial)
+			}
 			if res.CRLNumber > 0 {
 				fmt.Fprintf(out, "CRL number %d published\n", res.CRLNumber)
 			} else {
