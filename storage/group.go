@@ -1,6 +1,11 @@
 package storage
 
 import (
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -27,6 +32,8 @@ type groupReq struct {
 // transaction is durable (or fn's own error). fn may run twice: if any
 // writer of a group fails, the group is rolled back and each writer runs
 // again in a transaction of its own, so one failure never sinks others.
+// A panic, in fn or in bbolt (a damaged page), becomes an error for the
+// writers it concerns (see writePanic); it never stops later writers.
 func (g *groupCommit) do(fn func(*bolt.Tx) error) error {
 	r := &groupReq{fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
@@ -36,27 +43,69 @@ func (g *groupCommit) do(fn func(*bolt.Tx) error) error {
 		return <-r.done
 	}
 	g.running = true
-	for len(g.pending) > 0 {
-		batch := g.pending
+	g.mu.Unlock()
+	g.lead()
+	return <-r.done
+}
+
+// lead commits batches until none is pending, then clears running under
+// the same lock that found the queue empty. commit does not panic, but if
+// it ever did (or a writer called runtime.Goexit), running is reset and
+// every writer of the batch and of the queue gets an error rather than
+// waiting for a leader that is gone.
+func (g *groupCommit) lead() {
+	var batch []*groupReq
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		p := recover()
+		g.mu.Lock()
+		g.running = false
+		left := g.pending
 		g.pending = nil
 		g.mu.Unlock()
-		g.commit(batch)
+		why := fmt.Sprint(p)
+		if p == nil {
+			why = "a writer exited its goroutine"
+		}
+		err := fmt.Errorf("storage: write failed: group commit stopped: %s", why)
+		for _, r := range append(batch, left...) {
+			select {
+			case r.done <- err:
+			default: // already answered
+			}
+		}
+		if p != nil {
+			panic(p)
+		}
+	}()
+	for {
 		g.mu.Lock()
+		batch = g.pending
+		g.pending = nil
+		if len(batch) == 0 {
+			g.running = false
+			finished = true
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		g.commit(batch)
 	}
-	g.running = false
-	g.mu.Unlock()
-	return <-r.done
 }
 
 func (g *groupCommit) commit(batch []*groupReq) {
 	var failed *groupReq
-	err := g.db.Update(func(tx *bolt.Tx) error {
+	err := g.update(func(tx *bolt.Tx) error {
 		for _, r := range batch {
+			failed = r
 			if err := r.fn(tx); err != nil {
-				failed = r
 				return err
 			}
 		}
+		failed = nil // a panic from here on is bbolt's commit, no writer's
 		return nil
 	})
 	if err == nil {
@@ -66,13 +115,77 @@ func (g *groupCommit) commit(batch []*groupReq) {
 		return
 	}
 	if failed == nil || len(batch) == 1 {
-		// The commit itself failed (disk), or the only writer failed.
+		// The commit itself failed (disk, damage), or the only writer failed.
 		for _, r := range batch {
 			r.done <- err
 		}
 		return
 	}
+	var wp *writePanic
 	for _, r := range batch {
-		r.done <- g.db.Update(r.fn)
+		if r == failed && errors.As(err, &wp) {
+			r.done <- err // it would only panic again
+			continue
+		}
+		r.done <- g.update(r.fn)
 	}
+}
+
+// update is db.Update that returns a panic (bbolt's on a damaged page, or
+// a writer's) as a *writePanic, and a fault on a mapped page that is not
+// in the file as one too, instead of crashing or unwinding the group
+// leader. bbolt's Update rolls the transaction back as the panic passes.
+func (g *groupCommit) update(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = newWritePanic(g.db.Path(), p)
+		}
+	}()
+	return g.db.Update(fn)
+}
+
+// writePanic is a write transaction that panicked. If the panic came from
+// bbolt itself (an assertion on a damaged page, a fault) it wraps
+// ErrDamaged; otherwise it is a bug in the writer and names where.
+type writePanic struct {
+	path  string
+	value any
+	where string // function of the panic, "go.etcd.io/bbolt/…" for bbolt
+	bbolt bool
+}
+
+func newWritePanic(path string, p any) *writePanic {
+	w := &writePanic{path: path, value: p}
+	pcs := make([]uintptr, 32)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	for {
+		f, more := frames.Next()
+		// The first frame below the panic that is not the runtime's
+		// (gopanic, sigpanic, …) is the code that panicked.
+		if fn := f.Function; fn != "" && !strings.HasPrefix(fn, "runtime.") && !strings.Contains(fn, "storage.newWritePanic") && !strings.Contains(fn, "(*groupCommit).update.func") {
+			w.where = fmt.Sprintf("%s (%s:%d)", fn, f.File, f.Line)
+			w.bbolt = strings.HasPrefix(fn, "go.etcd.io/bbolt")
+			break
+		}
+		if !more {
+			break
+		}
+	}
+	return w
+}
+
+func (w *writePanic) Error() string {
+	msg, _, _ := strings.Cut(fmt.Sprint(w.value), "\n")
+	if w.bbolt {
+		return fmt.Sprintf("storage: write to %s failed: the database is damaged (bbolt: %s); %s", w.path, msg, restore)
+	}
+	return fmt.Sprintf("storage: write to %s failed: panic in %s: %s", w.path, w.where, msg)
+}
+
+func (w *writePanic) Unwrap() error {
+	if w.bbolt {
+		return ErrDamaged
+	}
+	return nil
 }

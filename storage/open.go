@@ -82,6 +82,9 @@ func Open(path string) (*DB, error) {
 	if err == nil {
 		err = guard(path, func() error {
 			return ro.View(func(tx *bolt.Tx) error {
+				if err := checkBolt(path, tx); err != nil {
+					return err
+				}
 				var err error
 				if adopt, err = checkSchema(path, tx); err != nil {
 					return err
@@ -221,6 +224,29 @@ func guard(path string, fn func() error) (err error) {
 		}
 	}()
 	return fn()
+}
+
+// checkBolt runs bbolt's own consistency check (as `bbolt check` does) on
+// the read-only open, after checkPages has shown the tree has no loops and
+// no offsets off its pages: key order, pages neither reachable nor free,
+// pages freed twice. bbolt runs it on a goroutine of its own, which
+// recovers bbolt's panics into errors; every error is drained, so that the
+// goroutine is done with tx before View returns, and the first is reported.
+func checkBolt(path string, tx *bolt.Tx) error {
+	var first error
+	for err := range tx.Check() {
+		if first == nil {
+			first = err
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	msg, _, _ := strings.Cut(first.Error(), "\n")
+	if len(msg) > 160 {
+		msg = msg[:160] + "…"
+	}
+	return &OpenError{Path: path, Problem: fmt.Sprintf("is damaged (bbolt check: %s); %s", msg, restore), Err: ErrDamaged}
 }
 
 // checkSchema is bbolt's first read of an open database (after

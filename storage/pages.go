@@ -33,7 +33,7 @@ type pageWalker struct {
 // describes the first damage it finds ("" for none).
 func checkPages(r io.ReaderAt, m boltMeta) string {
 	w := &pageWalker{r: r, ps: uint64(m.pageSize), hwm: m.pgid, seen: make([]bool, m.pgid)}
-	if err := w.tree(m.root, 0); err != nil {
+	if err := w.tree(m.root, 0, nil); err != nil {
 		return err.Error()
 	}
 	if m.freelist == noFreelist {
@@ -75,7 +75,12 @@ func (w *pageWalker) page(id uint64) ([]byte, error) {
 	return b, nil
 }
 
-func (w *pageWalker) tree(id uint64, depth int) error {
+// tree checks the page tree rooted at page id. first, if not nil, is the
+// key the parent branch holds for the page: bbolt finds a node in its
+// parent by the node's first key when it writes it back, so a page whose
+// first key differs (or is empty) makes its next write insert a second
+// entry for it ("circular dependency", or a silently broken tree).
+func (w *pageWalker) tree(id uint64, depth int, first []byte) error {
 	if depth > maxTreeDepth {
 		return fmt.Errorf("page %d is %d levels deep", id, depth)
 	}
@@ -88,6 +93,18 @@ func (w *pageWalker) tree(id uint64, depth int) error {
 	if pageHeaderSize+count*elementSize > uint64(len(p)) {
 		return fmt.Errorf("page %d claims %d elements, more than fit", id, count)
 	}
+	if first != nil && count > 0 {
+		var pos, ksize uint64
+		switch flags {
+		case branchPageFlag:
+			pos, ksize = uint64(e.Uint32(p[pageHeaderSize:])), uint64(e.Uint32(p[pageHeaderSize+4:]))
+		case leafPageFlag:
+			pos, ksize = uint64(e.Uint32(p[pageHeaderSize+4:])), uint64(e.Uint32(p[pageHeaderSize+8:]))
+		}
+		if end := pageHeaderSize + pos + ksize; end <= uint64(len(p)) && string(p[pageHeaderSize+pos:end]) != string(first) {
+			return fmt.Errorf("page %d: its first key %.40q is not its parent's key %.40q for it", id, p[pageHeaderSize+pos:end], first)
+		}
+	}
 	switch flags {
 	case leafPageFlag:
 		return w.leaf(id, p, depth)
@@ -95,10 +112,15 @@ func (w *pageWalker) tree(id uint64, depth int) error {
 		for i := range count {
 			off := pageHeaderSize + i*elementSize
 			el := p[off:]
-			if end := off + uint64(e.Uint32(el[0:])) + uint64(e.Uint32(el[4:])); end > uint64(len(p)) {
+			start := off + uint64(e.Uint32(el[0:]))
+			end := start + uint64(e.Uint32(el[4:]))
+			if end > uint64(len(p)) {
 				return fmt.Errorf("page %d: element %d runs past the page", id, i)
 			}
-			if err := w.tree(e.Uint64(el[8:]), depth+1); err != nil {
+			if end == start { // the child's first key; bbolt asserts on an empty one
+				return fmt.Errorf("page %d: element %d has an empty key", id, i)
+			}
+			if err := w.tree(e.Uint64(el[8:]), depth+1, p[start:end]); err != nil {
 				return err
 			}
 		}
@@ -127,6 +149,9 @@ func (w *pageWalker) leaf(id uint64, p []byte, depth int) error {
 		if end > uint64(len(p)) {
 			return fmt.Errorf("page %d: element %d runs past the page", id, i)
 		}
+		if kend == start { // bbolt refuses empty keys (and bucket names) and asserts on one
+			return fmt.Errorf("page %d: element %d has an empty key", id, i)
+		}
 		if e.Uint32(el[0:])&bucketLeafFlag == 0 {
 			continue
 		}
@@ -141,7 +166,7 @@ func (w *pageWalker) leaf(id uint64, p []byte, depth int) error {
 		if root := e.Uint64(v); root == 0 {
 			err = w.leaf(id, v[bucketHeaderSize:], depth+1)
 		} else {
-			err = w.tree(root, depth+1)
+			err = w.tree(root, depth+1, nil)
 		}
 		if err != nil {
 			return err
