@@ -57,14 +57,15 @@ type Options struct {
 	Lister    Lister
 	CRL       CRLSource
 	Enroll    http.Handler
-	Anchors   Anchors             // may be nil: no trust anchors configured
-	Counter   Counter             // issuance totals for /metrics; may be nil
-	Leases    Leases              // who runs the CRL updater and pusher; may be nil
-	Roots     *x509.CertPool      // client certificates must chain here
-	Issuers   []*x509.Certificate // issuing CAs: a workload certificate must chain through one
-	Admins    []string            // SHA-256 fingerprints of legacy root-signed admin certificates (SetAdmins replaces)
-	AdminCA   AdminCA             // issues and anchors admin certificates; may be nil
-	Certs     CertLookup          // every admin call checks the caller's record here
+	Anchors   Anchors                      // may be nil: no trust anchors configured
+	Counter   Counter                      // issuance totals for /metrics; may be nil
+	Leases    Leases                       // who runs the CRL updater and pusher; may be nil
+	Storage   interface{ Damaged() error } // storage's own health; may be nil
+	Roots     *x509.CertPool               // client certificates must chain here
+	Issuers   []*x509.Certificate          // issuing CAs: a workload certificate must chain through one
+	Admins    []string                     // SHA-256 fingerprints of legacy root-signed admin certificates (SetAdmins replaces)
+	AdminCA   AdminCA                      // issues and anchors admin certificates; may be nil
+	Certs     CertLookup                   // every admin call checks the caller's record here
 	Logger    *slog.Logger
 	Now       func() time.Time
 	// CRLWait bounds how long a revoke waits for the CRL that carries it
@@ -397,6 +398,12 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 			h.Status = "unhealthy"
 			h.Warnings = append(h.Warnings, "trust anchor "+a.ARN+" holds CRL "+strconv.FormatUint(a.HeldNumber, 10)+
 				", newer than the CA's; pushes to it are stopped (is this database an old backup?)")
+		}
+	}
+	if s.o.Storage != nil {
+		if err := s.o.Storage.Damaged(); err != nil {
+			h.Status = "unhealthy"
+			h.Warnings = append(h.Warnings, "storage: "+err.Error())
 		}
 	}
 	if s.o.Leases != nil {

@@ -123,7 +123,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 		return nil, err
 	}
 	apiOpts := api.Options{
-		Authority: auth, Lister: store, CRL: pub, Enroll: enr, Counter: auth, Leases: store,
+		Authority: auth, Lister: store, CRL: pub, Enroll: enr, Counter: auth, Leases: store, Storage: store,
 		Roots: roots, Issuers: []*x509.Certificate{issuer}, Admins: cfg.Admins, Logger: log,
 		AdminCA: s.adminCA, Certs: store,
 	}

@@ -202,7 +202,7 @@ func putOrder(tx *bolt.Tx, o *ACMEOrder) error {
 // ACMEAccount returns account id, ErrNotFound if there is none.
 func (d *DB) ACMEAccount(ctx context.Context, id string) (*ACMEAccount, error) {
 	var a *ACMEAccount
-	err := d.db.View(func(tx *bolt.Tx) (err error) {
+	err := d.view(func(tx *bolt.Tx) (err error) {
 		a, err = getJSON[ACMEAccount](tx, bucketACMEAccounts, id)
 		return err
 	})
@@ -225,7 +225,7 @@ func accountByKey(tx *bolt.Tx, provisioner, thumbprint string) (*ACMEAccount, er
 // RFC 7638 thumbprint. The same key may hold one account per provisioner.
 func (d *DB) ACMEAccountByKey(ctx context.Context, provisioner, thumbprint string) (*ACMEAccount, error) {
 	var a *ACMEAccount
-	err := d.db.View(func(tx *bolt.Tx) (err error) { a, err = accountByKey(tx, provisioner, thumbprint); return err })
+	err := d.view(func(tx *bolt.Tx) (err error) { a, err = accountByKey(tx, provisioner, thumbprint); return err })
 	return a, err
 }
 
@@ -396,14 +396,14 @@ func checkOpen(tx *bolt.Tx, account string, newAuthzs int, lim ACMEOrderLimits) 
 // ACMEOrder returns order id, ErrNotFound if there is none.
 func (d *DB) ACMEOrder(ctx context.Context, id string) (*ACMEOrder, error) {
 	var o *ACMEOrder
-	err := d.db.View(func(tx *bolt.Tx) (err error) { o, err = getJSON[ACMEOrder](tx, bucketACMEOrders, id); return err })
+	err := d.view(func(tx *bolt.Tx) (err error) { o, err = getJSON[ACMEOrder](tx, bucketACMEOrders, id); return err })
 	return o, err
 }
 
 // ACMEAuthz returns authorization id, ErrNotFound if there is none.
 func (d *DB) ACMEAuthz(ctx context.Context, id string) (*ACMEAuthz, error) {
 	var a *ACMEAuthz
-	err := d.db.View(func(tx *bolt.Tx) (err error) { a, err = getJSON[ACMEAuthz](tx, bucketACMEAuthzs, id); return err })
+	err := d.view(func(tx *bolt.Tx) (err error) { a, err = getJSON[ACMEAuthz](tx, bucketACMEAuthzs, id); return err })
 	return a, err
 }
 
@@ -507,7 +507,7 @@ func orderIssuedInTx(tx *bolt.Tx, c *Cert) error {
 // runs only when some order is processing.
 func (d *DB) ResolveACMEOrders(ctx context.Context, fn func(o *ACMEOrder, c *Cert)) (int, error) {
 	n := 0
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	err := d.group.update(func(tx *bolt.Tx) error {
 		n = 0
 		ob := tx.Bucket(bucketACMEOrders)
 		if ob == nil {
@@ -565,7 +565,7 @@ func (d *DB) ResolveACMEOrders(ctx context.Context, fn func(o *ACMEOrder, c *Cer
 // left to ResolveACMEOrders. Accounts are kept. It returns how many orders
 // and authorizations it deleted.
 func (d *DB) PruneACME(ctx context.Context, now time.Time) (orders, authzs int, err error) {
-	err = d.db.Update(func(tx *bolt.Tx) error {
+	err = d.group.update(func(tx *bolt.Tx) error {
 		orders, authzs = 0, 0
 		ob := tx.Bucket(bucketACMEOrders)
 		if ob == nil {
@@ -630,7 +630,7 @@ func (d *DB) ImportLegacyACME(ctx context.Context, path string) (int, error) {
 	}
 	n := 0
 	err = old.View(func(otx *bolt.Tx) error {
-		return d.db.Update(func(tx *bolt.Tx) error {
+		return d.group.update(func(tx *bolt.Tx) error {
 			n = 0
 			for _, m := range []struct{ from, to []byte }{
 				{[]byte("accounts"), bucketACMEAccounts},

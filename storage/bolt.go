@@ -126,7 +126,7 @@ func (d *DB) PutCert(ctx context.Context, c *Cert) error {
 
 // PutCerts records many certificates in one commit (imports, tests).
 func (d *DB) PutCerts(ctx context.Context, cs []*Cert) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return d.group.update(func(tx *bolt.Tx) error {
 		for _, c := range cs {
 			if err := insertCert(tx, c); err != nil {
 				return fmt.Errorf("storage: put cert %s: %w", c.Serial, err)
@@ -175,7 +175,7 @@ func (d *DB) PutCertUsingToken(ctx context.Context, c *Cert, jti string, keepUnt
 // authoritative check.
 func (d *DB) TokenUsed(ctx context.Context, jti string) (bool, error) {
 	var used bool
-	err := d.db.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		used = tx.Bucket(bucketTokens).Get([]byte(jti)) != nil
 		return nil
 	})
@@ -186,7 +186,7 @@ func (d *DB) TokenUsed(ctx context.Context, jti string) (bool, error) {
 // then a verifier refuses the token on its expiry alone.
 func (d *DB) PruneTokens(ctx context.Context, now time.Time) (int, error) {
 	n := 0
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	err := d.group.update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketTokens).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if len(v) == 8 && int64(u64(v)) < now.Unix() {
@@ -204,7 +204,7 @@ func (d *DB) PruneTokens(ctx context.Context, now time.Time) (int, error) {
 // Cert returns the record for serial (lowercase hex).
 func (d *DB) Cert(ctx context.Context, serial string) (*Cert, error) {
 	var c *Cert
-	err := d.db.View(func(tx *bolt.Tx) (err error) { c, err = getCert(tx, serial); return err })
+	err := d.view(func(tx *bolt.Tx) (err error) { c, err = getCert(tx, serial); return err })
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func (d *DB) ListCerts(ctx context.Context, f Filter, now time.Time) ([]*Cert, e
 		}
 		return true
 	}
-	err := d.db.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		certs := tx.Bucket(bucketCerts)
 		add := func(v []byte) (bool, error) {
 			c := new(Cert)
@@ -374,7 +374,7 @@ func (d *DB) revoke(ctx context.Context, reason int, at time.Time, by string, pi
 		return nil, err
 	}
 	var res *RevokeResult
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	err := d.group.update(func(tx *bolt.Tx) error {
 		res = &RevokeResult{}
 		named, err := pick(tx)
 		if err != nil {
@@ -493,7 +493,7 @@ func (d *DB) RevokeSubject(ctx context.Context, subject string, reason int, at t
 // expired certificate is invalid on its own, so CRLs need not carry it.
 func (d *DB) Revocations(ctx context.Context, now time.Time) (RevocationSet, error) {
 	var out RevocationSet
-	err := d.db.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		out.Seq = u64(tx.Bucket(bucketMeta).Get(keyRevSeq))
 		return tx.Bucket(bucketRevoked).ForEach(func(k, v []byte) error {
 			var r revocationRecord
@@ -512,7 +512,7 @@ func (d *DB) Revocations(ctx context.Context, now time.Time) (RevocationSet, err
 // RevocationSeq is the current revocation sequence.
 func (d *DB) RevocationSeq(ctx context.Context) (uint64, error) {
 	var seq uint64
-	err := d.db.View(func(tx *bolt.Tx) error { seq = u64(tx.Bucket(bucketMeta).Get(keyRevSeq)); return nil })
+	err := d.view(func(tx *bolt.Tx) error { seq = u64(tx.Bucket(bucketMeta).Get(keyRevSeq)); return nil })
 	return seq, err
 }
 
@@ -521,7 +521,7 @@ func (d *DB) RevocationSeq(ctx context.Context) (uint64, error) {
 // It keeps CRL builds proportional to live revocations.
 func (d *DB) PruneRevoked(ctx context.Context, now time.Time) (int, error) {
 	n := 0
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	err := d.group.update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRevoked).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var r revocationRecord
@@ -543,7 +543,7 @@ func (d *DB) PruneRevoked(ctx context.Context, now time.Time) (int, error) {
 // CRL returns the newest stored CRL (zero Number and nil DER if none yet).
 func (d *DB) CRL(ctx context.Context) (CRL, error) {
 	var c CRL
-	err := d.db.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		c.Number, c.Seq = u64(m.Get(keyCRLNumber)), u64(m.Get(keyCRLSeq))
 		c.DER = bytes.Clone(m.Get(keyCRLDER))
@@ -555,7 +555,7 @@ func (d *DB) CRL(ctx context.Context) (CRL, error) {
 // CRLNumber returns the newest stored CRL's number and covered sequence
 // without copying its DER.
 func (d *DB) CRLNumber(ctx context.Context) (number, seq uint64, err error) {
-	err = d.db.View(func(tx *bolt.Tx) error {
+	err = d.view(func(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		number, seq = u64(m.Get(keyCRLNumber)), u64(m.Get(keyCRLSeq))
 		return nil
@@ -567,7 +567,7 @@ func (d *DB) CRLNumber(ctx context.Context) (number, seq uint64, err error) {
 // (ErrStaleCRL otherwise), which keeps CRL numbers strictly increasing even
 // if two builders race.
 func (d *DB) SaveCRL(ctx context.Context, c CRL) error {
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	err := d.group.update(func(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		if u64(m.Get(keyCRLNumber)) >= c.Number {
 			return ErrStaleCRL
@@ -592,7 +592,7 @@ func (d *DB) PutAnchorStatus(ctx context.Context, s AnchorStatus) error {
 	if err != nil {
 		return err
 	}
-	err = d.db.Update(func(tx *bolt.Tx) error {
+	err = d.group.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAnchors).Put([]byte(s.ARN), v)
 	})
 	if err == nil {
@@ -604,7 +604,7 @@ func (d *DB) PutAnchorStatus(ctx context.Context, s AnchorStatus) error {
 // AnchorStatuses returns every saved trust anchor status, by ARN.
 func (d *DB) AnchorStatuses(ctx context.Context) (map[string]AnchorStatus, error) {
 	out := map[string]AnchorStatus{}
-	err := d.db.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAnchors).ForEach(func(k, v []byte) error {
 			var s AnchorStatus
 			if err := json.Unmarshal(v, &s); err != nil {

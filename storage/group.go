@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -21,6 +22,7 @@ type groupCommit struct {
 	mu      sync.Mutex
 	pending []*groupReq
 	running bool
+	damaged atomic.Pointer[error] // first damage a read or write met
 }
 
 type groupReq struct {
@@ -131,18 +133,28 @@ func (g *groupCommit) commit(batch []*groupReq) {
 	}
 }
 
-// update is db.Update that returns a panic (bbolt's on a damaged page, or
-// a writer's) as a *writePanic, and a fault on a mapped page that is not
-// in the file as one too, instead of crashing or unwinding the group
-// leader. bbolt's Update rolls the transaction back as the panic passes.
+// update is db.Update — every write goes through it, grouped or not — that
+// returns a panic (bbolt's on a damaged page, or a writer's) as a
+// *writePanic, and a fault on a mapped page that is not in the file as one
+// too, instead of crashing or unwinding the group leader. bbolt's Update
+// rolls the transaction back as the panic passes. Damage it meets is
+// remembered for Damaged (and so /health).
 func (g *groupCommit) update(fn func(*bolt.Tx) error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
-			err = newWritePanic(g.db.Path(), p)
+			err = g.noteDamage(newWritePanic(g.db.Path(), p))
 		}
 	}()
 	return g.db.Update(fn)
+}
+
+// noteDamage remembers the first error that says the file is damaged.
+func (g *groupCommit) noteDamage(err error) error {
+	if errors.Is(err, ErrDamaged) {
+		g.damaged.CompareAndSwap(nil, &err)
+	}
+	return err
 }
 
 // writePanic is a write transaction that panicked. If the panic came from
@@ -186,6 +198,29 @@ func (w *writePanic) Error() string {
 func (w *writePanic) Unwrap() error {
 	if w.bbolt {
 		return ErrDamaged
+	}
+	return nil
+}
+
+// view is db.View with update's protection: a read over a damaged page
+// returns an error (wrapping ErrDamaged) instead of crashing the process
+// from whichever goroutine happened to read.
+func (d *DB) view(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = d.group.noteDamage(newWritePanic(d.db.Path(), p))
+		}
+	}()
+	return d.db.View(fn)
+}
+
+// Damaged returns the first error that showed the database file damaged
+// since it was opened, or nil. Once set, the CA cannot be trusted to
+// record what it does: /health reports it unhealthy.
+func (d *DB) Damaged() error {
+	if e := d.group.damaged.Load(); e != nil {
+		return *e
 	}
 	return nil
 }

@@ -229,6 +229,9 @@ func TestDamagedDatabaseWriteFailsNotWedges(t *testing.T) {
 		t.Fatalf("first write on a damaged database: %v, want ErrDamaged from bbolt", err)
 	}
 	t.Logf("first write: %v", err)
+	if !errors.Is(d.Damaged(), ErrDamaged) {
+		t.Errorf("Damaged() after a damaged write: %v (health would still say ok)", d.Damaged())
+	}
 	var chs []<-chan error
 	for i := range 8 { // concurrent, so some share a group
 		chs = append(chs, putAsync(d, fmt.Sprintf("ff1%03d", i), fmt.Sprintf("host-%d", i)))
