@@ -273,8 +273,13 @@ func TestAgentLifecycle(t *testing.T) {
 		t.Fatalf("revocation not logged:\n%s", logs.String())
 	}
 	cancel()
-	if err := <-runErr; !errors.Is(err, agent.ErrRevoked) {
-		t.Fatalf("Run returned %v, want ErrRevoked", err)
+	select {
+	case err := <-runErr:
+		if !errors.Is(err, agent.ErrRevoked) {
+			t.Fatalf("Run returned %v, want ErrRevoked", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of its context ending")
 	}
 }
 
