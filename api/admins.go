@@ -146,12 +146,7 @@ func (s *Server) issueAdmin(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, err)
 		return
 	}
-	var req apiv1.AdminRequest
-	if err := DecodeJSON(w, r, &req); err != nil {
-		problem.Write(w, r, err)
-		return
-	}
-	csr, err := ParseCSR(req.CSR)
+	req, csr, err := decodeWithCSR(w, r, func(q *apiv1.AdminRequest) string { return q.CSR })
 	if err != nil {
 		problem.Write(w, r, err)
 		return

@@ -37,12 +37,7 @@ func (h *EnrollHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, problem.MethodNotAllowed, "use POST"))
 		return
 	}
-	var req apiv1.EnrollRequest
-	if err := DecodeJSON(w, r, &req); err != nil {
-		problem.Write(w, r, err)
-		return
-	}
-	csr, err := ParseCSR(req.CSR)
+	req, csr, err := decodeWithCSR(w, r, func(q *apiv1.EnrollRequest) string { return q.CSR })
 	if err != nil {
 		problem.Write(w, r, err)
 		return

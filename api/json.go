@@ -73,3 +73,17 @@ func ChainPEM(certs []*x509.Certificate) string {
 	}
 	return b.String()
 }
+
+// decodeWithCSR decodes the JSON body into a T and parses the PEM CSR that
+// csrOf names in it: what enroll, renew and admin issue all start with.
+func decodeWithCSR[T any](w http.ResponseWriter, r *http.Request, csrOf func(*T) string) (*T, *x509.CertificateRequest, error) {
+	req := new(T)
+	if err := DecodeJSON(w, r, req); err != nil {
+		return nil, nil, err
+	}
+	csr, err := ParseCSR(csrOf(req))
+	if err != nil {
+		return nil, nil, err
+	}
+	return req, csr, nil
+}

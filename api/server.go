@@ -166,12 +166,7 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, err)
 		return
 	}
-	var req apiv1.RenewRequest
-	if err := DecodeJSON(w, r, &req); err != nil {
-		problem.Write(w, r, err)
-		return
-	}
-	csr, err := ParseCSR(req.CSR)
+	_, csr, err := decodeWithCSR(w, r, func(q *apiv1.RenewRequest) string { return q.CSR })
 	if err != nil {
 		problem.Write(w, r, err)
 		return
