@@ -16,7 +16,10 @@
 package anchorsync
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,11 +59,14 @@ type CRLSource interface {
 	Current() *crl.CRL
 }
 
-// StatusStore persists per-anchor status and signals new CRLs.
+// StatusStore persists per-anchor status, signals new CRLs, and takes
+// back revocations an anchor enforces that the store has lost.
 type StatusStore interface {
 	PutAnchorStatus(ctx context.Context, s storage.AnchorStatus) error
 	AnchorStatuses(ctx context.Context) (map[string]storage.AnchorStatus, error)
 	Watch(t storage.Topic) (<-chan struct{}, func())
+	Revocations(ctx context.Context, now time.Time) (storage.RevocationSet, error)
+	RecoverRevocations(ctx context.Context, entries []storage.Revocation, maxLifetime time.Duration) (int, error)
 }
 
 // Options configure a Pusher.
@@ -77,8 +83,14 @@ type Options struct {
 	// anchor un-enforces every revocation, and must not go unnoticed
 	// until the next revocation.
 	Verify time.Duration
-	Logger *slog.Logger
-	Now    func() time.Time
+	// Issuer is the issuing CA: a CRL read back from an anchor counts as
+	// ours only if it verifies against it.
+	Issuer *x509.Certificate
+	// MaxLifetime bounds any leaf's lifetime; a recovered revocation of an
+	// unknown serial is kept that long past its revocation time.
+	MaxLifetime time.Duration
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Pusher pushes CRLs to trust anchors.
@@ -89,7 +101,8 @@ type Pusher struct {
 	anchors  []Anchor
 	clients  map[string]API
 	status   map[string]storage.AnchorStatus
-	verified map[string]bool // anchor's held CRL read back this run
+	verified map[string]bool                // anchor's held CRL read back this run
+	held     map[string]map[string]struct{} // serials the anchor's CRL (ours) carried at read-back
 	lastCall time.Time
 
 	kick chan struct{}
@@ -115,7 +128,10 @@ func New(ctx context.Context, o Options) (*Pusher, error) {
 	if o.CRLName == "" {
 		o.CRLName = "anchorage"
 	}
-	p := &Pusher{o: o, kick: make(chan struct{}, 1)}
+	if o.MaxLifetime <= 0 {
+		o.MaxLifetime = 7 * 24 * time.Hour
+	}
+	p := &Pusher{o: o, kick: make(chan struct{}, 1), held: map[string]map[string]struct{}{}}
 	if err := p.SetAnchors(ctx, o.Anchors); err != nil {
 		return nil, err
 	}
@@ -144,6 +160,7 @@ func (p *Pusher) SetAnchors(ctx context.Context, anchors []Anchor) error {
 	p.mu.Lock()
 	p.anchors, p.clients, p.status = anchors, clients, status
 	p.verified = map[string]bool{} // a reload re-reads what every anchor holds
+	p.held = map[string]map[string]struct{}{}
 	p.mu.Unlock()
 	p.Kick()
 	return nil
@@ -227,8 +244,16 @@ func (p *Pusher) pushAll(ctx context.Context) (behind bool) {
 			continue // removed by a reload meanwhile
 		}
 		if st.Regressed && p.isVerified(a.ARN) {
-			behind = true
-			continue // left alone until a restart or reload re-reads it
+			if c.Number <= st.HeldNumber {
+				behind = true
+				continue // never push below what the anchor holds
+			}
+			// Our numbers have passed the anchor's: read it back again, so
+			// what it carries is recovered and the push that follows is
+			// checked to carry it too.
+			p.mu.Lock()
+			delete(p.verified, a.ARN)
+			p.mu.Unlock()
 		}
 		if st.CRLNumber > c.Number {
 			p.regressed(ctx, a, c, st.CRLNumber, "the CA's status record says it pushed a newer CRL")
@@ -236,27 +261,40 @@ func (p *Pusher) pushAll(ctx context.Context) (behind bool) {
 			continue
 		}
 		if !p.isVerified(a.ARN) {
-			held, id, err := p.held(ctx, a, st.CRLID)
+			h, err := p.readBack(ctx, a, st.CRLID)
 			if err != nil {
 				p.record(ctx, a, c, "", fmt.Errorf("reading back the anchor's CRL: %w", err), isThrottle(err))
 				behind = true
 				continue
 			}
-			if held > c.Number {
-				p.regressed(ctx, a, c, held, "the anchor holds a newer CRL than the CA")
+			if h.foreign {
+				// Not signed by this CA: it enforces nothing for our
+				// certificates. Replace it with ours.
+				p.o.Logger.Warn("CRL at the trust anchor is not this CA's; replacing it", "anchor", a.ARN, "crl_id", h.id, "held_crl_number", h.number)
+				h.number = 0
+			} else if len(h.entries) > 0 {
+				if err := p.recover(ctx, a, h); err != nil {
+					p.record(ctx, a, c, "", err, false)
+					behind = true
+					continue
+				}
+			}
+			if h.number > c.Number {
+				p.regressed(ctx, a, c, h.number, "the anchor holds a newer CRL than the CA")
 				behind = true
 				continue
 			}
 			p.mu.Lock()
 			p.verified[a.ARN] = true
+			p.held[a.ARN] = h.serials()
 			prev := p.status[a.ARN]
 			st = prev
-			st.Regressed, st.HeldNumber, st.CRLID = false, held, id
-			if held < st.CRLNumber || id == "" {
-				// Replaced, disabled or deleted at the anchor: what the
-				// status said is enforced is not. Push again.
-				st.CRLNumber = min(held, st.CRLNumber)
-				if id == "" {
+			st.Regressed, st.HeldNumber, st.CRLID, st.LastError, st.Attempts = false, h.number, h.id, "", 0
+			if h.number < st.CRLNumber || h.id == "" || h.number == c.Number && !h.same(c) {
+				// Replaced, disabled, deleted or rewritten at the anchor:
+				// what the status said is enforced is not. Push again.
+				st.CRLNumber = min(h.number, st.CRLNumber)
+				if h.id == "" || h.number == c.Number && !h.same(c) {
 					st.CRLNumber = 0
 				}
 			}
@@ -265,7 +303,7 @@ func (p *Pusher) pushAll(ctx context.Context) (behind bool) {
 			if st != prev {
 				if prev.CRLNumber > st.CRLNumber {
 					p.o.Logger.Warn("trust anchor does not enforce what the CA pushed; pushing again", "anchor", a.ARN,
-						"pushed_crl_number", prev.CRLNumber, "held_crl_number", held, "crl_id", id)
+						"pushed_crl_number", prev.CRLNumber, "held_crl_number", h.number, "crl_id", h.id)
 				}
 				if err := p.o.Store.PutAnchorStatus(ctx, st); err != nil {
 					p.o.Logger.Error("saving anchor status", "anchor", a.ARN, "err", err)
@@ -277,6 +315,14 @@ func (p *Pusher) pushAll(ctx context.Context) (behind bool) {
 		}
 		if len(c.PEM) > crl.MaxPEMSize {
 			p.record(ctx, a, c, "", fmt.Errorf("CRL %d is %d bytes of PEM, over the Roles Anywhere limit of %d; not pushed", c.Number, len(c.PEM), crl.MaxPEMSize), false)
+			behind = true
+			continue
+		}
+		if missing := p.dropped(a.ARN, c); missing != "" {
+			// Never replace a list with one that forgets a revocation the
+			// anchor enforces: wait for the CRL that carries what was
+			// recovered.
+			p.record(ctx, a, c, "", fmt.Errorf("CRL %d lacks serial %s that the anchor's CRL carries; not pushed until a CRL carries it", c.Number, missing), false)
 			behind = true
 			continue
 		}
@@ -318,49 +364,164 @@ func (p *Pusher) regressed(ctx context.Context, a Anchor, c *crl.CRL, held uint6
 	}
 }
 
-// held reads back the number of the CRL the anchor holds under our name
-// (0 if it holds none) and its id.
-func (p *Pusher) held(ctx context.Context, a Anchor, crlID string) (uint64, string, error) {
+// heldCRL is what an anchor holds under our name, read back.
+type heldCRL struct {
+	id      string // "" if it holds none (or it was deleted)
+	number  uint64
+	foreign bool                 // not signed by this CA
+	entries []storage.Revocation // its entries, when ours
+	der     []byte
+}
+
+func (h *heldCRL) serials() map[string]struct{} {
+	out := make(map[string]struct{}, len(h.entries))
+	for _, e := range h.entries {
+		out[e.Serial] = struct{}{}
+	}
+	return out
+}
+
+// same reports whether the anchor holds exactly c.
+func (h *heldCRL) same(c *crl.CRL) bool { return bytes.Equal(h.der, c.DER) }
+
+// readBack reads the CRL the anchor holds under our name: its number,
+// whether this CA signed it, and its entries. A disabled CRL enforces
+// nothing, so it is enabled again on the way.
+func (p *Pusher) readBack(ctx context.Context, a Anchor, crlID string) (*heldCRL, error) {
 	p.mu.Lock()
 	api := p.clients[a.ARN]
 	p.mu.Unlock()
 	if crlID == "" {
 		id, _, err := p.find(ctx, api, a)
 		if err != nil || id == "" {
-			return 0, "", err
+			return &heldCRL{}, err
 		}
 		crlID = id
 	}
 	if err := p.pace(ctx); err != nil {
-		return 0, "", err
+		return nil, err
 	}
 	out, err := api.GetCrl(ctx, &ra.GetCrlInput{CrlId: aws.String(crlID)})
 	var nf *types.ResourceNotFoundException
 	if errors.As(err, &nf) {
-		return 0, "", nil // gone: the next push imports it again
+		return &heldCRL{}, nil // gone: the next push imports it again
 	}
 	if err != nil {
-		return 0, "", fmt.Errorf("GetCrl: %w", err)
+		return nil, fmt.Errorf("GetCrl: %w", err)
 	}
 	if out.Crl == nil || aws.ToString(out.Crl.TrustAnchorArn) != a.ARN {
-		return 0, "", nil // not ours at this anchor: find or import ours
+		return &heldCRL{}, nil // not ours at this anchor: find or import ours
 	}
-	if len(out.Crl.CrlData) == 0 {
-		return 0, crlID, nil
-	}
-	n, err := crl.NumberOf(out.Crl.CrlData)
-	if err != nil {
-		return 0, "", fmt.Errorf("GetCrl %s: %w", crlID, err)
-	}
-	if !aws.ToBool(out.Crl.Enabled) {
-		// A disabled CRL enforces nothing. The CA owns this CRL: turn it
-		// back on, and say so loudly.
-		p.o.Logger.Warn("CRL at the trust anchor was disabled; enabling it again", "anchor", a.ARN, "crl_id", crlID, "crl_number", n)
-		if err := p.enable(ctx, api, crlID); err != nil {
-			return 0, "", err
+	h := &heldCRL{id: crlID}
+	if len(out.Crl.CrlData) > 0 {
+		if err := h.parse(out.Crl.CrlData, p.o.Issuer); err != nil {
+			return nil, fmt.Errorf("GetCrl %s: %w", crlID, err)
 		}
 	}
-	return n, crlID, nil
+	if !aws.ToBool(out.Crl.Enabled) {
+		// The CA owns this CRL: turn it back on, and say so loudly.
+		p.o.Logger.Warn("CRL at the trust anchor was disabled; enabling it again", "anchor", a.ARN, "crl_id", crlID, "crl_number", h.number)
+		if err := p.enable(ctx, api, crlID); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+func (h *heldCRL) parse(data []byte, issuer *x509.Certificate) error {
+	der := data
+	if b, _ := pem.Decode(data); b != nil {
+		der = b.Bytes
+	}
+	rl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return fmt.Errorf("CRL does not parse: %w", err)
+	}
+	if rl.Number != nil && rl.Number.IsUint64() {
+		h.number = rl.Number.Uint64()
+	}
+	h.der = der
+	if issuer == nil || !bytes.Equal(rl.RawIssuer, issuer.RawSubject) || rl.CheckSignatureFrom(issuer) != nil {
+		h.foreign = true
+		return nil
+	}
+	for _, e := range rl.RevokedCertificateEntries {
+		h.entries = append(h.entries, storage.Revocation{Serial: fmt.Sprintf("%x", e.SerialNumber.Bytes()),
+			RevokedAt: e.RevocationTime, Reason: e.ReasonCode})
+	}
+	return nil
+}
+
+// recover takes into storage the revocations the anchor's CRL (ours)
+// carries and storage does not: the database is then older than what AWS
+// enforces, and the next CRL must not forget them.
+func (p *Pusher) recover(ctx context.Context, a Anchor, h *heldCRL) error {
+	set, err := p.o.Store.Revocations(ctx, p.o.Now())
+	if err != nil {
+		return fmt.Errorf("reading revocations: %w", err)
+	}
+	have := make(map[string]struct{}, len(set.Entries))
+	for _, e := range set.Entries {
+		have[e.Serial] = struct{}{}
+	}
+	var missing []storage.Revocation
+	for _, e := range h.entries {
+		if _, ok := have[e.Serial]; !ok {
+			missing = append(missing, e)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	n, err := p.o.Store.RecoverRevocations(ctx, missing, p.o.MaxLifetime)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		p.o.Logger.Error("trust anchor enforces revocations this CA's database did not have (restored from an older backup?); recovered them",
+			"anchor", a.ARN, "held_crl_number", h.number, "recovered", n)
+		p.mu.Lock()
+		st := p.status[a.ARN]
+		st.Recovered += n
+		p.status[a.ARN] = st
+		p.mu.Unlock()
+		if err := p.o.Store.PutAnchorStatus(ctx, st); err != nil {
+			p.o.Logger.Error("saving anchor status", "anchor", a.ARN, "err", err)
+		}
+	}
+	return nil
+}
+
+// dropped returns a serial the anchor's CRL carried at read-back that c
+// does not, if storage still counts it as revoked and unexpired; "" if c
+// carries everything.
+func (p *Pusher) dropped(arn string, c *crl.CRL) string {
+	p.mu.Lock()
+	held := p.held[arn]
+	p.mu.Unlock()
+	if len(held) == 0 {
+		return ""
+	}
+	rl, err := x509.ParseRevocationList(c.DER)
+	if err != nil {
+		return "(unparseable CRL)"
+	}
+	in := make(map[string]struct{}, len(rl.RevokedCertificateEntries))
+	for _, e := range rl.RevokedCertificateEntries {
+		in[fmt.Sprintf("%x", e.SerialNumber.Bytes())] = struct{}{}
+	}
+	set, err := p.o.Store.Revocations(context.Background(), p.o.Now())
+	if err != nil {
+		return ""
+	}
+	for _, e := range set.Entries {
+		if _, anchorHas := held[e.Serial]; anchorHas {
+			if _, ok := in[e.Serial]; !ok {
+				return e.Serial
+			}
+		}
+	}
+	return ""
 }
 
 func (p *Pusher) enable(ctx context.Context, api API, crlID string) error {

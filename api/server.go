@@ -320,7 +320,7 @@ func (s *Server) anchors(w http.ResponseWriter, r *http.Request) {
 	for _, a := range st {
 		out.Anchors = append(out.Anchors, apiv1.AnchorStatus{ARN: a.ARN, CRLID: a.CRLID, CRLNumber: a.CRLNumber,
 			PushedAt: a.PushedAt, LastTry: a.LastTry, LastError: a.LastError, Attempts: a.Attempts, Throttled: a.Throttled,
-			Regressed: a.Regressed, HeldNumber: a.HeldNumber})
+			Regressed: a.Regressed, HeldNumber: a.HeldNumber, Recovered: a.Recovered})
 	}
 	WriteJSON(w, http.StatusOK, out)
 }
@@ -387,6 +387,10 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		h.Warnings = append(h.Warnings, "trust anchor status unreadable: "+err.Error())
 	}
 	for _, a := range st {
+		if a.Recovered > 0 {
+			h.Warnings = append(h.Warnings, "trust anchor "+a.ARN+" enforced "+strconv.Itoa(a.Recovered)+
+				" revocation(s) this database had lost (restored from an older backup?); they were recovered — used token ids and admin revocations since the backup cannot be: rotate provisioner.key and the admin intermediate")
+		}
 		if a.Regressed {
 			// The CA is behind what AWS enforces: its revocation record
 			// may be incomplete. Nothing about that is "degraded".

@@ -145,6 +145,9 @@ type AnchorStatus struct {
 	// CA's newest; anchorsync refuses to push over it.
 	Regressed  bool   `json:"regressed,omitempty"`
 	HeldNumber uint64 `json:"heldNumber,omitempty"`
+	// Recovered counts revocations this anchor enforced that the CA's
+	// database had lost (restored from an older backup) and took back.
+	Recovered int `json:"recovered,omitempty"`
 }
 
 // AnchorList answers GET /v1/anchors.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/pem"
 	"testing"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 
 	"github.com/anchorage-pki/anchorage/apiv1"
 	"github.com/anchorage-pki/anchorage/config"
+	"github.com/anchorage-pki/anchorage/crl"
+	"github.com/anchorage-pki/anchorage/internal/pkitest"
 	"github.com/anchorage-pki/anchorage/internal/testenv"
 	"github.com/anchorage-pki/anchorage/rolesanywhere"
 )
@@ -73,9 +76,27 @@ func TestDisabledOrDeletedCRLIsRestored(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDenied(t, w, certFile, keyFile, "after the CRL was deleted at the anchor")
-	if list, _ := api.ListCrls(ctx, &ra.ListCrlsInput{}, quick); len(list.Crls) != 1 || !aws.ToBool(list.Crls[0].Enabled) {
-		t.Errorf("anchor CRLs after the CA restored it: %+v", list)
+	list, _ := api.ListCrls(ctx, &ra.ListCrlsInput{}, quick)
+	if len(list.Crls) != 1 || !aws.ToBool(list.Crls[0].Enabled) {
+		t.Fatalf("anchor CRLs after the CA restored it: %+v", list)
 	}
+
+	// Replaced by another CA's CRL with the same number: it enforces
+	// nothing for this CA's certificates, so the CA puts its own back.
+	n, err := crl.NumberOf(list.Crls[0].CrlData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, otherKey := pkitest.NewCA(t, "Other CA")
+	der, err := crl.Build(other, otherKey, n, nil, time.Now().Truncate(time.Second), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.UpdateCrl(ctx, &ra.UpdateCrlInput{CrlId: list.Crls[0].CrlId,
+		CrlData: pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})}, quick); err != nil {
+		t.Fatal(err)
+	}
+	waitDenied(t, w, certFile, keyFile, "after another CA's CRL replaced it at the anchor")
 }
 
 func waitDenied(t *testing.T, w *world, certFile, keyFile, when string) {

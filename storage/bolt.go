@@ -616,3 +616,76 @@ func (d *DB) AnchorStatuses(ctx context.Context) (map[string]AnchorStatus, error
 	})
 	return out, err
 }
+
+// RecoverRevocations adds to this database the revocations a trust anchor
+// enforces that it does not have — entries of a CRL this CA signed, read
+// back from the anchor. That happens only when the database is older than
+// what AWS enforces (restored from a backup): without this, the next CRL
+// would leave those certificates out and un-revoke them at AWS. A known
+// certificate is revoked with its whole lineage; an unknown serial (issued
+// after the backup) gets a CRL entry kept until revokedAt + maxLifetime,
+// by when any certificate issued before its revocation has expired. It
+// returns how many serials it added; the revocation sequence advances, so
+// the CRL updater builds a list that carries them.
+func (d *DB) RecoverRevocations(ctx context.Context, entries []Revocation, maxLifetime time.Duration) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := d.group.update(func(tx *bolt.Tx) error {
+		n = 0
+		revoked, meta := tx.Bucket(bucketRevoked), tx.Bucket(bucketMeta)
+		for _, e := range entries {
+			if revoked.Get([]byte(e.Serial)) != nil {
+				continue
+			}
+			c, err := getCert(tx, e.Serial)
+			switch {
+			case err == nil && c.Status == StatusRevoked && c.Method.OnCRL():
+				// Revoked but its entry was pruned: only if it expired.
+				if !c.Expired(time.Now()) {
+					if _, err := revokeInTx(tx, c, c.Reason, c.RevokedAt, c.RevokedWith); err != nil {
+						return err
+					}
+					n++
+				}
+				continue
+			case err == nil:
+				if c.Status == StatusRevoked {
+					continue
+				}
+				if _, err := revokeInTx(tx, c, e.Reason, e.RevokedAt, "recovered:trust-anchor"); err != nil {
+					return err
+				}
+				lin, _ := json.Marshal(lineageRecord{RevokedAt: e.RevokedAt, By: "recovered:" + e.Serial})
+				if err := tx.Bucket(bucketLineages).Put([]byte(c.LineageID()), lin); err != nil {
+					return err
+				}
+				n++
+				continue
+			case !errors.Is(err, ErrNotFound):
+				return err
+			}
+			seq := u64(meta.Get(keyRevSeq)) + 1
+			if err := putU64(meta, keyRevSeq, seq); err != nil {
+				return err
+			}
+			v, err := json.Marshal(revocationRecord{RevokedAt: e.RevokedAt, Reason: e.Reason, NotAfter: e.RevokedAt.Add(maxLifetime), Seq: seq})
+			if err != nil {
+				return err
+			}
+			if err := revoked.Put([]byte(e.Serial), v); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: recover revocations: %w", err)
+	}
+	if n > 0 {
+		d.watch.signal(TopicRevocation)
+	}
+	return n, nil
+}

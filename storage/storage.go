@@ -179,6 +179,10 @@ type AnchorStatus struct {
 	// so anchorsync stops for that anchor until an operator looks.
 	Regressed  bool   `json:"regressed,omitempty"`
 	HeldNumber uint64 `json:"heldNumber,omitempty"` // CRL number read back from the anchor
+	// Recovered counts revocations this anchor enforced that the CA's
+	// database had lost (it was restored from an older backup), taken back
+	// into storage so no push could un-revoke them.
+	Recovered int `json:"recovered,omitempty"`
 }
 
 // Topic names a kind of change Watch signals.
