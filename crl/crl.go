@@ -2,7 +2,8 @@
 // revocation list. Storage is the record of truth and the bus: the Updater
 // builds whenever storage's revocation sequence is ahead of the newest
 // stored CRL (and on a re-sign timer), from one consistent snapshot of the
-// revocations of still-unexpired certificates; it signs them with a
+// revocations of certificates not yet past expiry (plus
+// storage.RevocationGrace, for a CA clock running ahead); it signs them with a
 // strictly increasing CRL number, parses the result back and checks it
 // (signature, number, dates, entry count, zlint, the Roles Anywhere size
 // cap) before storing it together with the sequence it covers. Readers
