@@ -58,6 +58,10 @@ func (s *Server) newAccount(w http.ResponseWriter, r *http.Request, p *provision
 		s.fail(w, r, p, rateLimited(w, wait, "at most %d new accounts per minute from one address", s.limits.NewAccountsPerIPPerMinute))
 		return
 	}
+	if ok, wait := s.newAccountsAll.allow(); !ok {
+		s.fail(w, r, p, rateLimited(w, wait, "at most %d new accounts per minute from all addresses together", s.limits.NewAccountsPerMinute))
+		return
+	}
 	if pr := checkContacts(in.Contact); pr != nil {
 		s.fail(w, r, p, pr)
 		return

@@ -87,6 +87,7 @@ type Server struct {
 	store                  Store
 	limits                 config.ACMELimits
 	newAccounts, newOrders *ipLimiter
+	newAccountsAll         *globalLimiter // newAccounts across every address
 	nonces                 *nonces
 	auth                   Authority
 	baseURL                string
@@ -123,6 +124,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.newAccounts = newIPLimiter(s.limits.NewAccountsPerIPPerMinute, o.Now)
 	s.newOrders = newIPLimiter(s.limits.NewOrdersPerIPPerMinute, o.Now)
+	s.newAccountsAll = newGlobalLimiter(s.limits.NewAccountsPerMinute, o.Now)
 	for i := range o.Config.Provisioners {
 		p, err := newProvisioner(&o.Config.Provisioners[i], o.Dir)
 		if err != nil {

@@ -61,13 +61,44 @@ func (l *ipLimiter) allow(remoteAddr string) (bool, time.Duration) {
 		b = &tokenBucket{tokens: l.burst, at: now}
 		l.buckets[key] = b
 	}
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.perSec)
+	return b.take(now, l.perSec, l.burst)
+}
+
+// take refills b to now and takes a token, or says how long until one is
+// there.
+func (b *tokenBucket) take(now time.Time, perSec, burst float64) (bool, time.Duration) {
+	b.tokens = math.Min(burst, b.tokens+now.Sub(b.at).Seconds()*perSec)
 	b.at = now
 	if b.tokens >= 1 {
 		b.tokens--
 		return true, 0
 	}
-	return false, time.Duration((1 - b.tokens) / l.perSec * float64(time.Second))
+	return false, time.Duration((1 - b.tokens) / perSec * float64(time.Second))
+}
+
+// globalLimiter is one token bucket for every client together: the
+// per-address buckets bound one client, this bounds many (a range of
+// addresses, a botnet) so the state they can make the CA store grows at a
+// known rate at most. Its cost is that such a flood also refuses
+// legitimate newcomers until it stops; existing accounts are unaffected.
+type globalLimiter struct {
+	mu     sync.Mutex
+	perSec float64
+	burst  float64
+	b      tokenBucket
+	now    func() time.Time
+}
+
+func newGlobalLimiter(perMinute int, now func() time.Time) *globalLimiter {
+	return &globalLimiter{perSec: float64(perMinute) / 60, burst: float64(perMinute),
+		b: tokenBucket{tokens: float64(perMinute), at: now()}, now: now}
+}
+
+// allow takes a token, or says how long until one is there.
+func (l *globalLimiter) allow() (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.take(l.now(), l.perSec, l.burst)
 }
 
 func (l *ipLimiter) sweep(now time.Time) {

@@ -6,6 +6,27 @@ import (
 	"time"
 )
 
+func TestGlobalLimiter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newGlobalLimiter(3, func() time.Time { return now })
+	for i := range 3 {
+		if ok, _ := l.allow(); !ok {
+			t.Fatalf("request %d refused within the burst", i)
+		}
+	}
+	ok, wait := l.allow()
+	if ok || wait <= 0 || wait > 20*time.Second {
+		t.Fatalf("past the burst: allowed=%v wait %v", ok, wait)
+	}
+	now = now.Add(20 * time.Second) // refilled at 3 per minute
+	if ok, _ := l.allow(); !ok {
+		t.Error("refused after the refill")
+	}
+	if ok, _ := l.allow(); ok {
+		t.Error("allowed a second request after one refill")
+	}
+}
+
 func TestIPLimiter(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := newIPLimiter(2, func() time.Time { return now })

@@ -7,12 +7,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"go.step.sm/crypto/jose"
@@ -383,5 +385,36 @@ func TestLegacyACMEDBImported(t *testing.T) {
 	}
 	if _, err := os.Stat(legacy + ".imported"); err != nil {
 		t.Errorf("acme.db not renamed: %v", err)
+	}
+}
+
+// newAccountsPerMinute bounds new accounts from every address together:
+// clients on distinct addresses, each well within its own per-address
+// bucket, are refused past it with rateLimited and Retry-After.
+func TestNewAccountsGlobalLimit(t *testing.T) {
+	tc := startCAConfig(t, func(a *config.ACME) { a.Limits.NewAccountsPerMinute = 3 }, nil)
+	tlsConf := tc.http.Transport.(*http.Transport).TLSClientConfig
+	from := func(ip string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+		return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf, DialContext: d.DialContext}}
+	}
+	orig := tc.http
+	defer func() { tc.http = orig }()
+	for i := range 4 {
+		ip := fmt.Sprintf("127.0.0.%d", 10+i)
+		tc.http = from(ip)
+		st, typ, hdr := tc.postH(t, raw{key: newKey(t), url: tc.url + "/acme/test/new-account"}, `{"termsOfServiceAgreed":true}`)
+		if i < 3 {
+			if st != 201 {
+				t.Fatalf("account %d from %s: %d %s", i, ip, st, typ)
+			}
+			continue
+		}
+		if st != 429 || typ != errNS+"rateLimited" {
+			t.Fatalf("account %d from %s, past the global cap: %d %s, want 429 rateLimited", i, ip, st, typ)
+		}
+		if secs, err := strconv.Atoi(hdr.Get("Retry-After")); err != nil || secs < 1 {
+			t.Errorf("Retry-After %q, want whole seconds ≥ 1", hdr.Get("Retry-After"))
+		}
 	}
 }

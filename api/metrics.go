@@ -49,6 +49,14 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		metric("anchorage_crl_next_update_timestamp_seconds", "gauge", "nextUpdate of the current CRL.")
 		fmt.Fprintf(&b, "anchorage_crl_next_update_timestamp_seconds %d\n", cur.NextUpdate.Unix())
 	}
+	if _, ok := s.o.CRL.(CRLFileSource); ok {
+		metric("anchorage_crl_file_ok", "gauge", "0 if the last write of the CRL file (paths.crl) failed, else 1.")
+		v := 1
+		if s.crlFileError() != nil {
+			v = 0
+		}
+		fmt.Fprintf(&b, "anchorage_crl_file_ok %d\n", v)
+	}
 	if st, err := s.anchorStatus(r.Context()); err == nil && s.o.Anchors != nil {
 		metric("anchorage_trust_anchor_crl_number", "gauge", "Newest CRL number the trust anchor holds.")
 		for _, a := range st {

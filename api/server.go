@@ -40,6 +40,22 @@ type CRLSource interface {
 	WaitFor(ctx context.Context, seq uint64) (*crl.CRL, error)
 }
 
+// CRLFileSource is implemented by a CRLSource that also writes each CRL to
+// a file outside the database (crl.Updater); /health and /metrics show a
+// failed write.
+type CRLFileSource interface {
+	FileError() error
+}
+
+// crlFileError is the CRL source's last file write error, nil if none or
+// if the source writes no file.
+func (s *Server) crlFileError() error {
+	if f, ok := s.o.CRL.(CRLFileSource); ok {
+		return f.FileError()
+	}
+	return nil
+}
+
 // Anchors is anchorsync as the API shows it: status read from storage.
 type Anchors interface {
 	Status(ctx context.Context) ([]storage.AnchorStatus, error)
@@ -380,6 +396,12 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Status = "degraded"
 		h.Warnings = append(h.Warnings, "no CRL published yet")
+	}
+	if err := s.crlFileError(); err != nil {
+		// Published, but the copy outside the database is behind it: a
+		// restore of an older database would go unnoticed.
+		h.Status = "degraded"
+		h.Warnings = append(h.Warnings, "CRL file not written (a restored older database would go unnoticed): "+err.Error())
 	}
 	st, err := s.anchorStatus(r.Context())
 	if err != nil {

@@ -42,6 +42,11 @@ type ACMELimits struct {
 	// holding as many tokens as the rate (defaults 10 and 60).
 	NewAccountsPerIPPerMinute int `json:"newAccountsPerIPPerMinute,omitempty"`
 	NewOrdersPerIPPerMinute   int `json:"newOrdersPerIPPerMinute,omitempty"`
+	// NewAccountsPerMinute is one token bucket for every client address
+	// together (default 100): it bounds how fast many addresses can grow
+	// the database with accounts. While it is exhausted new accounts are
+	// refused for everyone; existing accounts are unaffected.
+	NewAccountsPerMinute int `json:"newAccountsPerMinute,omitempty"`
 }
 
 // Default ACME limits.
@@ -51,6 +56,7 @@ const (
 	DefaultACMEPendingAuthorizations   = 300
 	DefaultACMENewAccountsPerIPPerMin  = 10
 	DefaultACMENewOrdersPerIPPerMinute = 60
+	DefaultACMENewAccountsPerMinute    = 100
 )
 
 // WithDefaults returns l with zero fields set to their defaults.
@@ -65,6 +71,7 @@ func (l ACMELimits) WithDefaults() ACMELimits {
 	def(&l.PendingAuthorizationsPerAccount, DefaultACMEPendingAuthorizations)
 	def(&l.NewAccountsPerIPPerMinute, DefaultACMENewAccountsPerIPPerMin)
 	def(&l.NewOrdersPerIPPerMinute, DefaultACMENewOrdersPerIPPerMinute)
+	def(&l.NewAccountsPerMinute, DefaultACMENewAccountsPerMinute)
 	return l
 }
 
@@ -143,6 +150,7 @@ func (a *ACME) validate() error {
 		{"pendingAuthorizationsPerAccount", a.Limits.PendingAuthorizationsPerAccount, 1_000_000},
 		{"newAccountsPerIPPerMinute", a.Limits.NewAccountsPerIPPerMinute, 1_000_000},
 		{"newOrdersPerIPPerMinute", a.Limits.NewOrdersPerIPPerMinute, 1_000_000},
+		{"newAccountsPerMinute", a.Limits.NewAccountsPerMinute, 1_000_000},
 	} {
 		if l.v < 0 || l.v > l.max {
 			return fmt.Errorf(`key "acme.limits.%s": want 1 to %d (0 or absent for the default), got %d`, l.key, l.max, l.v)

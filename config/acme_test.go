@@ -26,6 +26,7 @@ func TestACMEValidate(t *testing.T) {
 		`"acme.db"`:                                     func(a *ACME) { a.DB = "anchorage.db" },
 		`"acme.limits.identifiersPerOrder"`:             func(a *ACME) { a.Limits.IdentifiersPerOrder = 5000 },
 		`"acme.limits.newOrdersPerIPPerMinute"`:         func(a *ACME) { a.Limits.NewOrdersPerIPPerMinute = -1 },
+		`"acme.limits.newAccountsPerMinute"`:            func(a *ACME) { a.Limits.NewAccountsPerMinute = 2_000_000 },
 		`"acme.limits.pendingAuthorizationsPerAccount"`: func(a *ACME) { a.Limits.PendingAuthorizationsPerAccount = 50 },
 	} {
 		a := ok()

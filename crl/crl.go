@@ -2,7 +2,8 @@
 // revocation list. Storage is the record of truth and the bus: the Updater
 // builds whenever storage's revocation sequence is ahead of the newest
 // stored CRL (and on a re-sign timer), from one consistent snapshot of the
-// revocations of still-unexpired certificates; it signs them with a
+// revocations of certificates not yet past expiry (plus
+// storage.RevocationGrace, for a CA clock running ahead); it signs them with a
 // strictly increasing CRL number, parses the result back and checks it
 // (signature, number, dates, entry count, zlint, the Roles Anywhere size
 // cap) before storing it together with the sequence it covers. Readers
@@ -86,6 +87,11 @@ type Updater struct {
 
 	mu     sync.Mutex          // serialises builds
 	cached atomic.Pointer[CRL] // last CRL read or built, by number
+
+	fileMu        sync.Mutex // serialises writes of Options.File
+	fileErr       error      // last write error, nil after a success
+	fileErrNumber uint64     // CRL number fileErr is about
+	fileNumber    uint64     // newest CRL number written to the file
 }
 
 // New loads the newest stored CRL (if any) and returns the updater. Call
@@ -207,6 +213,7 @@ func (u *Updater) Run(ctx context.Context) {
 	retry := time.Duration(0)
 	for {
 		c, err := u.Sync(ctx)
+		u.retryFile()
 		wait := u.o.Poll
 		if err != nil {
 			if ctx.Err() != nil {
@@ -276,16 +283,23 @@ func (u *Updater) build(ctx context.Context) (*CRL, error) {
 	if err := u.o.Store.SaveCRL(ctx, storage.CRL{Number: number, Seq: set.Seq, DER: der}); err != nil {
 		return nil, fmt.Errorf("crl: save %d: %w", number, err)
 	}
-	u.writeFile(number, der) // after the database has it, before any anchor sees it (file.go)
+	u.writeFile(number, der) // after the database has it; the pusher is already awake (file.go)
 	c := &CRL{Number: number, Seq: set.Seq, DER: der, PEM: encodePEM(der), ThisUpdate: rl.ThisUpdate,
 		NextUpdate: rl.NextUpdate, Entries: len(set.Entries)}
 	u.cached.Store(c)
 	return c, nil
 }
 
-// Build signs a CRL over revs. Revocation times later than thisUpdate are
+// Backdate shifts each CRL's thisUpdate into the past, as leaf notBefore
+// is (ca), so a relying party whose clock is slightly behind the CA's does
+// not see a CRL from the future. nextUpdate stays now + validity.
+const Backdate = time.Minute
+
+// Build signs a CRL over revs, with thisUpdate now - Backdate and
+// nextUpdate now + validity. Revocation times later than thisUpdate are
 // clamped to it (a clock step must not produce an invalid list).
 func Build(issuer *x509.Certificate, signer crypto.Signer, number uint64, revs []storage.Revocation, now time.Time, validity time.Duration) ([]byte, error) {
+	thisUpdate := now.Add(-Backdate).UTC()
 	entries := make([]x509.RevocationListEntry, 0, len(revs))
 	for _, r := range revs {
 		serial, ok := new(big.Int).SetString(r.Serial, 16)
@@ -293,14 +307,14 @@ func Build(issuer *x509.Certificate, signer crypto.Signer, number uint64, revs [
 			return nil, fmt.Errorf("crl: stored serial %q is not hex", r.Serial)
 		}
 		at := r.RevokedAt.UTC()
-		if at.After(now) {
-			at = now
+		if at.After(thisUpdate) {
+			at = thisUpdate
 		}
 		entries = append(entries, x509.RevocationListEntry{SerialNumber: serial, RevocationTime: at, ReasonCode: r.Reason})
 	}
 	tmpl := &x509.RevocationList{
 		Number:                    new(big.Int).SetUint64(number),
-		ThisUpdate:                now.UTC(),
+		ThisUpdate:                thisUpdate,
 		NextUpdate:                now.Add(validity).UTC(),
 		RevokedCertificateEntries: entries,
 	}

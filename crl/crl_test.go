@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/big"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -76,9 +77,10 @@ func TestUpdaterSync(t *testing.T) {
 		t.Fatalf("sync with nothing new: %+v %v", c, err)
 	}
 	put("0a0b", now.Add(time.Hour))
-	put("0c0d", now.Add(-time.Minute)) // expired: must not appear
+	put("0c0d", now.Add(-storage.RevocationGrace-time.Minute)) // expired beyond the grace: must not appear
+	put("0e0f", now.Add(-10*time.Minute))                      // expired by the CA's clock, within the grace: stays
 	c, err := u.Sync(ctx)
-	if err != nil || c.Number != 2 || c.Seq != 2 {
+	if err != nil || c.Number != 2 || c.Seq != 3 {
 		t.Fatalf("second CRL: %+v %v", c, err)
 	}
 	rl, err := x509.ParseRevocationList(c.DER)
@@ -88,11 +90,25 @@ func TestUpdaterSync(t *testing.T) {
 	if err := rl.CheckSignatureFrom(iss); err != nil {
 		t.Error(err)
 	}
-	if len(rl.RevokedCertificateEntries) != 1 || rl.RevokedCertificateEntries[0].SerialNumber.Text(16) != "a0b" {
-		t.Errorf("entries %+v", rl.RevokedCertificateEntries)
+	var serials []string
+	for _, e := range rl.RevokedCertificateEntries {
+		serials = append(serials, e.SerialNumber.Text(16))
 	}
-	if d := rl.NextUpdate.Sub(rl.ThisUpdate); d != 24*time.Hour {
+	if slices.Sort(serials); !slices.Equal(serials, []string{"a0b", "e0f"}) {
+		t.Errorf("entries %v, want a0b and e0f", serials)
+	}
+	if d := rl.NextUpdate.Sub(rl.ThisUpdate); d != 24*time.Hour+crl.Backdate {
 		t.Errorf("validity %s", d)
+	}
+	// thisUpdate is backdated (a relying party slightly behind accepts
+	// it); every revocation time is at or before it.
+	if rl.ThisUpdate.After(now.Add(-crl.Backdate)) || rl.ThisUpdate.Before(now.Add(-crl.Backdate-2*time.Second)) {
+		t.Errorf("thisUpdate %s, want about %s", rl.ThisUpdate, now.Add(-crl.Backdate))
+	}
+	for _, e := range rl.RevokedCertificateEntries {
+		if e.RevocationTime.After(rl.ThisUpdate) {
+			t.Errorf("revocation time %s after thisUpdate %s", e.RevocationTime, rl.ThisUpdate)
+		}
 	}
 	pkitest.LintCRL(t, c.DER)
 

@@ -489,8 +489,9 @@ func (d *DB) RevokeSubject(ctx context.Context, subject string, reason int, at t
 }
 
 // Revocations returns, from one consistent snapshot, the revocation
-// sequence and the revocations of certificates still unexpired at now: an
-// expired certificate is invalid on its own, so CRLs need not carry it.
+// sequence and the revocations of certificates whose notAfter is less than
+// RevocationGrace before now: an expired certificate is invalid on its
+// own, so CRLs need not carry it once it is safely past expiry.
 func (d *DB) Revocations(ctx context.Context, now time.Time) (RevocationSet, error) {
 	var out RevocationSet
 	err := d.view(func(tx *bolt.Tx) error {
@@ -500,7 +501,7 @@ func (d *DB) Revocations(ctx context.Context, now time.Time) (RevocationSet, err
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("revocation %s: %w", k, err)
 			}
-			if now.Before(r.NotAfter) {
+			if now.Before(r.NotAfter.Add(RevocationGrace)) {
 				out.Entries = append(out.Entries, Revocation{Serial: string(k), RevokedAt: r.RevokedAt, Reason: r.Reason, NotAfter: r.NotAfter})
 			}
 			return nil
@@ -516,9 +517,10 @@ func (d *DB) RevocationSeq(ctx context.Context) (uint64, error) {
 	return seq, err
 }
 
-// PruneRevoked drops revocation entries of certificates that have expired:
-// they left the CRL already, and the certificate records keep their history.
-// It keeps CRL builds proportional to live revocations.
+// PruneRevoked drops revocation entries of certificates that expired at
+// least RevocationRetention before now: they left the CRL already, and the
+// certificate records keep their history. It keeps CRL builds
+// proportional to live revocations.
 func (d *DB) PruneRevoked(ctx context.Context, now time.Time) (int, error) {
 	n := 0
 	err := d.group.update(func(tx *bolt.Tx) error {
@@ -528,7 +530,7 @@ func (d *DB) PruneRevoked(ctx context.Context, now time.Time) (int, error) {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("revocation %s: %w", k, err)
 			}
-			if !now.Before(r.NotAfter) {
+			if !now.Before(r.NotAfter.Add(RevocationRetention)) {
 				if err := c.Delete(); err != nil {
 					return err
 				}

@@ -66,12 +66,13 @@ func TestCertsAndRevocations(t *testing.T) {
 	if err != nil || len(set.Entries) != 2 || set.Seq != 2 {
 		t.Fatalf("revoked after reopen: %+v %v", set, err)
 	}
-	// Later, once 0a expires it leaves the CRL source.
-	set, _ = d2.Revocations(ctx, now.Add(90*time.Minute))
+	// Once 0a is past expiry by more than the grace it leaves the CRL
+	// source (0b, an hour later, is still within its grace).
+	set, _ = d2.Revocations(ctx, now.Add(time.Hour+RevocationGrace+30*time.Minute))
 	if len(set.Entries) != 1 || set.Entries[0].Serial != "0b" {
 		t.Errorf("pruning expired revocations: %v", set)
 	}
-	if n, err := d2.PruneRevoked(ctx, now.Add(90*time.Minute)); n != 1 || err != nil {
+	if n, err := d2.PruneRevoked(ctx, now.Add(time.Hour+RevocationRetention+30*time.Minute)); n != 1 || err != nil {
 		t.Errorf("PruneRevoked removed %d (%v), want 1", n, err)
 	}
 	if set, _ = d2.Revocations(ctx, now); len(set.Entries) != 1 || set.Entries[0].Serial != "0b" || set.Seq != 2 {
@@ -237,5 +238,57 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	all, _ := d.ListCerts(ctx, Filter{}, time.Now())
 	if len(all) != 28 {
 		t.Errorf("%d certificates stored, want 28", len(all))
+	}
+}
+
+// A CA clock running ahead must not drop revocations: an entry stays on the
+// CRL source until RevocationGrace past its notAfter, and in storage until
+// RevocationRetention past it, so a clock set back brings it back.
+func TestRevocationGrace(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Second)
+	d, _ := openTemp(t)
+	notAfter := now.Add(time.Hour)
+	if err := d.PutCert(ctx, cert("0a", "web", notAfter)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.RevokeSerial(ctx, "0a", 1, now); err != nil {
+		t.Fatal(err)
+	}
+	onCRL := func(at time.Time) bool {
+		t.Helper()
+		set, err := d.Revocations(ctx, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(set.Entries) == 1 && set.Entries[0].Serial == "0a"
+	}
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		want bool
+	}{
+		{"before notAfter", notAfter.Add(-time.Second), true},
+		{"at notAfter", notAfter, true},
+		{"just inside the grace", notAfter.Add(RevocationGrace - time.Second), true},
+		{"at the end of the grace", notAfter.Add(RevocationGrace), false},
+	} {
+		if got := onCRL(tc.at); got != tc.want {
+			t.Errorf("%s: on the CRL source %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// A clock far ahead prunes nothing before the retention ends ...
+	if n, err := d.PruneRevoked(ctx, notAfter.Add(RevocationRetention-time.Second)); n != 0 || err != nil {
+		t.Fatalf("PruneRevoked before the retention: %d, %v", n, err)
+	}
+	// ... so once it is set back the entry is on the CRL source again.
+	if !onCRL(now) {
+		t.Error("after a clock running ahead is set back, the revocation is not on the CRL source")
+	}
+	if n, err := d.PruneRevoked(ctx, notAfter.Add(RevocationRetention)); n != 1 || err != nil {
+		t.Fatalf("PruneRevoked at the end of the retention: %d, %v", n, err)
+	}
+	if onCRL(now) {
+		t.Error("a pruned revocation is still on the CRL source")
 	}
 }

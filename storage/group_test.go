@@ -354,7 +354,7 @@ func TestOpenAcceptsChurnedDatabase(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := d.PruneRevoked(ctx, now.Add(2*time.Hour)); err != nil {
+		if _, err := d.PruneRevoked(ctx, now.Add(2*time.Hour+RevocationRetention)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -194,3 +194,19 @@ const (
 	TopicAnchors                 // an anchor status was stored
 	numTopics
 )
+
+// RevocationGrace is how long past its notAfter a revoked certificate
+// stays on the CRL source. An expired certificate is invalid on its own,
+// but "expired" is the CA's clock: with that clock ahead of a relying
+// party's (an NTP fault, a VM restored with a wrong time), dropping the
+// entry at notAfter would leave a revoked certificate that the relying
+// party still considers valid off the pushed CRL. The grace tolerates a
+// CA clock up to this far ahead, at the cost of a CRL carrying entries for
+// at most this long after they expire.
+const RevocationGrace = time.Hour
+
+// RevocationRetention is how long past its notAfter a revocation entry is
+// kept before PruneRevoked deletes it: well beyond RevocationGrace, so a
+// clock that runs ahead and is then set back finds the entry still there
+// (and back on the CRL) instead of lost for good.
+const RevocationRetention = 24 * time.Hour
