@@ -1,0 +1,168 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anchorage-pki/anchorage/internal/pgtest"
+	"github.com/anchorage-pki/anchorage/storage"
+	"github.com/anchorage-pki/anchorage/storage/postgres"
+	"github.com/anchorage-pki/anchorage/storage/storagetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func open(t *testing.T, url, holder string) *postgres.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := postgres.Open(ctx, url, postgres.Options{Holder: holder})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// The PostgreSQL backend passes the conformance suite the bbolt one does.
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storagetest.Backend { return open(t, pgtest.URL(t), "") })
+}
+
+// Migrations run once, whoever opens first; opening again is a no-op.
+func TestOpenTwiceMigratesOnce(t *testing.T) {
+	url := pgtest.URL(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := postgres.Open(context.Background(), url, postgres.Options{})
+			if err == nil {
+				d.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// Two handles on one database are two replicas: the renew/revoke race of
+// one lineage holds across them.
+func TestReplicasRenewRevokeRace(t *testing.T) {
+	for round := range 3 {
+		url := pgtest.URL(t)
+		a, b := open(t, url, "A"), open(t, url, "B")
+		storagetest.RenewRevokeRace(t, fmt.Sprintf("round %d", round), time.Duration(20+round*20)*time.Millisecond, a, b)
+	}
+}
+
+// 50 concurrent replays of one token spread over two replicas store
+// exactly one certificate; each refusal is ErrTokenUsed.
+func TestReplicasTokenReplay(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	ds := []*postgres.DB{open(t, url, "A"), open(t, url, "B")}
+	exp := time.Now().Add(time.Minute)
+	var wg sync.WaitGroup
+	var wins atomic.Int64
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &storage.Cert{Serial: fmt.Sprintf("%04x", i+1), Subject: "a", NotAfter: exp, Status: storage.StatusValid, Method: storage.MethodToken}
+			err := ds[i%2].PutCertUsingToken(ctx, c, "one", exp)
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case !errors.Is(err, storage.ErrTokenUsed):
+				t.Errorf("replay %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	all, err := ds[1].ListCerts(ctx, storage.Filter{}, time.Now())
+	if wins.Load() != 1 || len(all) != 1 || err != nil {
+		t.Errorf("%d replays accepted, %d certificates stored (%v); want 1", wins.Load(), len(all), err)
+	}
+}
+
+// A revocation on one replica wakes the watchers of the other.
+func TestReplicasWatch(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	a, b := open(t, url, "A"), open(t, url, "B")
+	ch, stop := b.Watch(storage.TopicRevocation)
+	defer stop()
+	now := time.Now()
+	if err := a.PutCert(ctx, &storage.Cert{Serial: "01", Subject: "w", NotAfter: now.Add(time.Hour), Status: storage.StatusValid, Method: storage.MethodToken}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RevokeSerial(ctx, "01", 1, now); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("replica B was not signalled of A's revocation")
+	}
+}
+
+// A lease held by replica A is taken over by B within a few seconds of
+// A's Close; both see who holds it.
+func TestLeaseTakeOver(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url := pgtest.URL(t)
+	a, b := open(t, url, "A"), open(t, url, "B")
+	var holder atomic.Value
+	holder.Store("")
+	run := func(d *postgres.DB, name string) {
+		go d.Hold(ctx, storage.LeaseCRL, func(ctx context.Context) {
+			holder.Store(name)
+			<-ctx.Done()
+		})
+	}
+	run(a, "A")
+	waitFor(t, 10*time.Second, "A holds the lease", func() bool { return holder.Load() == "A" })
+	run(b, "B")
+	time.Sleep(2500 * time.Millisecond) // B asks at least twice meanwhile
+	if h := holder.Load(); h != "A" {
+		t.Fatalf("lease moved to %v while A held it", h)
+	}
+	for _, d := range []*postgres.DB{a, b} {
+		ls, err := d.Leases(ctx)
+		if err != nil || len(ls) != 1 || ls[0].Holder != "A" {
+			t.Errorf("leases seen while A holds: %+v %v", ls, err)
+		}
+	}
+	closed := time.Now()
+	a.Close()
+	waitFor(t, 5*time.Second, "B takes the lease over", func() bool { return holder.Load() == "B" })
+	t.Logf("take-over %v after A's Close", time.Since(closed).Round(time.Millisecond))
+	ls, err := b.Leases(ctx)
+	if err != nil || len(ls) != 1 || ls[0].Holder != "B" || ls[0].Since.Before(closed.Add(-time.Second)) {
+		t.Errorf("leases after take-over: %+v %v", ls, err)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !ok(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting until %s", d, what)
+		}
+	}
+}
