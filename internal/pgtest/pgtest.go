@@ -44,10 +44,11 @@ var (
 )
 
 type server struct {
-	dir  string // holds data/ and the socket
-	bin  string
-	cred *syscall.Credential
-	pid  int
+	dir      string // holds data/ and the socket
+	bin      string
+	cred     *syscall.Credential
+	pid      int
+	watchdog *os.Process
 }
 
 // Main runs the tests and stops the cluster if any test started it.
@@ -152,7 +153,25 @@ func start() (*server, error) {
 		s.stop()
 		return nil, errors.New("pg_ctl started PostgreSQL but postmaster.pid has no PID")
 	}
+	s.startWatchdog()
 	return s, nil
+}
+
+// startWatchdog starts a process of its own that stops the cluster if the
+// test binary dies without running Main's cleanup (a panic, a timeout, a
+// kill): no test run leaves a postmaster behind.
+func (s *server) startWatchdog() {
+	script := fmt.Sprintf(`while kill -0 %d 2>/dev/null; do sleep 1; done
+if [ -f %[2]s/data/postmaster.pid ] && [ "$(head -n1 %[2]s/data/postmaster.pid)" = %[3]d ]; then
+  kill -INT %[3]d 2>/dev/null; sleep 5; kill -KILL %[3]d 2>/dev/null
+fi
+rm -rf %[2]s`, os.Getpid(), s.dir, s.pid)
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cmd.Start() == nil {
+		s.watchdog = cmd.Process
+		go cmd.Wait()
+	}
 }
 
 func readPID(data string) int {
@@ -195,6 +214,9 @@ func (s *server) stop() error {
 	}
 	if err := os.RemoveAll(s.dir); err != nil {
 		errs = append(errs, err)
+	}
+	if s.watchdog != nil {
+		s.watchdog.Kill()
 	}
 	return errors.Join(errs...)
 }

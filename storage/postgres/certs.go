@@ -238,7 +238,7 @@ func (d *DB) PutRenewal(ctx context.Context, pred string, succ *storage.Cert, no
 		refusal, final = nil, *succ
 		s := &final
 		// Shared: renewals run together, but never beside a revocation.
-		if _, err := tx.Exec(ctx, "SELECT 1 FROM counters FOR SHARE"); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1)", int64(revokeLock)); err != nil {
 			return err
 		}
 		p, err := getCert(ctx, tx, pred, true)
@@ -287,6 +287,13 @@ func (d *DB) PutRenewal(ctx context.Context, pred string, succ *storage.Cert, no
 	return nil
 }
 
+// revokeLock is the advisory lock renewals take shared and revocations
+// exclusive. An advisory lock, not a row lock, because the lock manager
+// queues it fairly: a waiting revocation holds back renewals that ask
+// after it, where share locks on a row can be granted past a waiting
+// exclusive one and starve it.
+const revokeLock = 0x616e63686f73 // "anchos"
+
 // revokeInTx marks c revoked, advances the revocation sequence and, for a
 // certificate of the issuing CA, adds it to the CRL source.
 func revokeInTx(ctx context.Context, tx pgx.Tx, c *storage.Cert, reason int, at time.Time, with string) error {
@@ -314,9 +321,8 @@ func (d *DB) revoke(ctx context.Context, reason int, at time.Time, by string, pi
 	err := d.writeLocked(ctx, func(tx pgx.Tx) error {
 		res = &storage.RevokeResult{}
 		// One revocation at a time, on every replica, and none beside a
-		// renewal: the counters row holds the revocation sequence and is
-		// the lock renewals share.
-		if _, err := tx.Exec(ctx, "SELECT rev_seq FROM counters FOR UPDATE"); err != nil {
+		// renewal.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(revokeLock)); err != nil {
 			return err
 		}
 		named, err := pick(tx)

@@ -14,22 +14,21 @@
 // version here rolls back whole, since PostgreSQL DDL is transactional.
 //
 // Concurrency. Renewals and revocations run at READ COMMITTED behind
-// explicit row locks, with the counters row (which holds the revocation
-// sequence) as a reader-writer lock: a renewal takes it FOR SHARE and its
-// predecessor FOR UPDATE, a revocation takes it FOR UPDATE. Renewals of
-// different lineages run side by side; a revocation waits for the renewals
-// in flight to commit, sees them, and holds new ones back until it has
-// committed, when they find their lineage revoked. So a renewal and a
-// revocation of one lineage on two replicas serialize exactly as in one
-// bbolt transaction, and a busy lineage cannot starve a revocation (a
+// explicit locks: an advisory transaction lock that renewals take shared
+// and revocations exclusive (a reader-writer lock, queued fairly by the
+// lock manager), and the predecessor row FOR UPDATE. Renewals of different
+// lineages run side by side; a revocation waits for the renewals in flight
+// to commit, sees them, and holds new ones back until it has committed,
+// when they find their lineage revoked. So a renewal and a revocation of
+// one lineage on two replicas serialize exactly as in one bbolt
+// transaction, and a busy lineage cannot starve a revocation (a
 // SERIALIZABLE revoke could lose the conflict to renewals again and
 // again). Every other write — tokens, CRLs, ACME, where a count and an
 // insert must agree — runs SERIALIZABLE, retried on serialization failure
 // and deadlock. A token id is a primary key, so a replay fails on every
-// replica. The
-// revocation sequence and the newest CRL number live in one row updated in
-// the transaction that changes them, so CRL numbers increase strictly
-// across failover.
+// replica. The revocation sequence and the newest CRL number live in one
+// row updated in the transaction that changes them, so CRL numbers
+// increase strictly across failover.
 //
 // Watch. Each change issues pg_notify in its own transaction, so a signal
 // is sent if and only if the change committed; a dedicated connection
