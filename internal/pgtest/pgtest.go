@@ -94,6 +94,9 @@ func (s *server) url(db string) string {
 // binDir finds the newest Debian PostgreSQL binaries.
 func binDir() (string, error) {
 	if d := os.Getenv("PGTEST_BIN"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+			return "", fmt.Errorf("PGTEST_BIN=%s has no initdb: install the postgresql package (.ci/install-deps does) or fix PGTEST_BIN", d)
+		}
 		return d, nil
 	}
 	m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")

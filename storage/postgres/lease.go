@@ -104,7 +104,7 @@ func (d *DB) runHeld(ctx context.Context, conn *pgx.Conn, fn func(ctx context.Co
 				return
 			case <-t.C:
 				pctx, pcancel := context.WithTimeout(fctx, 3*time.Second)
-				err := conn.Ping(pctx)
+				_, err := conn.Exec(pctx, "SELECT 1 /* anchorage lease held */")
 				pcancel()
 				if err != nil && fctx.Err() == nil {
 					cancel()

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/anchorage-pki/anchorage/internal/pgtest"
 	"github.com/anchorage-pki/anchorage/storage"
 	"github.com/anchorage-pki/anchorage/storage/postgres"
@@ -164,5 +166,75 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting until %s", d, what)
 		}
+	}
+}
+
+// terminate ends the server sessions whose last statement starts with
+// prefix, as a crashed network path or a DBA would.
+func terminate(t *testing.T, url, prefix string) int {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	err = conn.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE $1`, prefix+"%").Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// The lease's session dying cancels fn, and Hold takes the lease again.
+func TestLeaseLostWithItsSession(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url := pgtest.URL(t)
+	a := open(t, url, "A")
+	var runs atomic.Int64
+	go a.Hold(ctx, storage.LeasePush, func(ctx context.Context) {
+		runs.Add(1)
+		<-ctx.Done()
+	})
+	waitFor(t, 10*time.Second, "A holds the lease", func() bool { return runs.Load() == 1 })
+	time.Sleep(1200 * time.Millisecond) // the monitor has pinged: its last statement is the ping
+	if n := terminate(t, url, "SELECT 1 /* anchorage lease held"); n != 1 {
+		t.Fatalf("terminated %d lease sessions, want 1", n)
+	}
+	waitFor(t, 10*time.Second, "A takes the lease again", func() bool { return runs.Load() == 2 })
+	ls, err := a.Leases(ctx)
+	if err != nil || len(ls) != 1 || ls[0].Name != storage.LeasePush {
+		t.Errorf("leases after the lost session: %+v %v", ls, err)
+	}
+}
+
+// A lost LISTEN connection is reopened, and watchers are signalled.
+func TestWatchSurvivesLostConnection(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	a, b := open(t, url, "A"), open(t, url, "B")
+	ch, stop := b.Watch(storage.TopicRevocation)
+	defer stop()
+	if n := terminate(t, url, "LISTEN"); n != 2 {
+		t.Fatalf("terminated %d listeners, want 2", n)
+	}
+	select { // the reconnect signals every topic: changes may have been missed
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no signal after the listener reconnected")
+	}
+	now := time.Now()
+	if err := a.PutCert(ctx, &storage.Cert{Serial: "01", Subject: "w", NotAfter: now.Add(time.Hour), Status: storage.StatusValid, Method: storage.MethodToken}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RevokeSerial(ctx, "01", 1, now); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("replica B was not signalled after its listener reconnected")
 	}
 }
