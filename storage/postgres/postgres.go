@@ -76,6 +76,9 @@ type Options struct {
 	// MaxConns caps the pool (pgxpool's default when zero). Watch and each
 	// held lease use one more connection of their own.
 	MaxConns int32
+	// Password, when set, is used instead of one in the URL (read from a
+	// file by the caller, so the URL in a config carries none).
+	Password string
 	// Holder names this replica in Leases; "HOST pid PID" when empty.
 	Holder string
 	Logger *slog.Logger
@@ -104,9 +107,18 @@ func Open(ctx context.Context, url string, o Options) (*DB, error) {
 	if o.MaxConns > 0 {
 		pc.MaxConns = o.MaxConns
 	}
+	if o.Password != "" {
+		pc.ConnConfig.Password = o.Password
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("storage: postgres: %w", err)
+	}
+	// The pool connects lazily: fail here, in one line, on a wrong password
+	// or an unreachable server rather than on the first request.
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("storage: postgres %s: %w", pc.ConnConfig.Host, err)
 	}
 	d := &DB{pool: pool, cfg: pc.ConnConfig, holder: o.Holder, log: o.Logger, closed: make(chan struct{})}
 	if d.holder == "" {
