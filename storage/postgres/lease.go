@@ -82,7 +82,14 @@ func (d *DB) runHeld(ctx context.Context, conn *pgx.Conn, fn func(ctx context.Co
 	defer cancel()
 	lostc := make(chan bool, 1)
 	done := make(chan struct{})
+	d.mu.Lock()
+	if d.closing {
+		d.mu.Unlock()
+		conn.Close(context.Background())
+		return false
+	}
 	d.wg.Add(1)
+	d.mu.Unlock()
 	go func() {
 		defer d.wg.Done()
 		// The monitor owns conn: closing it ends the session and with it

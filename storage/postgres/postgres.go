@@ -91,10 +91,11 @@ type DB struct {
 	holder string
 	log    *slog.Logger
 
-	watch  watchers
-	closed chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup // the listener and lease monitors
+	watch   watchers
+	mu      sync.Mutex // guards closing, so no monitor starts once Close waits
+	closing bool
+	closed  chan struct{}
+	wg      sync.WaitGroup // the listener and lease monitors
 }
 
 // Open connects to url (a postgres:// URL or key=value DSN; TLS as the URL
@@ -142,11 +143,16 @@ func Open(ctx context.Context, url string, o Options) (*DB, error) {
 // Close stops the listener, releases held leases (their fn see their
 // context cancelled) and closes the pool.
 func (d *DB) Close() error {
-	d.once.Do(func() {
-		close(d.closed)
-		d.wg.Wait()
-		d.pool.Close()
-	})
+	d.mu.Lock()
+	if d.closing {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closing = true
+	close(d.closed)
+	d.mu.Unlock()
+	d.wg.Wait()
+	d.pool.Close()
 	return nil
 }
 

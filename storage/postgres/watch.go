@@ -57,7 +57,7 @@ func (d *DB) listen(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("storage: postgres listen: %w", err)
 	}
-	d.wg.Add(1)
+	d.wg.Add(1) // before Open returns: nothing can be closing yet
 	go d.listenLoop(conn)
 	return nil
 }
