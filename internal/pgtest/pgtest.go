@@ -120,8 +120,14 @@ func start() (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Short path: a unix socket path must fit in 107 bytes.
-	dir, err := os.MkdirTemp("", "pgtest")
+	// Short path: a unix socket path must fit in 107 bytes. As root the
+	// cluster runs as nobody, who must be able to reach it: /tmp, not a
+	// TMPDIR that may sit in root's private home.
+	base := ""
+	if os.Geteuid() == 0 {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "pgtest")
 	if err != nil {
 		return nil, err
 	}
