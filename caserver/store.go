@@ -64,6 +64,13 @@ var (
 	_ Store = (*postgres.DB)(nil)
 )
 
+// OpenStore opens the record of truth cfg names, for commands that work
+// on it without a running CA (admin issue --local). The caller closes it.
+func OpenStore(ctx context.Context, cfg *config.CA) (Store, error) {
+	st, _, err := openStore(ctx, cfg)
+	return st, err
+}
+
 // openStore opens the backend the config names: PostgreSQL with
 // "storage.postgres", else the bbolt file at paths.db. where names it in
 // messages.
