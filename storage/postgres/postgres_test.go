@@ -238,3 +238,65 @@ func TestWatchSurvivesLostConnection(t *testing.T) {
 		t.Fatal("replica B was not signalled after its listener reconnected")
 	}
 }
+
+// CRL saves racing on two replicas: every stored number is stored once
+// and the newest is the highest saved; revocations racing on two replicas
+// each advance the one revocation sequence.
+func TestReplicasCounters(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	ds := []*postgres.DB{open(t, url, "A"), open(t, url, "B")}
+	var mu sync.Mutex
+	saved := map[uint64]int{}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := uint64(i%20 + 1)
+			err := ds[i%2].SaveCRL(ctx, storage.CRL{Number: n, DER: []byte{byte(n)}})
+			switch {
+			case err == nil:
+				mu.Lock()
+				saved[n]++
+				mu.Unlock()
+			case !errors.Is(err, storage.ErrStaleCRL):
+				t.Errorf("save %d: %v", n, err)
+			}
+		}()
+	}
+	wg.Wait()
+	var high uint64
+	for n, k := range saved {
+		if k != 1 {
+			t.Errorf("CRL %d stored %d times", n, k)
+		}
+		high = max(high, n)
+	}
+	if c, err := ds[0].CRL(ctx); err != nil || c.Number != high || len(c.DER) != 1 || uint64(c.DER[0]) != high {
+		t.Errorf("newest CRL %+v %v, want number %d", c, err, high)
+	}
+
+	now := time.Now()
+	const n = 30
+	for i := range n {
+		c := &storage.Cert{Serial: fmt.Sprintf("%04x", i+1), Subject: fmt.Sprintf("h%d", i), NotAfter: now.Add(time.Hour), Status: storage.StatusValid, Method: storage.MethodToken}
+		if err := ds[0].PutCert(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := ds[i%2].RevokeSerial(ctx, fmt.Sprintf("%04x", i+1), 1, now); err != nil {
+				t.Errorf("revoke %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	set, err := ds[1].Revocations(ctx, now)
+	if err != nil || set.Seq != n || len(set.Entries) != n {
+		t.Errorf("after %d racing revocations: seq %d, %d entries, %v", n, set.Seq, len(set.Entries), err)
+	}
+}
