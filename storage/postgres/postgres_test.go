@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -298,5 +299,16 @@ func TestReplicasCounters(t *testing.T) {
 	set, err := ds[1].Revocations(ctx, now)
 	if err != nil || set.Seq != n || len(set.Entries) != n {
 		t.Errorf("after %d racing revocations: seq %d, %d entries, %v", n, set.Seq, len(set.Entries), err)
+	}
+}
+
+// An unreachable server fails Open at once, in one line naming it.
+func TestOpenUnreachableIsOneLine(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	_, err := postgres.Open(ctx, "postgres://postgres@/x?host="+dir+"&port=1", postgres.Options{})
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), dir) {
+		t.Errorf("open of nothing: %v", err)
 	}
 }
