@@ -51,8 +51,9 @@ type server struct {
 	watchdog *os.Process
 }
 
-// Main runs the tests and stops the cluster if any test started it.
-func Main(m *testing.M) int {
+// Main runs the tests and stops the cluster if any test started it. m is
+// a *testing.M, or whatever wraps one (testscript.Main's argument).
+func Main(m interface{ Run() int }) int {
 	code := m.Run()
 	if cluster != nil {
 		if err := cluster.stop(); err != nil {
