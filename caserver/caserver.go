@@ -34,7 +34,7 @@ import (
 // Server is an assembled CA.
 type Server struct {
 	Config    *config.CA
-	Store     *storage.DB
+	Store     Store
 	Authority *ca.Authority
 	CRL       *crl.Updater
 	Handler   http.Handler
@@ -77,7 +77,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 	if err != nil {
 		return nil, fmt.Errorf("TLS certificate: %w", err)
 	}
-	store, err := storage.Open(cfg.Path(cfg.Paths.DB))
+	store, where, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 			store.Close()
 		}
 	}()
-	if err := checkCRLFile(ctx, store, cfg.Path(cfg.Paths.DB), cfg.Path(cfg.Paths.CRL), log); err != nil {
+	if err := checkCRLFile(ctx, store, where, cfg.Path(cfg.Paths.CRL), log); err != nil {
 		return nil, err
 	}
 	pub, err := crl.New(ctx, crl.Options{

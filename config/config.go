@@ -113,6 +113,8 @@ type CA struct {
 	AnchorCheck Duration `json:"anchorCheck,omitempty"`
 	ACME        *ACME    `json:"acme,omitempty"`
 	AWS         *AWS     `json:"aws,omitempty"`
+	// Storage is the bbolt file at paths.db when absent.
+	Storage *Storage `json:"storage,omitempty"`
 
 	dir string
 }
@@ -195,6 +197,9 @@ func (c *CA) Validate() error {
 		if v == "" {
 			return fmt.Errorf("key %q: required", k)
 		}
+	}
+	if err := c.Storage.validate(); err != nil {
+		return err
 	}
 	if c.Paths.TLS == "" && (c.Paths.TLSCert == "" || c.Paths.TLSKey == "") {
 		return errors.New(`key "paths.tls": required (or both paths.tlsCert and paths.tlsKey)`)

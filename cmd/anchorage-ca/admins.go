@@ -22,7 +22,6 @@ import (
 	"github.com/anchorage-pki/anchorage/caserver"
 	"github.com/anchorage-pki/anchorage/config"
 	"github.com/anchorage-pki/anchorage/signer"
-	"github.com/anchorage-pki/anchorage/storage"
 )
 
 // newAdminCmd groups the commands that manage admin client certificates.
@@ -122,8 +121,9 @@ func issueAdminAPI(ctx context.Context, a *adminFlags, name string, csr []byte, 
 }
 
 // issueAdminLocal signs with the CA directory's admin intermediate and
-// records the certificate in its database, which only works while serve
-// is stopped (it holds the database lock). Whoever can read the admin
+// records the certificate in its database, which, with the bbolt file,
+// only works while serve is stopped (it holds the file lock); a PostgreSQL
+// database ("storage.postgres") takes the record while replicas run. Whoever can read the admin
 // intermediate's key and write the database has this power anyway; the
 // flag only makes it usable when no admin certificate is left.
 func issueAdminLocal(ctx context.Context, dir, name string, csrPEM []byte, lifetime time.Duration) (*apiv1.CertResponse, error) {
@@ -131,7 +131,7 @@ func issueAdminLocal(ctx context.Context, dir, name string, csrPEM []byte, lifet
 	if err != nil {
 		return nil, err
 	}
-	store, err := storage.Open(cfg.Path(cfg.Paths.DB))
+	store, err := caserver.OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/anchorage-pki/anchorage/caserver"
 	"github.com/anchorage-pki/anchorage/ceremony"
 	"github.com/anchorage-pki/anchorage/config"
 	"github.com/anchorage-pki/anchorage/signer"
@@ -17,7 +18,7 @@ import (
 )
 
 func newInitCmd() *cobra.Command {
-	var dir, name, listen, url, caKey string
+	var dir, name, listen, url, caKey, pgURL, pgPassFile string
 	var dns []string
 	var lifetime time.Duration
 	cmd := &cobra.Command{
@@ -38,6 +39,9 @@ func newInitCmd() *cobra.Command {
 			cfg.SetDir(dir)
 			if caKey != "" {
 				cfg.Paths.CAKey = caKey
+			}
+			if pgURL != "" {
+				cfg.Storage = &config.Storage{Postgres: &config.Postgres{URL: pgURL, PasswordFile: pgPassFile}}
 			}
 			if _, err := os.Stat(filepath.Join(dir, config.FileName)); err == nil {
 				return fmt.Errorf("%s already holds a CA (%s exists); refusing to overwrite it", dir, config.FileName)
@@ -62,8 +66,9 @@ func newInitCmd() *cobra.Command {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
-			store, err := storage.Create(cfg.Path(cfg.Paths.DB))
+			store, drop, err := createStore(context.Background(), cfg)
 			if err != nil {
+				os.Remove(dir) // if init made it: only an empty directory goes
 				return err
 			}
 			defer store.Close()
@@ -73,7 +78,7 @@ func newInitCmd() *cobra.Command {
 				// Leave nothing behind (a wrong PIN, a missing token): the
 				// empty database, and the directory if init made it.
 				store.Close()
-				os.Remove(cfg.Path(cfg.Paths.DB))
+				drop()
 				os.Remove(dir)
 				return err
 			}
@@ -100,6 +105,35 @@ func newInitCmd() *cobra.Command {
 	f.StringVar(&listen, "listen", "127.0.0.1:8443", "address the API listens on")
 	f.DurationVar(&lifetime, "lifetime", 0, "default workload certificate lifetime (default 24h)")
 	f.StringVar(&url, "url", "", "URL workloads use to reach the CA (default https://FIRST-DNS:PORT)")
+	f.StringVar(&pgURL, "postgres", "", "keep the CA's records in this empty PostgreSQL database (postgres://USER@HOST/DB?sslmode=verify-full) instead of DIR/anchorage.db")
+	f.StringVar(&pgPassFile, "postgres-password-file", "", "file holding the PostgreSQL password, relative to DIR unless absolute")
 	f.StringVar(&caKey, "ca-key", "", "make the issuing CA key in a PKCS#11 token or TPM instead of DIR/ca.key, e.g. pkcs11:module-path=…;token=ca;object=issuing?pin-source=/etc/anchorage/pin")
 	return cmd
+}
+
+// createStore makes the new CA's record of truth: the bbolt file, or the
+// PostgreSQL database the config names, which must hold no CA yet. drop
+// undoes what a failed init left (the bbolt file; on PostgreSQL the
+// ceremony's records are few and a retry is refused, so the operator is
+// told to empty the database).
+func createStore(ctx context.Context, cfg *config.CA) (caserver.Store, func(), error) {
+	if cfg.Storage == nil {
+		d, err := storage.Create(cfg.Path(cfg.Paths.DB))
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, func() { os.Remove(cfg.Path(cfg.Paths.DB)) }, nil
+	}
+	st, err := caserver.OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if certs, err := st.ListCerts(ctx, storage.Filter{Limit: 1}, time.Now()); err != nil || len(certs) > 0 {
+		st.Close()
+		if err == nil {
+			err = fmt.Errorf("the PostgreSQL database already holds a CA's certificates; refusing to initialise another CA in it")
+		}
+		return nil, nil, err
+	}
+	return st, func() {}, nil
 }

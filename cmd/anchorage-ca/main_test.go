@@ -17,11 +17,17 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/internal/pgtest"
 	"github.com/anchorage-pki/anchorage/lint"
 )
 
+// pgMain stops the PostgreSQL cluster pgtest starts, once the tests ran.
+type pgMain struct{ m *testing.M }
+
+func (p pgMain) Run() int { return pgtest.Main(p.m) }
+
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(pgMain{m}, map[string]func(){
 		"anchorage-ca": func() { os.Exit(run(os.Args[1:])) },
 	})
 }

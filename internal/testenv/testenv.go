@@ -36,6 +36,7 @@ import (
 	"github.com/anchorage-pki/anchorage/localaws"
 	"github.com/anchorage-pki/anchorage/signer"
 	"github.com/anchorage-pki/anchorage/storage"
+	"github.com/anchorage-pki/anchorage/storage/postgres"
 )
 
 // wait bounds every wait on a server here, so a server that does not come
@@ -197,6 +198,19 @@ func InitCA(t testing.TB) *CA {
 // "" means the default file.
 func InitCAWithKey(t testing.TB, caKey string) *CA {
 	t.Helper()
+	return initCA(t, caKey, "")
+}
+
+// InitCAOnPostgres is InitCA with the CA's records in the PostgreSQL
+// database at url ("storage.postgres" in its config) instead of a bbolt
+// file.
+func InitCAOnPostgres(t testing.TB, url string) *CA {
+	t.Helper()
+	return initCA(t, "", url)
+}
+
+func initCA(t testing.TB, caKey, pgURL string) *CA {
+	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -211,7 +225,13 @@ func InitCAWithKey(t testing.TB, caKey string) *CA {
 	if caKey != "" {
 		cfg.Paths.CAKey = caKey
 	}
-	store, err := storage.Create(cfg.Path(cfg.Paths.DB))
+	var store caserver.Store
+	if pgURL != "" {
+		cfg.Storage = &config.Storage{Postgres: &config.Postgres{URL: pgURL}}
+		store, err = postgres.Open(context.Background(), pgURL, postgres.Options{})
+	} else {
+		store, err = storage.Create(cfg.Path(cfg.Paths.DB))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
