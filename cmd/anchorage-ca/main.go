@@ -34,6 +34,7 @@ func run(args []string) int {
 		newAnchorsCmd(),
 		newAdminCmd(),
 		newLocalAWSCmd(),
+		newMigrateCmd(),
 	)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
