@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -158,6 +159,9 @@ func migrate(ctx context.Context, out io.Writer, from, to, password, passwordFil
 		return fmt.Errorf("verify: newest CRL is number %d (seq %d, %d bytes) in %s but number %d (seq %d, %d bytes) in %s",
 			srcCRL.Number, srcCRL.Seq, len(srcCRL.DER), from, crl.Number, crl.Seq, len(crl.DER), target)
 	}
+	if err := verifyRecords(ctx, src, dst); err != nil {
+		return fmt.Errorf("verify against %s: %w", target, err)
+	}
 	fmt.Fprintf(out, "copied into %s in %s and verified: %s; revocation sequence %d, CRL number %d (seq %d)\n",
 		target, time.Since(start).Round(time.Millisecond), got, gotCtr.RevSeq, crl.Number, crl.Seq)
 	fmt.Fprintf(out, "add to the CA's config.json, then start the CA (keep %s as a backup; do not start a CA on it again):\n", from)
@@ -169,6 +173,56 @@ func migrate(ctx context.Context, out io.Writer, from, to, password, passwordFil
 		pw = fmt.Sprintf(", %q: %q", "passwordFile", passwordFile)
 	}
 	fmt.Fprintf(out, "  \"storage\": {\"postgres\": {\"url\": %q%s}}\n", redactURL(to), pw)
+	return nil
+}
+
+// verifyRecords compares what the CA reads back: every certificate record
+// (as `certs` lists them) and every CRL-source entry. PostgreSQL keeps
+// timestamps to the microsecond; the CA writes whole seconds.
+func verifyRecords(ctx context.Context, src *storage.DB, dst *postgres.DB) error {
+	a, err := src.ListCerts(ctx, storage.Filter{}, time.Now())
+	if err != nil {
+		return err
+	}
+	b, err := dst.ListCerts(ctx, storage.Filter{}, time.Now())
+	if err != nil {
+		return err
+	}
+	if len(a) != len(b) {
+		return fmt.Errorf("%d certificates listed, %d in the source", len(b), len(a))
+	}
+	for i := range a {
+		ja, err1 := json.Marshal(a[i])
+		jb, err2 := json.Marshal(b[i])
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		if !bytes.Equal(ja, jb) {
+			return fmt.Errorf("certificate %s differs from the source's", a[i].Serial)
+		}
+	}
+	// The zero time selects every entry, expired ones included.
+	ra, err := src.Revocations(ctx, time.Time{})
+	if err != nil {
+		return err
+	}
+	rb, err := dst.Revocations(ctx, time.Time{})
+	if err != nil {
+		return err
+	}
+	want := map[string]storage.Revocation{}
+	for _, e := range ra.Entries {
+		want[e.Serial] = e
+	}
+	if ra.Seq != rb.Seq || len(ra.Entries) != len(rb.Entries) {
+		return fmt.Errorf("%d revocation entries at sequence %d, %d at %d in the source", len(rb.Entries), rb.Seq, len(ra.Entries), ra.Seq)
+	}
+	for _, e := range rb.Entries {
+		w, ok := want[e.Serial]
+		if !ok || w.Reason != e.Reason || !w.RevokedAt.Truncate(time.Microsecond).Equal(e.RevokedAt) || !w.NotAfter.Truncate(time.Microsecond).Equal(e.NotAfter) {
+			return fmt.Errorf("revocation entry %s differs from the source's", e.Serial)
+		}
+	}
 	return nil
 }
 

@@ -403,3 +403,39 @@ func TestMigrateCLI(t *testing.T) {
 		t.Error("no admin record in PostgreSQL")
 	}
 }
+
+// An import that fails leaves the target empty, so migrate can run again.
+func TestImportFailureLeavesTargetEmpty(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	dst, err := postgres.Open(ctx, url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	imp, err := dst.Import(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &storage.Cert{Serial: "0a", Subject: "x", NotAfter: time.Now().Add(time.Hour), Method: storage.MethodToken, Status: storage.StatusValid}
+	for range 2 { // the same serial twice
+		if err := imp.Add(ctx, storage.Record{Kind: storage.KindCert, Cert: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := imp.Add(ctx, storage.Record{Kind: storage.KindCounters, Counters: &storage.Counters{RevSeq: 9, CRL: storage.CRL{Number: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := imp.Commit(ctx); err == nil {
+		t.Fatal("an import with a repeated serial committed")
+	}
+	n, ctr, err := dst.ExportCounts(ctx)
+	if err != nil || n[storage.KindCert] != 0 || ctr.RevSeq != 0 || ctr.CRL.Number != 0 {
+		t.Fatalf("after a failed import: %v %+v %v", n, ctr, err)
+	}
+	dir := t.TempDir()
+	fillBolt(t, filepath.Join(dir, "anchorage.db"), time.Now().Truncate(time.Second))
+	if err := migrate(ctx, new(bytes.Buffer), dir, url, "", ""); err != nil {
+		t.Fatalf("migrate after a failed import: %v", err)
+	}
+}
