@@ -22,11 +22,13 @@ import (
 	"github.com/anchorage-pki/anchorage/problem"
 	"github.com/anchorage-pki/anchorage/signer"
 	"github.com/anchorage-pki/anchorage/storage"
+	"github.com/anchorage-pki/anchorage/storage/postgres"
 )
 
 // cluster is three CA replicas on one PostgreSQL database, with one trust
 // anchor at localaws configured on all of them.
 type cluster struct {
+	url    string // the database
 	aws    *testenv.AWS
 	anchor string
 	reps   []*testCA
@@ -34,8 +36,8 @@ type cluster struct {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	cl := &cluster{aws: testenv.StartAWS(t)}
-	a := testenv.InitCAOnPostgres(t, pgtest.URL(t))
+	cl := &cluster{aws: testenv.StartAWS(t), url: pgtest.URL(t)}
+	a := testenv.InitCAOnPostgres(t, cl.url)
 	cl.anchor, _ = cl.aws.Setup(t, a.CACert(t))
 	a.AddAnchor(t, cl.anchor, cl.aws.URL)
 	b, c := a.Replica(t), a.Replica(t)
@@ -283,6 +285,32 @@ func TestPushLeaseFailover(t *testing.T) {
 		t.Errorf("/metrics of a non-holder does not name the push holder %q:\n%s", l.Holder, m)
 	}
 
+	// The stored anchor status, which revoke --wait on every replica reads,
+	// never goes back across the failovers.
+	watch, err := postgres.Open(ctx, cl.url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+	wctx, wcancel := context.WithCancel(ctx)
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		var last uint64
+		for wctx.Err() == nil {
+			st, err := watch.AnchorStatuses(wctx)
+			if err == nil {
+				if n := st[cl.anchor].CRLNumber; n < last {
+					t.Errorf("stored anchor status went back from CRL %d to %d", last, n)
+				} else {
+					last = n
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	defer func() { wcancel(); <-wdone }()
+
 	var times []time.Duration
 	const kills = 5
 	for k := range kills {
@@ -290,9 +318,10 @@ func TestPushLeaseFailover(t *testing.T) {
 		victim := cl.reps[i]
 		survivor := cl.reps[(i+1)%3]
 		e := enrollOn(t, survivor, "failover.example.com")
-		stopped := time.Now()
+		stopping := time.Now()
 		victim.Stop()
 		victim.Srv = nil
+		stopped := time.Now()
 		rr, err := survivor.Admin(t).Revoke(ctx, apiv1.RevokeRequest{Serial: e.Serial, Reason: "keyCompromise"})
 		if err != nil {
 			t.Fatalf("revoke through a survivor: %v", err)
@@ -307,8 +336,8 @@ func TestPushLeaseFailover(t *testing.T) {
 			t.Fatalf("push lease still names the stopped replica: %+v", nl)
 		}
 		times = append(times, took)
-		t.Logf("kill %d: replica %d held push since %s; replica %d pushed CRL %d %v after the stop",
-			k, i, l.Since.Format(time.RFC3339), j, rr.CRLNumber, took)
+		t.Logf("kill %d: replica %d held push since %s, stopped in %v; replica %d took the lease %v and the anchor held CRL %d %v after the stop",
+			k, i, l.Since.Format(time.RFC3339), stopped.Sub(stopping), j, nl.Since.Sub(stopped).Round(time.Millisecond), rr.CRLNumber, took)
 		victim.Start(t)
 	}
 	if n := cl.aws.Count("POST", "/crls"); n != 1 {
