@@ -199,6 +199,7 @@ func (p *Pusher) Kick() {
 func (p *Pusher) Run(ctx context.Context) {
 	sub, stop := p.o.Store.Watch(storage.TopicCRL)
 	defer stop()
+	p.takeOver(ctx)
 	verify := time.NewTicker(p.o.Verify)
 	defer verify.Stop()
 	backoff := time.Second
@@ -334,6 +335,28 @@ func (p *Pusher) pushAll(ctx context.Context) (behind bool) {
 		}
 	}
 	return behind
+}
+
+// takeOver starts a run from the stored status: with several replicas the
+// one taking the push lease may have loaded its status long ago, while
+// another replica pushed; pushing from that memory would record older
+// numbers over newer ones. What each anchor holds is read back again too.
+func (p *Pusher) takeOver(ctx context.Context) {
+	st, err := p.o.Store.AnchorStatuses(ctx)
+	if err != nil {
+		p.o.Logger.Error("anchorsync: reloading anchor status at lease start; going on from memory", "err", err)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for arn := range p.status {
+		if s, ok := st[arn]; ok {
+			s.ARN = arn
+			p.status[arn] = s
+		}
+	}
+	p.verified = map[string]bool{}
+	p.held = map[string]map[string]struct{}{}
 }
 
 func (p *Pusher) isVerified(arn string) bool {

@@ -85,9 +85,9 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.o.Leases != nil {
 		if ls, err := s.o.Leases.Leases(r.Context()); err == nil {
-			metric("anchorage_lease_held_since_timestamp_seconds", "gauge", "When this CA process took the lease (crl: CRL updater, push: trust-anchor pusher).")
+			metric("anchorage_lease_held_since_timestamp_seconds", "gauge", "When the holder (a CA process; with PostgreSQL any replica's) took the lease (crl: CRL updater, push: trust-anchor pusher).")
 			for _, l := range ls {
-				fmt.Fprintf(&b, "anchorage_lease_held_since_timestamp_seconds{lease=%q} %d\n", l.Name, l.Since.Unix())
+				fmt.Fprintf(&b, "anchorage_lease_held_since_timestamp_seconds{lease=%q,holder=%q} %d\n", l.Name, l.Holder, l.Since.Unix())
 			}
 		}
 	}

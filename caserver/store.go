@@ -84,7 +84,11 @@ func openStore(ctx context.Context, cfg *config.CA) (st Store, where string, err
 		return d, cfg.Path(cfg.Paths.DB), nil
 	}
 	p := cfg.Storage.Postgres
-	o := postgres.Options{MaxConns: p.MaxConns}
+	// Replicas on one database are told apart in Leases (/health,
+	// /metrics) by host, process and listen address: two replicas on one
+	// host, or in one test process, differ in the last.
+	host, _ := os.Hostname()
+	o := postgres.Options{MaxConns: p.MaxConns, Holder: fmt.Sprintf("%s pid %d listen %s", host, os.Getpid(), cfg.Listen)}
 	if p.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.Path(p.PasswordFile))
 		if err != nil {

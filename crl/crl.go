@@ -157,6 +157,11 @@ func (u *Updater) Current() *CRL {
 		u.o.Logger.Error("reading the newest CRL", "err", err)
 		return c
 	}
+	if fresh != nil {
+		// Built by another replica: this replica's file follows too, so
+		// its start-up check catches a database older than what it served.
+		u.writeFile(fresh.Number, fresh.DER)
+	}
 	return fresh
 }
 

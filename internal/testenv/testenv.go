@@ -417,3 +417,49 @@ func (c *CA) WaitAnchors(t testing.TB, want uint64, timeout time.Duration) *apiv
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Replica returns another CA process on the same records: a copy of c's
+// directory (keys, certificates, config) whose config differs only in its
+// listen address, a fresh loopback port. cfg.URL, the name tokens are
+// minted for, stays c's, as replicas behind one name share it; the
+// returned CA's URL is its own address, for clients that pick a replica.
+// It makes sense only for a CA on PostgreSQL. Call before any Start.
+func (c *CA) Replica(t testing.TB) *CA {
+	t.Helper()
+	dir := t.TempDir()
+	err := filepath.WalkDir(c.Dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(c.Dir, path)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dir, rel), fi.Mode().Perm())
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, rel), b, fi.Mode().Perm()) // key files stay 0600
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen = ln.Addr().String()
+	ln.Close()
+	if err := cfg.Save(); err != nil {
+		t.Fatal(err)
+	}
+	return &CA{Dir: dir, URL: "https://" + cfg.Listen, Cfg: cfg, Root: c.Root}
+}
