@@ -10,7 +10,7 @@ import (
 
 // The bbolt backend passes the conformance suite every backend passes.
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storagetest.Backend {
+	storagetest.Run(t, func(t *testing.T) storage.Backend {
 		d, err := storage.Create(filepath.Join(t.TempDir(), "a.db"))
 		if err != nil {
 			t.Fatal(err)

@@ -35,7 +35,7 @@ func open(t *testing.T, url, holder string) *postgres.DB {
 
 // The PostgreSQL backend passes the conformance suite the bbolt one does.
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storagetest.Backend { return open(t, pgtest.URL(t), "") })
+	storagetest.Run(t, func(t *testing.T) storage.Backend { return open(t, pgtest.URL(t), "") })
 }
 
 // Migrations run once, whoever opens first; opening again is a no-op.
