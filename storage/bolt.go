@@ -35,7 +35,7 @@ var (
 type DB struct {
 	db     *bolt.DB
 	group  *groupCommit
-	watch  watchers
+	watch  Signals
 	leases leases
 }
 
@@ -47,7 +47,7 @@ func (d *DB) Close() error { return d.db.Close() }
 
 // Watch returns a channel signalled after each commit that changes t, and
 // a function that stops the signals.
-func (d *DB) Watch(t Topic) (<-chan struct{}, func()) { return d.watch.watch(t) }
+func (d *DB) Watch(t Topic) (<-chan struct{}, func()) { return d.watch.Watch(t) }
 
 func u64(b []byte) uint64 {
 	if len(b) != 8 {
@@ -444,7 +444,7 @@ func (d *DB) revoke(ctx context.Context, reason int, at time.Time, by string, pi
 		return nil, err
 	}
 	if len(res.Changed) > 0 {
-		d.watch.signal(TopicRevocation)
+		d.watch.Signal(TopicRevocation)
 	}
 	return res, nil
 }
@@ -583,7 +583,7 @@ func (d *DB) SaveCRL(ctx context.Context, c CRL) error {
 		return m.Put(keyCRLDER, c.DER)
 	})
 	if err == nil {
-		d.watch.signal(TopicCRL)
+		d.watch.Signal(TopicCRL)
 	}
 	return err
 }
@@ -598,7 +598,7 @@ func (d *DB) PutAnchorStatus(ctx context.Context, s AnchorStatus) error {
 		return tx.Bucket(bucketAnchors).Put([]byte(s.ARN), v)
 	})
 	if err == nil {
-		d.watch.signal(TopicAnchors)
+		d.watch.Signal(TopicAnchors)
 	}
 	return err
 }
@@ -687,7 +687,7 @@ func (d *DB) RecoverRevocations(ctx context.Context, entries []Revocation, maxLi
 		return 0, fmt.Errorf("storage: recover revocations: %w", err)
 	}
 	if n > 0 {
-		d.watch.signal(TopicRevocation)
+		d.watch.Signal(TopicRevocation)
 	}
 	return n, nil
 }

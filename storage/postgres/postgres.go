@@ -91,7 +91,7 @@ type DB struct {
 	holder string
 	log    *slog.Logger
 
-	watch   watchers
+	watch   storage.Signals
 	mu      sync.Mutex // guards closing, so no monitor starts once Close waits
 	closing bool
 	closed  chan struct{}

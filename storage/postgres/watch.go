@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,44 +10,10 @@ import (
 	"github.com/anchorage-pki/anchorage/storage"
 )
 
-// watchers fans a change signal out to every in-process subscriber of a
-// topic, as storage/watch.go does: one pending signal per channel.
-type watchers struct {
-	mu   sync.Mutex
-	subs map[storage.Topic]map[chan struct{}]struct{}
-}
-
 // Watch returns a channel signalled after each commit, on any replica,
-// that changes t, and a function that stops the signals.
-func (d *DB) Watch(t storage.Topic) (<-chan struct{}, func()) {
-	w := &d.watch
-	ch := make(chan struct{}, 1)
-	w.mu.Lock()
-	if w.subs == nil {
-		w.subs = map[storage.Topic]map[chan struct{}]struct{}{}
-	}
-	if w.subs[t] == nil {
-		w.subs[t] = map[chan struct{}]struct{}{}
-	}
-	w.subs[t][ch] = struct{}{}
-	w.mu.Unlock()
-	return ch, func() {
-		w.mu.Lock()
-		delete(w.subs[t], ch)
-		w.mu.Unlock()
-	}
-}
-
-func (w *watchers) signal(t storage.Topic) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for ch := range w.subs[t] {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
+// that changes t (NOTIFY, fanned out in-process by storage.Signals), and a
+// function that stops the signals.
+func (d *DB) Watch(t storage.Topic) (<-chan struct{}, func()) { return d.watch.Watch(t) }
 
 // listen opens the LISTEN connection before Open returns, so no commit
 // after Open goes unsignalled, and keeps it up in the background.
@@ -100,7 +65,7 @@ func (d *DB) listenLoop(conn *pgx.Conn) {
 				break
 			}
 			if t, ok := topic[n.Channel]; ok {
-				d.watch.signal(t)
+				d.watch.Signal(t)
 			}
 		}
 		if ctx.Err() != nil {
@@ -121,7 +86,7 @@ func (d *DB) listenLoop(conn *pgx.Conn) {
 		}
 		// Changes committed while no one listened were not signalled.
 		for t := range channels {
-			d.watch.signal(storage.Topic(t))
+			d.watch.Signal(storage.Topic(t))
 		}
 	}
 }
