@@ -3,10 +3,8 @@ package storage
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -104,36 +102,3 @@ func TestSecondOpenFailsClearly(t *testing.T) {
 	}
 }
 
-// One failing writer in a shared commit must not sink the others.
-func TestGroupCommitIsolatesFailures(t *testing.T) {
-	ctx := context.Background()
-	d, _ := openTemp(t)
-	exp := time.Now().Add(time.Minute)
-	if err := d.PutCertUsingToken(ctx, cert("ff", "a", exp), "dup", exp); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, 30)
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			jti := fmt.Sprintf("jti-%d", i)
-			if i%10 == 0 {
-				jti = "dup"
-			}
-			errs[i] = d.PutCertUsingToken(ctx, cert(fmt.Sprintf("%02x", i+1), "a", exp), jti, exp)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		want := i%10 == 0
-		if (err != nil) != want || (want && !errors.Is(err, ErrTokenUsed)) {
-			t.Errorf("writer %d: %v", i, err)
-		}
-	}
-	all, _ := d.ListCerts(ctx, Filter{}, time.Now())
-	if len(all) != 28 {
-		t.Errorf("%d certificates stored, want 28", len(all))
-	}
-}
