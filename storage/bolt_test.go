@@ -101,4 +101,3 @@ func TestSecondOpenFailsClearly(t *testing.T) {
 		t.Errorf("second open: %v", err)
 	}
 }
-
