@@ -254,6 +254,9 @@ func csrKeyID(csr *x509.CertificateRequest) string {
 // logged as a possible stolen certificate.
 func (a *Authority) Renew(ctx context.Context, current *x509.Certificate, csr *x509.CertificateRequest) (*Issued, error) {
 	serial := SerialHex(current.SerialNumber)
+	stripe := &a.renewing[fnv32(serial)%uint32(len(a.renewing))]
+	stripe.Lock()
+	defer stripe.Unlock()
 	rec, err := a.store.Cert(ctx, serial)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrUnknownCert
@@ -266,12 +269,6 @@ func (a *Authority) Renew(ctx context.Context, current *x509.Certificate, csr *x
 	}
 	if rec.Method == storage.MethodAdmin || rec.Method == storage.MethodTLS {
 		return nil, fmt.Errorf("%w: %s certificates are not renewed over the API", ErrUnknownCert, rec.Method)
-	}
-	stripe := &a.renewing[fnv32(serial)%uint32(len(a.renewing))]
-	stripe.Lock()
-	defer stripe.Unlock()
-	if rec, err = a.store.Cert(ctx, serial); err != nil {
-		return nil, fmt.Errorf("ca: look up certificate: %w", err)
 	}
 	now := a.now()
 	switch {
