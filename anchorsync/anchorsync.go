@@ -19,7 +19,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -452,13 +451,9 @@ func (p *Pusher) readBack(ctx context.Context, a Anchor, crlID string) (*heldCRL
 }
 
 func (h *heldCRL) parse(data []byte, issuer *x509.Certificate) error {
-	der := data
-	if b, _ := pem.Decode(data); b != nil {
-		der = b.Bytes
-	}
-	rl, err := x509.ParseRevocationList(der)
+	rl, der, err := crl.Parse(data)
 	if err != nil {
-		return fmt.Errorf("CRL does not parse: %w", err)
+		return err
 	}
 	if rl.Number != nil && rl.Number.IsUint64() {
 		h.number = rl.Number.Uint64()

@@ -367,19 +367,29 @@ func encodePEM(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
 }
 
-// NumberOf returns the CRL number of a CRL in DER or PEM.
-func NumberOf(data []byte) (uint64, error) {
+// Parse parses a CRL given as DER or as one PEM "X509 CRL" block (what
+// Roles Anywhere's GetCrl answers) and returns it with its DER.
+func Parse(data []byte) (*x509.RevocationList, []byte, error) {
 	der := data
 	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN")) {
 		b, _ := pem.Decode(data)
 		if b == nil || b.Type != "X509 CRL" {
-			return 0, errors.New("no X509 CRL PEM block")
+			return nil, nil, errors.New("no X509 CRL PEM block")
 		}
 		der = b.Bytes
 	}
 	rl, err := x509.ParseRevocationList(der)
 	if err != nil {
-		return 0, fmt.Errorf("CRL does not parse: %w", err)
+		return nil, nil, fmt.Errorf("CRL does not parse: %w", err)
+	}
+	return rl, der, nil
+}
+
+// NumberOf returns the CRL number of a CRL in DER or PEM.
+func NumberOf(data []byte) (uint64, error) {
+	rl, _, err := Parse(data)
+	if err != nil {
+		return 0, err
 	}
 	if rl.Number == nil || !rl.Number.IsUint64() {
 		return 0, errors.New("CRL has no usable CRL number")
