@@ -37,6 +37,8 @@ type Backend interface {
 	SaveCRL(ctx context.Context, c CRL) error
 	PutAnchorStatus(ctx context.Context, s AnchorStatus) error
 	AnchorStatuses(ctx context.Context) (map[string]AnchorStatus, error)
+	PutAuditSnapshot(ctx context.Context, s AuditSnapshot) error
+	AuditSnapshot(ctx context.Context) (AuditSnapshot, error)
 
 	ACMEAccount(ctx context.Context, id string) (*ACMEAccount, error)
 	ACMEAccountByKey(ctx context.Context, provisioner, thumbprint string) (*ACMEAccount, error)

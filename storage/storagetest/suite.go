@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		{"FailingWritersIsolated", testFailingWritersIsolated},
 		{"CRLNumberStrictlyIncreases", testCRLNumberStrictlyIncreases},
 		{"AnchorStatus", testAnchorStatus},
+		{"AuditSnapshot", testAuditSnapshot},
 		{"LineageRenewal", testLineageRenewal},
 		{"RenewalRaceWithRevoke", testRenewalRaceWithRevoke},
 		{"WatchSignalsAfterCommits", testWatch},
@@ -342,6 +343,33 @@ func testAnchorStatus(t *testing.T, open Opener) {
 	all, err := d.AnchorStatuses(ctx)
 	if err != nil || len(all) != 2 || all[s.ARN].CRLNumber != 4 || all[s.ARN].Attempts != 2 || all[s.ARN].CRLID != "id" || !all[s.ARN].PushedAt.Equal(t0) || all["other"].LastError != "boom" {
 		t.Errorf("%v %v", all, err)
+	}
+}
+
+// The audit snapshot is absent until the first one, then the newest wins.
+func testAuditSnapshot(t *testing.T, open Opener) {
+	ctx := context.Background()
+	d := open(t)
+	if _, err := d.AuditSnapshot(ctx); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("before any audit: %v, want ErrNotFound", err)
+	}
+	tests := []struct {
+		at   time.Time
+		data string
+	}{
+		{t0, `{"subjects":["a"]}`},
+		{t0.Add(time.Hour), `{"subjects":["a","b"],"n":2}`},
+	}
+	for _, tt := range tests {
+		must(t, d.PutAuditSnapshot(ctx, AuditSnapshot{TakenAt: tt.at, Data: []byte(tt.data)}))
+		got, err := d.AuditSnapshot(ctx)
+		must(t, err)
+		if !got.TakenAt.Equal(tt.at) || string(got.Data) != tt.data {
+			t.Errorf("got %v %s, want %v %s", got.TakenAt, got.Data, tt.at, tt.data)
+		}
+	}
+	if err := d.PutAuditSnapshot(ctx, AuditSnapshot{TakenAt: t0, Data: []byte("{not json")}); err == nil {
+		t.Error("a snapshot that is not JSON was stored")
 	}
 }
 
