@@ -163,7 +163,7 @@ func TestResourceMatching(t *testing.T) {
 		{"arn:aws:iam::*:role/x", "arn:aws:iam::111122223333:role/x", true},
 		{"arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:us-east-1:111122223333:instance/i-1", true},
 		{"arn:aws:ec2:*", "arn:aws:ec2:us-east-1:111122223333:instance/i-1", true}, // a segment-ending * crosses colons
-		{"arn:aws:iam::1:role/a*b", "arn:aws:iam::1:role/a:b", false},            // a mid-segment * does not
+		{"arn:aws:iam::1:role/a*b", "arn:aws:iam::1:role/a:b", false},              // a mid-segment * does not
 		{"arn:aws:iam::1:role/a*b", "arn:aws:iam::1:role/a/x/b", true},
 		{"arn:aws:iam::1:role/a?b", "arn:aws:iam::1:role/a:b", false},
 		{"arn:aws:s3:::b", "", false},
