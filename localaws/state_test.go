@@ -21,6 +21,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	pki := newPKI(t, "state")
 	_, ts1 := startServer(t, Config{StateFile: stateFile})
 	c1 := raClient(ts1.URL, testAdminKey, testAdminSecret, "")
+	createRole(t, iamClient(ts1.URL, testAdminKey, testAdminSecret), roleName(testRoleArn), rolesAnywhereTrustPolicy)
 	ta, err := c1.CreateTrustAnchor(ctx, &rolesanywhere.CreateTrustAnchorInput{Name: aws.String("root"), Enabled: aws.Bool(true),
 		Source: anchorSource(pki)})
 	mustOK(t, err)
@@ -77,7 +78,9 @@ func TestStateFileRejectsGarbage(t *testing.T) {
 	for name, content := range map[string]string{
 		"not JSON":      "{",
 		"unknown key":   `{"version":1,"trustAnchors":{},"profiles":{},"crls":{},"credentials":{},"extra":1}`,
-		"wrong version": `{"version":2,"trustAnchors":{},"profiles":{},"crls":{},"credentials":{}}`,
+		"wrong version": `{"version":3,"accounts":{},"credentials":{}}`,
+		"v2 unknown key": `{"version":2,"accounts":{},"credentials":{},"trustAnchors":{}}`,
+		"v2 null map":    `{"version":2,"accounts":{"123456789012":{"trustAnchors":null,"profiles":{},"crls":{}}},"credentials":{}}`,
 		"null map":      `{"version":1,"trustAnchors":null,"profiles":{},"crls":{},"credentials":{}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
