@@ -288,7 +288,7 @@ func (s *AWSSource) readIAM(ctx context.Context, c *iam.Client, a *Account) erro
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r := readRole(ctx, c, policies, arn)
+			r := readRole(ctx, c, policies, a.ID, arn)
 			mu.Lock()
 			a.Roles[arn] = r
 			mu.Unlock()
@@ -310,9 +310,15 @@ func (s *AWSSource) readIAM(ctx context.Context, c *iam.Client, a *Account) erro
 
 // readRole reads one role; a role that cannot be read is recorded with its
 // error (a profile naming a deleted role is a finding, not a failed audit).
-func readRole(ctx context.Context, c *iam.Client, pc *policyCache, arn string) *Role {
+func readRole(ctx context.Context, c *iam.Client, pc *policyCache, account, arn string) *Role {
 	name := arn[strings.LastIndex(arn, "/")+1:]
 	r := &Role{ARN: arn, Name: name}
+	if parts := strings.Split(arn, ":"); len(parts) < 6 || parts[4] != account {
+		// GetRole takes a name: reading it here would read this
+		// account's role of that name, not the one the profile names.
+		r.Err = fmt.Errorf("role %s is not in account %s, whose credentials the audit has", arn, account)
+		return r
+	}
 	out, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
 	if err != nil {
 		r.Err = fmt.Errorf("GetRole %s: %w", name, err)

@@ -1,0 +1,138 @@
+package audit
+
+import (
+	"strings"
+
+	"github.com/anchorage-pki/anchorage/iampolicy"
+)
+
+// parsed is a policy document parsed once per audit, with what the
+// findings need to know about it.
+type parsed struct {
+	p   *iampolicy.Policy
+	err error
+	// admin: some unconditioned Allow grants every action (or all of IAM,
+	// which grants itself the rest) on every resource.
+	admin bool
+	// wildcardAction and wildcardResource name (Sid or #index) the first
+	// Allow statement with Action "*" / Resource "*".
+	wildcardAction, wildcardResource string
+}
+
+func (an *analysis) parse(doc string) *parsed {
+	if p, ok := an.policies[doc]; ok {
+		return p
+	}
+	p := &parsed{}
+	p.p, p.err = iampolicy.Parse([]byte(doc))
+	if p.err == nil {
+		for i := range p.p.Statements {
+			s := &p.p.Statements[i]
+			if !s.Allows() {
+				continue
+			}
+			allRes := s.NotResource == nil && (s.Resource == nil || contains(s.Resource, "*"))
+			allAct := s.NotAction != nil || contains(s.Action, "*")
+			if allRes && len(s.Conditions) == 0 && (allAct || containsFold(s.Action, "iam:*")) {
+				p.admin = true
+			}
+			if allAct && p.wildcardAction == "" {
+				p.wildcardAction = stmtName(s)
+			}
+			if s.NotResource == nil && contains(s.Resource, "*") && p.wildcardResource == "" {
+				p.wildcardResource = stmtName(s)
+			}
+		}
+	}
+	an.policies[doc] = p
+	return p
+}
+
+func contains(xs []string, v string) bool {
+	for _, x := range xs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func containsFold(xs []string, v string) bool {
+	for _, x := range xs {
+		if strings.EqualFold(x, v) {
+			return true
+		}
+	}
+	return false
+}
+
+func stmtName(s *iampolicy.Statement) string {
+	if s.Sid != "" {
+		return s.Sid
+	}
+	return "#" + itoa(s.Index)
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	neg := i < 0
+	if neg {
+		i = -i
+	}
+	for i > 0 {
+		b = append([]byte{byte('0' + i%10)}, b...)
+		i /= 10
+	}
+	if neg {
+		b = append([]byte{'-'}, b...)
+	}
+	return string(b)
+}
+
+// servicePrincipal is who CreateSession assumes roles as.
+const servicePrincipal = "rolesanywhere.amazonaws.com"
+
+// SessionActions are the actions Roles Anywhere performs on the role in
+// CreateSession; the trust policy must allow each of them.
+var SessionActions = []string{"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"}
+
+// trustConditions reports, over the Allow statements of a trust policy that
+// admit rolesanywhere.amazonaws.com, whether every one of them pins the
+// certificate (a condition on a subject or SAN tag) and whether every one
+// pins the trust anchor (aws:SourceArn), and whether there is any.
+func trustConditions(tp *parsed) (subject, sourceArn, any bool) {
+	subject, sourceArn = true, true
+	for i := range tp.p.Statements {
+		s := &tp.p.Statements[i]
+		if !s.Allows() || !admitsService(s) {
+			continue
+		}
+		any = true
+		var subj, src bool
+		for _, c := range s.Conditions {
+			if isSubjectOrSANKey(c.Key) && !c.Negated() {
+				subj = true
+			}
+			if strings.EqualFold(c.Key, "aws:SourceArn") && !c.Negated() {
+				src = true
+			}
+		}
+		subject = subject && subj
+		sourceArn = sourceArn && src
+	}
+	return subject, sourceArn, any
+}
+
+// admitsService reports whether a statement lets the Roles Anywhere service
+// principal perform sts:AssumeRole.
+func admitsService(s *iampolicy.Statement) bool {
+	r := iampolicy.Request{Principal: map[string][]string{iampolicy.PrincipalService: {servicePrincipal}}, Action: "sts:AssumeRole"}
+	// Matches without conditions: the question is who the statement is
+	// for, not whether this request meets it.
+	c := *s
+	c.Conditions = nil
+	return c.Matches(r, false)
+}
