@@ -105,7 +105,7 @@ func AccessLevel(action string) string {
 	if permServices[svc] {
 		return LevelPermissions
 	}
-	if wild && lit == "" {
+	if name == "*" {
 		// svc:* includes the service's resource-policy actions.
 		return LevelPermissions
 	}
