@@ -127,7 +127,7 @@ func fixedWorld(t *testing.T) (*World, map[string]Cert) {
 		Subjects: []Subject{
 			{ID: "s-web", ARN: "arn:subject/s-web", X509Subject: "CN=web-01,O=Example", Enabled: true,
 				Credentials: []SubjectCredential{{Serial: "4097", Issuer: "CN=Example Issuing CA", SeenAt: now.Add(-time.Hour)}},
-				Instances: []InstanceProperties{{Properties: map[string]string{"host": "a"}, SeenAt: now.Add(-time.Hour)}, {Properties: map[string]string{"host": "b"}, SeenAt: now.Add(-time.Hour)}}},
+				Instances:   []InstanceProperties{{Properties: map[string]string{"host": "a"}, SeenAt: now.Add(-time.Hour)}, {Properties: map[string]string{"host": "b"}, SeenAt: now.Add(-time.Hour)}}},
 			{ID: "s-out", ARN: "arn:subject/s-out", X509Subject: "CN=intruder", Enabled: true,
 				Credentials: []SubjectCredential{{Serial: "39321", Issuer: "CN=Someone Else CA", SeenAt: now, DER: out.Cert.Raw}}},
 			{ID: "s-db", ARN: "arn:subject/s-db", X509Subject: "CN=db-01,O=Example", Enabled: true,
