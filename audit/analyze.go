@@ -264,6 +264,9 @@ func (an *analysis) certificates() {
 			byKey[c.KeyID] = append(byKey[c.KeyID], c)
 		}
 		done++
+		if w.Progress != nil && (done%100 == 0 || done == len(w.Certs)) {
+			w.Progress("analysed %d/%d certificates", done, len(w.Certs))
+		}
 	}
 	keys := make([]string, 0, len(byKey))
 	for k := range byKey {

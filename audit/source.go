@@ -108,7 +108,12 @@ func (s *AWSSource) Account(ctx context.Context, t Target) (*Account, error) {
 		}
 	})
 	a := &Account{Name: t.Name, Region: t.Region, Roles: map[string]*Role{}}
-	id, err := stsc.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	// Who the credentials are, and whether the endpoint answers at all:
+	// tried twice only, so an unreachable endpoint fails in seconds, not
+	// after the patient retries the control plane gets.
+	id, err := stsc.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, func(o *sts.Options) {
+		o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 2)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("account %s: sts GetCallerIdentity: %w", t.Name, err)
 	}

@@ -24,6 +24,9 @@ type World struct {
 	MaxLifetime time.Duration
 	// Previous is the last audit's snapshot, nil on the first audit.
 	Previous *Snapshot
+	// Progress, when set, hears how far Analyze is (every 100
+	// certificates).
+	Progress func(format string, args ...any)
 }
 
 // Cert is one live certificate of the CA.

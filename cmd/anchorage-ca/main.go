@@ -35,6 +35,7 @@ func run(args []string) int {
 		newAdminCmd(),
 		newLocalAWSCmd(),
 		newMigrateCmd(),
+		newAuditCmd(),
 	)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
