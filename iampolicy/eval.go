@@ -53,6 +53,13 @@ func Evaluate(r Request, policies ...*Policy) Decision {
 }
 
 func evaluate(r Request, ctx context, policies []*Policy) Decision {
+	return evaluateMode(r, ctx, policies, false)
+}
+
+// evaluateMode with upper decides the auditor's upper bound: Allow statements
+// count whatever their conditions (and a policy variable without a value
+// matches anything), Deny statements count only if unconditional.
+func evaluateMode(r Request, ctx context, policies []*Policy, upper bool) Decision {
 	d := ImplicitDeny
 	for _, p := range policies {
 		if p == nil {
@@ -61,7 +68,7 @@ func evaluate(r Request, ctx context, policies []*Policy) Decision {
 		subst := p.Version == VersionCurrent
 		for i := range p.Statements {
 			s := &p.Statements[i]
-			if !s.matches(r, ctx, subst) {
+			if !s.matchesMode(r, ctx, subst, upper) {
 				continue
 			}
 			if s.Effect == EffectDeny {
@@ -83,6 +90,14 @@ func (s *Statement) Matches(r Request, substitute bool) bool {
 }
 
 func (s *Statement) matches(r Request, ctx context, subst bool) bool {
+	return s.matchesMode(r, ctx, subst, false)
+}
+
+func (s *Statement) matchesMode(r Request, ctx context, subst, upper bool) bool {
+	wideOpen := upper && s.Effect == EffectAllow
+	if upper && s.Effect != EffectAllow && len(s.Conditions) > 0 {
+		return false
+	}
 	if s.Principal != nil && !matchPrincipals(s.Principal, r.Principal) {
 		return false
 	}
@@ -103,13 +118,18 @@ func (s *Statement) matches(r Request, ctx context, subst bool) bool {
 	}
 	switch {
 	case s.Resource != nil:
-		if !matchAnyResource(s.Resource, r.Resource, ctx, subst) {
+		if !matchAnyResource(s.Resource, r.Resource, ctx, subst, wideOpen) {
 			return false
 		}
 	case s.NotResource != nil:
-		if matchAnyResource(s.NotResource, r.Resource, ctx, subst) {
+		// For the upper bound a Deny's NotResource excludes as much as it
+		// could: a variable without a value matches anything.
+		if matchAnyResource(s.NotResource, r.Resource, ctx, subst, upper && s.Effect == EffectDeny) {
 			return false
 		}
+	}
+	if wideOpen {
+		return true
 	}
 	for i := range s.Conditions {
 		if !evalCondition(&s.Conditions[i], ctx, subst) {
@@ -224,14 +244,17 @@ func (e Effective) Allows(action, resource string, ctx map[string][]string) Deci
 func (e Effective) Decide(r Request) Decision { return e.decide(r) }
 
 func (e Effective) decide(r Request) Decision {
-	ctx := newContext(r.Context)
+	return e.decideMode(r, newContext(r.Context), false)
+}
+
+func (e Effective) decideMode(r Request, ctx context, upper bool) Decision {
 	types := [][]*Policy{e.Identity, nonNil(e.Boundary), nonNil(e.Session)}
 	allowed := true
 	for i, ps := range types {
 		if i > 0 && len(ps) == 0 {
 			continue // boundary and session policies only ever restrict
 		}
-		switch evaluate(r, ctx, ps) {
+		switch evaluateMode(r, ctx, ps, upper) {
 		case ExplicitDeny:
 			return ExplicitDeny
 		case ImplicitDeny:

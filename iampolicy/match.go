@@ -202,19 +202,25 @@ func matchAnyAction(patterns []string, action string) bool {
 // matchResource: case-sensitive, wildcards per the Resource element's
 // segment rule, policy variables substituted when the version allows.
 func matchResource(pattern, resource string, ctx context, substitute bool) bool {
+	return matchResourceMode(pattern, resource, ctx, substitute, false)
+}
+
+// matchResourceMode with wideOpen (the auditor's upper bound) lets a variable
+// without a value match anything in its place.
+func matchResourceMode(pattern, resource string, ctx context, substitute, wideOpen bool) bool {
 	if pattern == "*" {
 		return true
 	}
-	parts, ok := expand(pattern, ctx, substitute)
+	parts, ok := expandMode(pattern, ctx, substitute, wideOpen)
 	if !ok {
 		return false
 	}
 	return matchPattern(compileParts(parts, false, true), resource)
 }
 
-func matchAnyResource(patterns []string, resource string, ctx context, substitute bool) bool {
+func matchAnyResource(patterns []string, resource string, ctx context, substitute, wideOpen bool) bool {
 	for _, p := range patterns {
-		if matchResource(p, resource, ctx, substitute) {
+		if matchResourceMode(p, resource, ctx, substitute, wideOpen) {
 			return true
 		}
 	}
@@ -228,6 +234,11 @@ func matchAnyResource(patterns []string, resource string, ctx context, substitut
 // nothing. Without substitute (policy version 2008-10-17) the text is taken
 // as written.
 func expand(raw string, ctx context, substitute bool) ([]part, bool) {
+	return expandMode(raw, ctx, substitute, false)
+}
+
+// expandMode with wideOpen turns a variable without a value into a wildcard *.
+func expandMode(raw string, ctx context, substitute, wideOpen bool) ([]part, bool) {
 	if !substitute || !strings.Contains(raw, "${") {
 		return []part{{raw, false}}, true
 	}
@@ -264,6 +275,8 @@ func expand(raw string, ctx context, substitute bool) ([]part, bool) {
 			out = append(out, part{vs[0], true})
 		} else if hasDef {
 			out = append(out, part{def, true})
+		} else if wideOpen {
+			out = append(out, part{"*", false})
 		} else {
 			return nil, false
 		}

@@ -76,12 +76,12 @@ func TestStateSurvivesRestart(t *testing.T) {
 
 func TestStateFileRejectsGarbage(t *testing.T) {
 	for name, content := range map[string]string{
-		"not JSON":      "{",
-		"unknown key":   `{"version":1,"trustAnchors":{},"profiles":{},"crls":{},"credentials":{},"extra":1}`,
-		"wrong version": `{"version":3,"accounts":{},"credentials":{}}`,
+		"not JSON":       "{",
+		"unknown key":    `{"version":1,"trustAnchors":{},"profiles":{},"crls":{},"credentials":{},"extra":1}`,
+		"wrong version":  `{"version":3,"accounts":{},"credentials":{}}`,
 		"v2 unknown key": `{"version":2,"accounts":{},"credentials":{},"trustAnchors":{}}`,
 		"v2 null map":    `{"version":2,"accounts":{"123456789012":{"trustAnchors":null,"profiles":{},"crls":{}}},"credentials":{}}`,
-		"null map":      `{"version":1,"trustAnchors":null,"profiles":{},"crls":{},"credentials":{}}`,
+		"null map":       `{"version":1,"trustAnchors":null,"profiles":{},"crls":{},"credentials":{}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "state.json")

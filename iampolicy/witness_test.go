@@ -1,0 +1,34 @@
+package iampolicy
+
+import "testing"
+
+func TestIntersect(t *testing.T) {
+	tests := []struct {
+		a, b string
+		ok   bool
+	}{
+		{"s3:*", "s3:get*", true},
+		{"s3:get*", "*object", true},
+		{"s3:get*", "s3:put*", false},
+		{"iam:*policy*", "iam:put*", true},
+		{"a?c", "ab?", true},
+		{"a?c", "abd", false},
+		{"*", "*", true},
+		{"abc", "abc", true},
+	}
+	for _, tt := range tests {
+		pa, pb := compile(tt.a, true, false), compile(tt.b, true, false)
+		w, ok := intersect(pa, pb, compile("*", false, false))
+		if ok != tt.ok {
+			t.Errorf("intersect(%q, %q) ok = %v, want %v", tt.a, tt.b, ok, tt.ok)
+			continue
+		}
+		if ok && (!matchPattern(pa, w) || !matchPattern(pb, w)) {
+			t.Errorf("intersect(%q, %q) = %q, which does not match both", tt.a, tt.b, w)
+		}
+	}
+	// Resource patterns: a mid-segment star cannot take a colon.
+	if w, ok := intersect(compile("arn:aws:iam::1:role/a*", false, true), compile("arn:aws:iam::1:role/a*b", false, true)); !ok || w != "arn:aws:iam::1:role/ab" {
+		t.Errorf("resource intersect = %q, %v", w, ok)
+	}
+}
