@@ -503,8 +503,13 @@ func (an *analysis) issuedHere(cr SubjectCredential) bool {
 		}
 		return false
 	}
-	serial := normalizeSerial(cr.Serial)
-	if serial == "" || !an.w.Issued[serial] {
+	// AWS's serial format is not documented (localaws prints hex): try
+	// hex, then decimal.
+	known := false
+	for _, serial := range normalizeSerial(cr.Serial) {
+		known = known || an.w.Issued[serial]
+	}
+	if !known {
 		return false
 	}
 	if cr.Issuer == "" {
@@ -532,21 +537,24 @@ func sameDN(s string, ca *x509.Certificate) bool {
 	return norm(s) == norm(ca.Subject.String())
 }
 
-// normalizeSerial reads a serial as AWS reports it — decimal, or hex with
-// or without colons — as lowercase hex of even length.
-func normalizeSerial(s string) string {
+// normalizeSerial reads a serial as AWS may report it — hex with or
+// without colons, or decimal — as the lowercase even-length hex the CA
+// stores: the hex reading first, then the decimal one.
+func normalizeSerial(s string) []string {
 	s = strings.ReplaceAll(strings.TrimSpace(s), ":", "")
-	n := new(big.Int)
-	if _, ok := n.SetString(s, 10); !ok {
-		if _, ok := n.SetString(s, 16); !ok {
-			return ""
+	var out []string
+	for _, base := range []int{16, 10} {
+		n, ok := new(big.Int).SetString(s, base)
+		if !ok {
+			continue
 		}
+		h := n.Text(16)
+		if len(h)%2 == 1 {
+			h = "0" + h
+		}
+		out = append(out, h)
 	}
-	h := n.Text(16)
-	if len(h)%2 == 1 {
-		h = "0" + h
-	}
-	return h
+	return out
 }
 
 func propsKey(p map[string]string) string {

@@ -85,6 +85,19 @@ var permServices = map[string]bool{"iam": true, "organizations": true, "sso": tr
 // Without the per-service action catalogue it goes by the verb: a pattern
 // whose literal prefix could still start a write counts as a write.
 func AccessLevel(action string) string {
+	if !strings.ContainsAny(action, "*?") {
+		// A concrete action: iampolicy's classification.
+		switch iampolicy.ActionAccessLevel(action) {
+		case iampolicy.LevelRead:
+			return LevelRead
+		case iampolicy.LevelPermissionsManagement:
+			return LevelPermissions
+		}
+		if svc, _, _ := strings.Cut(strings.ToLower(action), ":"); permServices[svc] && !isRead(action) {
+			return LevelPermissions
+		}
+		return LevelWrite // write and tagging
+	}
 	if action == "*" {
 		return LevelPermissions
 	}
@@ -116,6 +129,8 @@ func AccessLevel(action string) string {
 	}
 	return LevelWrite
 }
+
+func isRead(action string) bool { return iampolicy.ActionAccessLevel(action) == iampolicy.LevelRead }
 
 // Breadth classifies a resource pattern.
 func Breadth(resource string) string {

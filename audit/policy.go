@@ -44,6 +44,11 @@ func (an *analysis) parse(doc string) *parsed {
 			}
 		}
 	}
+	if p.err == nil && !p.admin {
+		// iampolicy also knows the escalation paths (iam:PutRolePolicy on
+		// *, PassRole with RunInstances, ...) that make a policy admin.
+		p.admin = iampolicy.Classify(iampolicy.Effective{Identity: []*iampolicy.Policy{p.p}}).AdminEquivalent
+	}
 	an.policies[doc] = p
 	return p
 }

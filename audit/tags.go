@@ -33,11 +33,10 @@ var rdnNames = map[string]string{
 	"2.5.4.8":                    "ST",
 	"2.5.4.7":                    "L",
 	"2.5.4.9":                    "STREET",
-	"2.5.4.17":                   "POSTALCODE",
 	"2.5.4.5":                    "SERIALNUMBER",
 	"0.9.2342.19200300.100.1.25": "DC",
 	"0.9.2342.19200300.100.1.1":  "UID",
-	"1.2.840.113549.1.9.1":       "EMAILADDRESS",
+	"1.2.840.113549.1.9.1":       "emailAddress",
 }
 
 // tagValue is what STS accepts in a session tag value; others are dropped.
@@ -93,7 +92,7 @@ func SessionTags(c *x509.Certificate, mappings []Mapping) map[string]string {
 	}
 	out := map[string]string{}
 	add := func(key, v string) {
-		if tagValue.MatchString(v) {
+		if v != "" && tagValue.MatchString(v) {
 			out["aws:PrincipalTag/"+key] = v
 		}
 	}
@@ -115,7 +114,38 @@ func SessionTags(c *x509.Certificate, mappings []Mapping) map[string]string {
 	if len(c.URIs) > 0 && s["URI"] {
 		add(FieldSAN+"/URI", c.URIs[0].String())
 	}
+	for name, v := range rdnTags(firstDirectoryName(c)) {
+		if s["Name/*"] || s["Name/"+name] {
+			add(FieldSAN+"/Name/"+name, v)
+		}
+	}
 	return out
+}
+
+// firstDirectoryName returns the DER of the first directoryName in the
+// certificate's SAN extension (Go's x509 does not parse those).
+func firstDirectoryName(c *x509.Certificate) []byte {
+	for _, ext := range c.Extensions {
+		if !ext.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 17}) {
+			continue
+		}
+		var seq asn1.RawValue
+		if _, err := asn1.Unmarshal(ext.Value, &seq); err != nil {
+			return nil
+		}
+		rest := seq.Bytes
+		for len(rest) > 0 {
+			var gn asn1.RawValue
+			var err error
+			if rest, err = asn1.Unmarshal(rest, &gn); err != nil {
+				return nil
+			}
+			if gn.Class == asn1.ClassContextSpecific && gn.Tag == 4 {
+				return gn.Bytes // [4] EXPLICIT Name: the Name's own DER
+			}
+		}
+	}
+	return nil
 }
 
 // SANs lists a certificate's subject alternative names as "DNS:x",
