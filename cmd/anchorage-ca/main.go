@@ -17,6 +17,17 @@ func main() { os.Exit(run(os.Args[1:])) }
 // run executes the CLI and returns the process exit code; errors are printed
 // as one line on stderr.
 func run(args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "anchorage-ca: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// newRootCmd is the whole command tree.
+func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "anchorage-ca",
 		Short:         "anchorage certificate authority",
@@ -37,10 +48,5 @@ func run(args []string) int {
 		newMigrateCmd(),
 		newAuditCmd(),
 	)
-	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "anchorage-ca: %v\n", err)
-		return 1
-	}
-	return 0
+	return root
 }
