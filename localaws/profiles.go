@@ -3,6 +3,8 @@ package localaws
 import (
 	"net/http"
 	"time"
+
+	"github.com/anchorage-pki/anchorage/iampolicy"
 )
 
 // Profile operations (§8).
@@ -108,9 +110,17 @@ func checkDuration(d *int) *apiError {
 	return nil
 }
 
+// checkSessionPolicy bounds the profile's sessionPolicy and parses it as
+// the identity-style policy STS will bound the session with.
 func checkSessionPolicy(p *string) *apiError {
-	if p != nil && (len(*p) < 1 || len(*p) > 100000) {
+	if p == nil {
+		return nil
+	}
+	if len(*p) < 1 || len(*p) > 100000 {
 		return validationError("sessionPolicy must be 1-100000 characters")
+	}
+	if _, e := parsePolicy(*p, iampolicy.KindIdentity); e != nil {
+		return validationError("sessionPolicy is not a valid policy: %s", e.Message)
 	}
 	return nil
 }
