@@ -5,7 +5,7 @@ package iampolicy
 // false when the patterns share no string or the search would visit more
 // than maxStates states (patterns from real policies are far below it).
 func intersect(ps ...[]pelem) (string, bool) {
-	const maxStates = 1 << 16
+	const maxStates = 1 << 14
 	if len(ps) == 0 {
 		return "", false
 	}
