@@ -2,37 +2,55 @@ package audit
 
 import (
 	"crypto/x509"
+	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/anchorage-pki/anchorage/iampolicy"
 )
 
-// sessionContext is the request context of CreateSession's AssumeRole: the
-// session tags the profile makes of the certificate, the trust anchor as
-// source, and the source identity Roles Anywhere sets (the subject CN).
+// sessionContext is the request context of CreateSession's AssumeRole, as
+// localaws builds it (and as AWS documents the keys): the session tags the
+// profile makes of the certificate, as aws:PrincipalTag/… and, since they
+// are passed as session tags, aws:RequestTag/… with aws:TagKeys; the trust
+// anchor and its account as source; the source identity Roles Anywhere
+// sets; the default session name (the serial in hex).
 func sessionContext(anchorARN, accountID string, c *x509.Certificate, tags map[string]string) map[string][]string {
+	si := sourceIdentity(c)
 	ctx := map[string][]string{
-		"aws:SourceArn":     {anchorARN},
-		"aws:SourceAccount": {accountID},
+		"aws:SourceArn":       {anchorARN},
+		"aws:SourceAccount":   {accountID},
+		"sts:SourceIdentity":  {si},
+		"aws:SourceIdentity":  {si},
+		"sts:RoleSessionName": {serialHex(c)},
 	}
-	if cn := c.Subject.CommonName; cn != "" {
-		ctx["sts:SourceIdentity"] = []string{sourceIdentity(c)}
-	}
+	keys := make([]string, 0, len(tags))
 	for k, v := range tags {
-		ctx[k] = []string{v}
+		k = strings.TrimPrefix(k, "aws:PrincipalTag/")
+		keys = append(keys, k)
+		ctx["aws:PrincipalTag/"+k] = []string{v}
+		ctx["aws:RequestTag/"+k] = []string{v}
+	}
+	sort.Strings(keys)
+	if len(keys) > 0 {
+		ctx["aws:TagKeys"] = keys
 	}
 	return ctx
 }
 
+func serialHex(c *x509.Certificate) string { return fmt.Sprintf("%x", c.SerialNumber.Bytes()) }
+
 // sourceIdentity is Roles Anywhere's rule (§5.5): CN=<cn> up to 61
-// characters, the bare CN for 62-64.
+// characters, the bare CN for 62-64, else ID=<serial hex>.
 func sourceIdentity(c *x509.Certificate) string {
 	cn := c.Subject.CommonName
-	if len(cn) <= 61 {
+	switch {
+	case cn != "" && len(cn) <= 61:
 		return "CN=" + cn
+	case len(cn) >= 62 && len(cn) <= 64:
+		return cn
 	}
-	return cn
+	return "ID=" + serialHex(c)
 }
 
 // canAssume reports whether the role's trust policy lets Roles Anywhere
