@@ -93,6 +93,6 @@ func checkPage(t *testing.T, file string, want []string) {
 	if total := b.Dx() * b.Dy(); n < total/100 {
 		t.Errorf("screenshot %dx%d is blank: %d non-background pixels", b.Dx(), b.Dy(), n)
 	} else {
-		t.Logf("screenshot %dx%d: %d of %d pixels drawn (%s)", b.Dx(), b.Dy(), n, total, fmt.Sprint(float64(n)*100/float64(total))[:4]+"%")
+		t.Logf("screenshot %dx%d: %d of %d pixels drawn (%s)", b.Dx(), b.Dy(), n, total, fmt.Sprint(float64(n) * 100 / float64(total))[:4]+"%")
 	}
 }
