@@ -36,7 +36,7 @@ func Analyze(w *World) *Report {
 	r := &Report{Schema: SchemaVersion, GeneratedAt: w.Now.UTC(), Summary: map[string]int{},
 		CA: []CAInfo{}, Accounts: []AccountInfo{}, Anchors: []AnchorNode{}, Profiles: []ProfileNode{},
 		Roles: []RoleNode{}, Certificates: []CertEntry{}, Ranking: []RankEntry{}, Findings: []Finding{}}
-	an := &analysis{w: w, r: r, roleNodes: map[string]int{}, policies: map[string]*parsed{}}
+	an := &analysis{w: w, r: r, roleNodes: map[string]int{}, policies: map[string]*parsed{}, blasts: map[[2]string][]ScorePart{}, sigs: map[sigKey]bool{}}
 	for _, c := range w.CA {
 		r.CA = append(r.CA, CAInfo{Subject: c.Subject.String(), SKI: hex.EncodeToString(c.SubjectKeyId), Fingerprint: fingerprint(c)})
 	}
@@ -60,6 +60,29 @@ type analysis struct {
 	r         *Report
 	roleNodes map[string]int // role ARN -> index in r.Roles
 	policies  map[string]*parsed
+	blasts    map[[2]string][]ScorePart // (role ARN, profile ARN): the same for every certificate
+	sigs      map[sigKey]bool           // signature checks, by child and issuer key
+}
+
+type sigKey struct {
+	child *x509.Certificate
+	key   string // the issuer's SubjectPublicKeyInfo
+}
+
+// signedBy reports whether parent's key signed child (and the names
+// chain), checking each signature once: every anchor holding this CA asks
+// again of every certificate.
+func (an *analysis) signedBy(child, parent *x509.Certificate) bool {
+	if !bytes.Equal(child.RawIssuer, parent.RawSubject) {
+		return false
+	}
+	k := sigKey{child, string(parent.RawSubjectPublicKeyInfo)}
+	ok, seen := an.sigs[k]
+	if !seen {
+		ok = child.CheckSignatureFrom(parent) == nil
+		an.sigs[k] = ok
+	}
+	return ok
 }
 
 func fingerprint(c *x509.Certificate) string {
@@ -302,7 +325,7 @@ func (an *analysis) chain(c *x509.Certificate) []*x509.Certificate {
 	for range len(an.w.CA) {
 		var next *x509.Certificate
 		for _, ca := range an.w.CA {
-			if !bytes.Equal(ca.Raw, cur.Raw) && bytes.Equal(cur.RawIssuer, ca.RawSubject) && cur.CheckSignatureFrom(ca) == nil {
+			if !bytes.Equal(ca.Raw, cur.Raw) && an.signedBy(cur, ca) {
 				next = ca
 				break
 			}
@@ -319,13 +342,13 @@ func (an *analysis) chain(c *x509.Certificate) []*x509.Certificate {
 // trusts reports whether the anchor's bundle holds an issuer of the chain:
 // a bundle certificate that signed one of its members (compared by
 // signature, so by public key) or that has the same key as a CA member.
-func trusts(ta Anchor, chain []*x509.Certificate) bool {
+func (an *analysis) trusts(ta Anchor, chain []*x509.Certificate) bool {
 	for i, e := range chain {
 		for _, b := range ta.Bundle {
 			if i > 0 && bytes.Equal(e.RawSubjectPublicKeyInfo, b.RawSubjectPublicKeyInfo) {
 				return true
 			}
-			if bytes.Equal(e.RawIssuer, b.RawSubject) && e.CheckSignatureFrom(b) == nil {
+			if an.signedBy(e, b) {
 				return true
 			}
 		}
@@ -349,7 +372,7 @@ func (an *analysis) certificate(c Cert) CertEntry {
 			continue
 		}
 		for _, ta := range a.Anchors {
-			if !ta.Enabled || !trusts(ta, chain) {
+			if !ta.Enabled || !an.trusts(ta, chain) {
 				continue
 			}
 			e.Anchors = append(e.Anchors, ta.ARN)
@@ -357,18 +380,24 @@ func (an *analysis) certificate(c Cert) CertEntry {
 				if !p.Enabled {
 					continue
 				}
-				tags := SessionTags(c.Cert, p.Mappings)
+				// One request context per (anchor, profile): only the role
+				// changes below.
+				ctx := sessionContext(ta.ARN, a.ID, c.Cert, SessionTags(c.Cert, p.Mappings))
 				for _, roleARN := range p.RoleARNs {
 					ro := a.Roles[roleARN]
 					if ro == nil || ro.Err != nil {
 						continue
 					}
 					tp := an.parse(ro.TrustPolicy)
-					if tp.err != nil || !canAssume(tp, roleARN, ta.ARN, a.ID, c.Cert, tags) {
+					if tp.err != nil || !canAssume(tp, roleARN, ctx) {
 						continue
 					}
 					e.Access = append(e.Access, Access{Account: a.Name, Anchor: ta.ARN, Profile: p.ARN, Role: roleARN})
-					parts := an.blast(a, ro, p)
+					parts, ok := an.blasts[[2]string{roleARN, p.ARN}]
+					if !ok {
+						parts = an.blast(a, ro, p)
+						an.blasts[[2]string{roleARN, p.ARN}] = parts
+					}
 					k := reach{a.Name, roleARN}
 					old, seen := best[k]
 					if !seen {

@@ -30,7 +30,7 @@ type leaf struct {
 	lineage string
 }
 
-func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, l leaf) Cert {
+func issue(t testing.TB, ca *x509.Certificate, caKey *ecdsa.PrivateKey, l leaf) Cert {
 	t.Helper()
 	k := l.key
 	if k == nil {

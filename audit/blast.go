@@ -54,13 +54,14 @@ func sourceIdentity(c *x509.Certificate) string {
 }
 
 // canAssume reports whether the role's trust policy lets Roles Anywhere
-// assume the role for this certificate through this anchor: every action
-// CreateSession performs is allowed.
-func canAssume(tp *parsed, roleARN, anchorARN, accountID string, c *x509.Certificate, tags map[string]string) bool {
+// assume the role with the session context of a certificate, anchor and
+// profile (sessionContext): every action CreateSession performs is
+// allowed.
+func canAssume(tp *parsed, roleARN string, ctx map[string][]string) bool {
 	r := iampolicy.Request{
 		Principal: map[string][]string{iampolicy.PrincipalService: {servicePrincipal}},
 		Resource:  roleARN,
-		Context:   sessionContext(anchorARN, accountID, c, tags),
+		Context:   tp.project(ctx),
 	}
 	for _, a := range SessionActions {
 		r.Action = a

@@ -17,6 +17,25 @@ type parsed struct {
 	// wildcardAction and wildcardResource name (Sid or #index) the first
 	// Allow statement with Action "*" / Resource "*".
 	wildcardAction, wildcardResource string
+	// keys are the condition keys (lower-case) the policy reads; nil when a
+	// policy variable may read any key. Evaluating with only these keys
+	// gives the same decision for less work (iampolicy rebuilds its
+	// case-folded context on every Evaluate).
+	keys map[string]bool
+}
+
+// project keeps the context keys the policy reads.
+func (p *parsed) project(ctx map[string][]string) map[string][]string {
+	if p.keys == nil {
+		return ctx
+	}
+	out := make(map[string][]string, len(p.keys))
+	for k, v := range ctx {
+		if p.keys[strings.ToLower(k)] {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func (an *analysis) parse(doc string) *parsed {
@@ -41,6 +60,27 @@ func (an *analysis) parse(doc string) *parsed {
 			}
 			if s.NotResource == nil && contains(s.Resource, "*") && p.wildcardResource == "" {
 				p.wildcardResource = stmtName(s)
+			}
+		}
+	}
+	if p.err == nil {
+		p.keys = map[string]bool{}
+		for i := range p.p.Statements {
+			st := &p.p.Statements[i]
+			for _, c := range st.Conditions {
+				p.keys[strings.ToLower(c.Key)] = true
+				for _, v := range c.Values {
+					if strings.Contains(v, "${") {
+						p.keys = nil
+						break
+					}
+				}
+				if p.keys == nil {
+					break
+				}
+			}
+			if p.keys == nil {
+				break
 			}
 		}
 	}

@@ -129,6 +129,7 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 			return err
 		}
 	}
+	fetchStart := time.Now()
 	src := &audit.AWSSource{Subjects: !f.noSubjects, Progress: progress}
 	for _, t := range targets {
 		a, err := src.Account(ctx, t)
@@ -140,9 +141,11 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 		}
 		w.Accounts = append(w.Accounts, a)
 	}
-	progress("%d live certificates of this CA, %d accounts", len(w.Certs), len(w.Accounts))
+	progress("%d live certificates of this CA, %d accounts read in %s", len(w.Certs), len(w.Accounts), time.Since(fetchStart).Round(time.Millisecond))
 	w.Progress = progress
+	analyseStart := time.Now()
 	r := audit.Analyze(w)
+	progress("analysed in %s", time.Since(analyseStart).Round(time.Millisecond))
 
 	out := cmd.OutOrStdout()
 	switch f.format {

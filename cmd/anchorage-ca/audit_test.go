@@ -194,6 +194,22 @@ func session(t testing.TB, endpoint string, id identity, anchor, profile, role s
 	return false
 }
 
+// awsProfiles points the SDK at a shared credentials file with the
+// profiles "prod" and "dev" (one key pair per account), and nowhere else.
+func awsProfiles(t testing.TB) {
+	t.Helper()
+	awsDir := t.TempDir()
+	creds := fmt.Sprintf("[prod]\naws_access_key_id = %s\naws_secret_access_key = %s\n[dev]\naws_access_key_id = %s\naws_secret_access_key = %s\n", keyProd, secProd, keyDev, secDev)
+	if err := os.WriteFile(filepath.Join(awsDir, "credentials"), []byte(creds), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(awsDir, "credentials"))
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(awsDir, "config"))
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
 // runAuditCmd runs `anchorage-ca audit` in-process.
 func runAuditCmd(t testing.TB, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
@@ -304,16 +320,7 @@ func TestAuditTwoAccounts(t *testing.T) {
 	if err := cfg.Save(); err != nil {
 		t.Fatal(err)
 	}
-	awsDir := t.TempDir()
-	creds := fmt.Sprintf("[prod]\naws_access_key_id = %s\naws_secret_access_key = %s\n[dev]\naws_access_key_id = %s\naws_secret_access_key = %s\n", keyProd, secProd, keyDev, secDev)
-	if err := os.WriteFile(filepath.Join(awsDir, "credentials"), []byte(creds), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(awsDir, "credentials"))
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(awsDir, "config"))
-	t.Setenv("AWS_ACCESS_KEY_ID", "")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	awsProfiles(t)
 
 	htmlFile := filepath.Join(t.TempDir(), "audit.html")
 	stdout, stderr, err := runAuditCmd(t, "--dir", c.Dir, "--json", "--html", htmlFile)
