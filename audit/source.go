@@ -48,9 +48,37 @@ type AWSSource struct {
 	Subjects bool
 	// Concurrency bounds IAM reads in flight (default 4).
 	Concurrency int
+	// SubjectRate paces ListSubjects/GetSubject to this many calls per
+	// second (default 1, the service's quota), so reading many subjects
+	// waits its turn instead of being throttled into backoff.
+	SubjectRate float64
 	// Configure, when set, adjusts the loaded SDK config (tests: static
 	// credentials).
 	Configure func(*aws.Config)
+
+	pace *pacer // shared by every account read: they are read one by one
+}
+
+// pacer spaces calls at least interval apart.
+type pacer struct {
+	interval time.Duration
+	next     time.Time
+}
+
+func (p *pacer) wait(ctx context.Context) error {
+	now := time.Now()
+	if d := p.next.Sub(now); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		now = p.next
+	}
+	p.next = now.Add(p.interval)
+	return nil
 }
 
 // NewAWSSource returns a source reading subjects too.
@@ -122,10 +150,11 @@ func (s *AWSSource) Account(ctx context.Context, t Target) (*Account, error) {
 	if err := s.readRolesAnywhere(ctx, rac, a); err != nil {
 		return nil, fmt.Errorf("account %s: %w", t.Name, err)
 	}
-	s.progress("account %s: reading IAM (%d profiles)", t.Name, len(a.Profiles))
+	s.progress("account %s: %d anchors, %d profiles, %d CRLs, %d subjects; reading IAM", t.Name, len(a.Anchors), len(a.Profiles), len(a.CRLs), len(a.Subjects))
 	if err := s.readIAM(ctx, iamc, a); err != nil {
 		return nil, fmt.Errorf("account %s: %w", t.Name, err)
 	}
+	s.progress("account %s: %d roles read", t.Name, len(a.Roles))
 	return a, nil
 }
 
@@ -193,9 +222,22 @@ func (s *AWSSource) readRolesAnywhere(ctx context.Context, c *ra.Client, a *Acco
 	if !s.Subjects {
 		return nil
 	}
+	rate := s.SubjectRate
+	if rate <= 0 {
+		rate = 1
+	}
+	// A tenth over the quota's interval: a call landing exactly on the
+	// refill boundary is throttled and then waits out a whole backoff.
+	if s.pace == nil {
+		s.pace = &pacer{interval: time.Duration(1.1 * float64(time.Second) / rate)}
+	}
+	pace := s.pace
 	sp := ra.NewListSubjectsPaginator(c, &ra.ListSubjectsInput{})
 	var ids []string
 	for sp.HasMorePages() {
+		if err := pace.wait(ctx); err != nil {
+			return err
+		}
 		page, err := sp.NextPage(ctx)
 		if err != nil {
 			return fmt.Errorf("ListSubjects: %w", err)
@@ -207,6 +249,9 @@ func (s *AWSSource) readRolesAnywhere(ctx context.Context, c *ra.Client, a *Acco
 	for i, id := range ids {
 		if i > 0 && i%100 == 0 {
 			s.progress("account %s: %d/%d subjects read", a.Name, i, len(ids))
+		}
+		if err := pace.wait(ctx); err != nil {
+			return err
 		}
 		out, err := c.GetSubject(ctx, &ra.GetSubjectInput{SubjectId: aws.String(id)})
 		if err != nil {

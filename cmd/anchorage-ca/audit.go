@@ -105,7 +105,10 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	defer cancel()
 	stderr := cmd.ErrOrStderr()
-	progress := func(format string, args ...any) { fmt.Fprintf(stderr, "audit: "+format+"\n", args...) }
+	began := time.Now()
+	progress := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "audit: %5.1fs "+format+"\n", append([]any{time.Since(began).Seconds()}, args...)...)
+	}
 
 	w := &audit.World{Now: time.Now(), MaxLifetime: cfg.AuditLifetime(), Issued: map[string]bool{}}
 	if w.CA, err = readCAs(cfg); err != nil {
@@ -141,7 +144,7 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 		}
 		w.Accounts = append(w.Accounts, a)
 	}
-	progress("%d live certificates of this CA, %d accounts read in %s", len(w.Certs), len(w.Accounts), time.Since(fetchStart).Round(time.Millisecond))
+	progress("%d live certificates of this CA; %d accounts read in %s", len(w.Certs), len(w.Accounts), time.Since(fetchStart).Round(time.Millisecond))
 	w.Progress = progress
 	analyseStart := time.Now()
 	r := audit.Analyze(w)

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -386,7 +387,7 @@ func TestAuditTwoAccounts(t *testing.T) {
 	if strings.Join(gotF, "\n") != strings.Join(wantF, "\n") {
 		t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(gotF, "\n"), strings.Join(wantF, "\n"))
 	}
-	if !strings.Contains(stderr, "audit: account prod") || !strings.Contains(stderr, "audit: account dev") {
+	if !regexp.MustCompile(`(?m)^audit: +[0-9.]+s account prod`).MatchString(stderr) || !regexp.MustCompile(`(?m)^audit: +[0-9.]+s account dev`).MatchString(stderr) {
 		t.Errorf("no progress per account on stderr:\n%s", stderr)
 	}
 
