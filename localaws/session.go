@@ -204,7 +204,7 @@ func (s *Server) authorizeSession(signed *signedX509Request, p *sessionParams, n
 	}
 	sess := &sessionContext{
 		anchorArn: p.TrustAnchorArn, account: acct.id, roleArn: p.RoleArn, sessionName: sessionName,
-		sourceIdentity: sourceIdentity(leaf), tags: principalTags(leaf, prof.AttributeMappings),
+		sourceIdentity: sourceIdentity(leaf), tags: principalTags(leaf, prof.AttributeMappings), now: now,
 	}
 	role, sessionPolicies, apiErr := s.assumeRoleLocked(acct, prof, sess)
 	if apiErr != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -206,5 +207,22 @@ func TestSessionEffectivePolicy(t *testing.T) {
 	var ve *types.ValidationException
 	if !errors.As(err, &ve) {
 		t.Errorf("malformed sessionPolicy: %v", err)
+	}
+}
+
+// TestTrustContextGlobalKeys: the global keys every request carries.
+func TestTrustContextGlobalKeys(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	sc := &sessionContext{anchorArn: "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/x", account: "123456789012",
+		sessionName: "s", sourceIdentity: "CN=a", tags: map[string]string{"x509Subject/CN": "a"}, now: now}
+	ctx := sc.requestContext()
+	for key, want := range map[string]string{
+		"aws:CurrentTime": "2026-12-01T12:00:00Z", "aws:EpochTime": "1796126400", "aws:PrincipalServiceName": rolesAnywherePrincipal,
+		"aws:PrincipalTag/x509Subject/CN": "a", "aws:RequestTag/x509Subject/CN": "a", "aws:TagKeys": "x509Subject/CN",
+		"aws:SourceAccount": "123456789012", "sts:SourceIdentity": "CN=a", "sts:RoleSessionName": "s",
+	} {
+		if got := ctx[key]; len(got) != 1 || got[0] != want {
+			t.Errorf("%s = %v, want %s", key, got, want)
+		}
 	}
 }
