@@ -226,3 +226,26 @@ func TestTrustContextGlobalKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestRoleMaxSessionDuration: a session longer than the role allows is
+// refused, one within it is issued.
+func TestRoleMaxSessionDuration(t *testing.T) {
+	f := newSessionFixture(t)
+	ctx := context.Background()
+	_, err := f.ra.UpdateProfile(ctx, &rolesanywhere.UpdateProfileInput{ProfileId: aws.String(f.profileID), DurationSeconds: aws.Int32(7200)})
+	mustOK(t, err)
+	leaf, key := f.pki.issueLeaf(t, leafOpts{})
+	body := `{"durationSeconds":7200}`
+	if status, code, _ := f.call(t, leaf, key, func(c *sessionCall) { c.body = body }); status != http.StatusBadRequest || code != "ValidationException" {
+		t.Fatalf("7200 s on a 3600 s role: %d %s", status, code)
+	}
+	// Recreate the role with a longer maximum (UpdateRole is not modelled).
+	_, err = f.iam.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(roleName(testRoleArn))})
+	mustOK(t, err)
+	_, err = f.iam.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(roleName(testRoleArn)), MaxSessionDuration: aws.Int32(7200),
+		AssumeRolePolicyDocument: aws.String(rolesAnywhereTrustPolicy)})
+	mustOK(t, err)
+	if status, _, resp := f.call(t, leaf, key, func(c *sessionCall) { c.body = body }); status != http.StatusCreated {
+		t.Fatalf("7200 s on a 7200 s role: %d %s", status, resp)
+	}
+}
