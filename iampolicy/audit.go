@@ -160,10 +160,11 @@ func ClassifyContext(e Effective, ctx map[string][]string) Summary {
 
 func classify(e Effective, base Query) Summary {
 	var s Summary
+	cache := newPatternCache()
 	find := func(action string, all bool) (Grant, bool) {
 		q := base
 		q.Action, q.AllResources = action, all
-		g, ok := e.Find(q)
+		g, ok := e.find(q, cache)
 		if ok && g.Conditional {
 			s.Conditional = true
 		}
@@ -204,19 +205,15 @@ func classify(e Effective, base Query) Summary {
 		}
 	}
 
-	probeSvcs := s.Services
-	if s.AllActions {
-		probeSvcs = append([]string{probeService}, s.Services[1:]...)
-	}
+	// Access levels: one probe per verb across every service ("*:Get*"),
+	// classified by the witness found, which may be narrower than the probe.
 	levels := map[AccessLevel]*bool{LevelRead: &s.Read, LevelWrite: &s.Write, LevelTagging: &s.Tagging, LevelPermissionsManagement: &s.PermissionsManagement}
-	for _, svc := range probeSvcs {
-		for _, pr := range levelProbes {
-			if *levels[pr.level] {
-				continue
-			}
-			if g, ok := find(svc+":"+pr.pattern, false); ok {
-				*levels[ActionAccessLevel(g.Action)] = true
-			}
+	for _, pr := range levelProbes {
+		if *levels[pr.level] {
+			continue
+		}
+		if g, ok := find("*:"+pr.pattern, false); ok {
+			*levels[ActionAccessLevel(g.Action)] = true
 		}
 	}
 

@@ -1,6 +1,9 @@
 package iampolicy
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestIntersect(t *testing.T) {
 	tests := []struct {
@@ -30,5 +33,19 @@ func TestIntersect(t *testing.T) {
 	// Resource patterns: a mid-segment star cannot take a colon.
 	if w, ok := intersect(compile("arn:aws:iam::1:role/a*", false, true), compile("arn:aws:iam::1:role/a*b", false, true)); !ok || w != "arn:aws:iam::1:role/ab" {
 		t.Errorf("resource intersect = %q, %v", w, ok)
+	}
+}
+
+// matchAction's two-pointer glob must agree with the general matcher.
+func TestMatchActionAgreesWithMatchPattern(t *testing.T) {
+	pats := []string{"*", "s3:*", "s3:get*", "s3:*object", "s3:*o*t", "s3:get?bject", "*:*", "?3:*", "iam:*policy*", "a*b*c", "a**b", "*a", "s3:", "s3:getobject", "ünï*"}
+	acts := []string{"s3:GetObject", "S3:GETOBJECT", "s3:", "s3:Get", "iam:PutRolePolicy", "abc", "aXbYc", "ab", "a", "", "b", "s3:GetObjectAcl", "ÜNÏcode", "s3:Get:Object"}
+	for _, p := range pats {
+		for _, a := range acts {
+			want := matchPattern(compile(p, true, false), strings.ToLower(a))
+			if got := matchAction(p, a); got != want {
+				t.Errorf("matchAction(%q, %q) = %v, matchPattern says %v", p, a, got, want)
+			}
+		}
 	}
 }
