@@ -45,7 +45,7 @@
 // ActionAccessLevel is a name heuristic (Get/List/Describe… read, Tag/Untag
 // tagging, *Policy*/*Permission*/*Grant*/*Acl* and iam:PassRole-class actions
 // permissions management, else write), not AWS's per-action table; for
-// example it calls ec2:CreateTags write and kms:Decrypt write (AWS: write).
+// example it calls ec2:CreateTags write where AWS says tagging.
 //
 // # Modelled AWS behaviour
 //
