@@ -142,6 +142,8 @@
 //   - IAM's character-set rules for policy text (ASCII for identity policies,
 //     \u0020–\u00FF for session policies) and its whitespace-free size
 //     counting; JSON escapes are decoded and invalid UTF-8 is accepted.
+//   - Sid character rules (IAM policies: letters and digits only; some
+//     resource-based policies allow more); any string is accepted.
 //   - Which actions a trust policy may name (IAM restricts them to sts
 //     actions); ParseAs(KindTrust) only checks Principal and Resource.
 //   - Operator names are matched case-insensitively and "*:*"-style service

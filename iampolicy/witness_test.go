@@ -49,3 +49,35 @@ func TestMatchActionAgreesWithMatchPattern(t *testing.T) {
 		}
 	}
 }
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzActionGlob checks the allocation-free action matcher against the
+// general one, and that intersect's witnesses match what they claim to.
+func FuzzActionGlob(f *testing.F) {
+	f.Add("s3:Get*", "s3:GetObject", "*Object")
+	f.Add("a*b?c*", "aXbYcZ", "*c")
+	f.Add("**?*", "", "?")
+	f.Fuzz(func(t *testing.T, pattern, action, other string) {
+		if !isASCII(pattern) || !isASCII(action) || len(pattern) > 64 || len(action) > 64 || len(other) > 64 {
+			return
+		}
+		want := matchPattern(compile(pattern, true, false), strings.ToLower(action))
+		if got := matchAction(pattern, action); got != want {
+			t.Fatalf("matchAction(%q, %q) = %v, matchPattern says %v", pattern, action, got, want)
+		}
+		for _, resource := range []bool{false, true} {
+			a, b := compile(pattern, false, resource), compile(other, false, resource)
+			if w, ok := intersect(a, b); ok && (!matchPattern(a, w) || !matchPattern(b, w)) {
+				t.Fatalf("intersect(%q, %q, resource=%v) = %q, which does not match both", pattern, other, resource, w)
+			}
+		}
+	})
+}
