@@ -7,8 +7,12 @@ import (
 
 // Grant is a witness that a policy set allows one action on one resource.
 type Grant struct {
-	Action   string // a concrete action name (lower-case when made up from a pattern)
-	Resource string // a concrete ARN, or "*" for "every resource"
+	// Action and Resource are the shortest strings that the query and the
+	// allowing statements match: "s3:PutObject" as the policy spells it, or
+	// "s3:get" for a query "s3:Get*" met by "s3:*"; a trailing * matches
+	// nothing ("arn:aws:s3:::logs/"); Resource "*" means every resource.
+	Action   string
+	Resource string
 	// Conditional: the grant holds only if conditions (or policy variables
 	// without a value) go the caller's way; set only by upper-bound queries.
 	Conditional bool

@@ -24,7 +24,7 @@ func (e Effective) find(q Query, cache *patternCache) (Grant, bool) {
 	if query == "" {
 		query = "*"
 	}
-	f.action = compile(query, true, false)
+	f.action = compile(query, false, false)
 	f.literalAction = !strings.ContainsAny(query, "*?")
 	switch {
 	case q.AllResources:
@@ -95,7 +95,7 @@ func (f *finder) actionAlts(s *Statement) [][]pelem {
 	}
 	var alts [][]pelem
 	for _, a := range s.Action {
-		alts = append(alts, compile(a, true, false))
+		alts = append(alts, compile(a, false, false))
 	}
 	f.cache.actions[s] = alts
 	return alts
@@ -134,7 +134,7 @@ func (f *finder) chain(c []*Statement) (Grant, bool) {
 				pats = append(pats, f.actionAlts(s))
 			}
 		}
-		actions = witnesses([][]pelem{f.action, namedAction}, pats)
+		actions = witnesses(true, [][]pelem{f.action, namedAction}, pats)
 	}
 	if len(actions) == 0 {
 		return Grant{}, false
@@ -152,7 +152,7 @@ func (f *finder) chain(c []*Statement) (Grant, bool) {
 				pats = append(pats, f.resourceAlts(s))
 			}
 		}
-		resources = append(resources, witnesses([][]pelem{f.resource}, pats)...)
+		resources = append(resources, witnesses(false, [][]pelem{f.resource}, pats)...)
 	}
 	for _, a := range actions {
 		for _, r := range resources {
@@ -179,7 +179,7 @@ func (f *finder) chain(c []*Statement) (Grant, bool) {
 
 // witnesses returns up to maxWitnesses strings matching every pattern of
 // fixed and one alternative of each element of choices.
-func witnesses(fixed [][]pelem, choices [][][]pelem) []string {
+func witnesses(fold bool, fixed [][]pelem, choices [][][]pelem) []string {
 	const maxWitnesses = 8
 	var out []string
 	seen := map[string]bool{}
@@ -191,7 +191,7 @@ func witnesses(fixed [][]pelem, choices [][][]pelem) []string {
 			return
 		}
 		if i == len(choices) {
-			if w, ok := intersect(pick...); ok && !seen[w] {
+			if w, ok := intersectFold(fold, pick...); ok && !seen[w] {
 				seen[w] = true
 				out = append(out, w)
 			}

@@ -7,7 +7,13 @@ const maxIntersect = 6
 // breadth-first search over the product of the patterns' positions. ok is
 // false when the patterns share no string or the search would visit more
 // than maxStates states (patterns from real policies are far below it).
-func intersect(ps ...[]pelem) (string, bool) {
+func intersect(ps ...[]pelem) (string, bool) { return intersectFold(false, ps...) }
+
+// intersectFold with fold compares literals case-insensitively, as for
+// actions; where several patterns demand a letter the witness takes the last
+// one's spelling, so that a witness built from a policy's own action keeps
+// its case ("s3:PutObject", not "s3:putobject").
+func intersectFold(fold bool, ps ...[]pelem) (string, bool) {
 	const maxStates = 1 << 14
 	if len(ps) == 0 {
 		return "", false
@@ -75,7 +81,7 @@ func intersect(ps ...[]pelem) (string, bool) {
 				break
 			}
 			if e := p[cur[i]]; e.kind == kLit {
-				if r >= 0 && r != e.r {
+				if r >= 0 && r != e.r && !(fold && foldEqual(r, e.r)) {
 					feasible = false
 					break
 				}
