@@ -61,18 +61,18 @@ func (l AccessLevel) String() string {
 	return "Unknown"
 }
 
-var readPrefixes = []string{"get", "list", "describe", "head", "search", "lookup", "query", "scan", "select", "batchget", "view", "generate", "simulate"}
+var readPrefixes = []string{"get", "list", "describe", "head", "search", "lookup", "query", "scan", "select", "batchget", "view", "simulate"}
 
 // permissionsActions are permissions management whatever their name says.
 var permissionsActions = map[string]bool{
 	"iam:passrole": true, "iam:addusertogroup": true, "iam:removeuserfromgroup": true,
 	"iam:createaccesskey": true, "iam:createloginprofile": true, "iam:updateloginprofile": true,
-	"iam:updateassumerolepolicy": true, "sts:assumerole": false,
+	"iam:updateassumerolepolicy": true,
 }
 
 // ActionAccessLevel classifies a concrete action name: a read prefix (Get,
 // List, Describe, Head, Search, Lookup, Query, Scan, Select, BatchGet, View,
-// Generate, Simulate) is Read; Tag/Untag or a name ending in Tagging is
+// Simulate) is Read; Tag/Untag or a name ending in Tagging is
 // Tagging; a name mentioning Policy, Permission, Grant or Acl, and the IAM
 // actions that hand out identities or credentials (PassRole, AddUserToGroup,
 // CreateAccessKey, …), are PermissionsManagement; everything else is Write.

@@ -208,3 +208,11 @@ func TestParseEncoded(t *testing.T) {
 		t.Errorf("bad encoding: %v", err)
 	}
 }
+
+func TestParseErrorTopLevel(t *testing.T) {
+	_, err := Parse([]byte(`{"Version":"2012-10-17","Extra":1,"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}`))
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Statement != -1 || pe.Field != "Extra" || strings.Contains(err.Error(), "statement") {
+		t.Errorf("got %#v (%v)", pe, err)
+	}
+}
