@@ -7,8 +7,12 @@ import (
 
 // Grant is a witness that a policy set allows one action on one resource.
 type Grant struct {
-	Action   string // a concrete action name (lower-case when made up from a pattern)
-	Resource string // a concrete ARN, or "*" for "every resource"
+	// Action and Resource are the shortest strings that the query and the
+	// allowing statements match: "s3:PutObject" as the policy spells it, or
+	// "s3:get" for a query "s3:Get*" met by "s3:*"; a trailing * matches
+	// nothing ("arn:aws:s3:::logs/"); Resource "*" means every resource.
+	Action   string
+	Resource string
 	// Conditional: the grant holds only if conditions (or policy variables
 	// without a value) go the caller's way; set only by upper-bound queries.
 	Conditional bool
@@ -30,174 +34,6 @@ type Query struct {
 	// variable without a value in Context matches anything in an Allow.
 	Exact   bool
 	Context map[string][]string
-}
-
-// Find looks for one action/resource pair that the session allows and the
-// query admits. It builds candidate witnesses from the query and from every
-// Allow statement's patterns (alone and paired across identity, boundary and
-// session policies) and evaluates each with Effective's rules. A returned
-// Grant is always allowed (sound); a grant can be missed only when the
-// shortest strings the patterns share are all denied while longer ones are
-// not (e.g. Allow s3:* with Deny s3:?), which real policies do not do.
-func (e Effective) Find(q Query) (Grant, bool) {
-	ctx := newContext(q.Context)
-	upper := !q.Exact
-	actions := e.actionCandidates(q.Action)
-	resources := e.resourceCandidates(q, ctx, upper)
-	const maxPairs = 1 << 14
-	n := 0
-	for _, a := range actions {
-		for _, r := range resources {
-			if n++; n > maxPairs {
-				return Grant{}, false
-			}
-			req := Request{Action: a, Resource: r, Context: q.Context}
-			if e.decideMode(req, ctx, upper) != Allow {
-				continue
-			}
-			g := Grant{Action: a, Resource: r}
-			if upper {
-				g.Conditional = e.decideMode(req, ctx, false) != Allow
-			}
-			return g, true
-		}
-	}
-	return Grant{}, false
-}
-
-// AllowsAny reports whether the session may perform some action matching
-// actionPattern on some resource, conditions taken as the caller would want
-// them (the upper bound; see Query.Exact), with a witness.
-func AllowsAny(e Effective, actionPattern string) (Grant, bool) {
-	return e.Find(Query{Action: actionPattern})
-}
-
-// allowStatements lists the Allow statements of each policy type in use.
-func (e Effective) allowStatements() (identity, restricting [][]*Statement) {
-	collect := func(ps []*Policy) []*Statement {
-		var out []*Statement
-		for _, p := range ps {
-			if p == nil {
-				continue
-			}
-			for i := range p.Statements {
-				if p.Statements[i].Effect == EffectAllow {
-					out = append(out, &p.Statements[i])
-				}
-			}
-		}
-		return out
-	}
-	identity = [][]*Statement{collect(e.Identity)}
-	for _, ps := range [][]*Policy{e.Boundary, e.Session} {
-		if s := collect(ps); len(s) > 0 {
-			restricting = append(restricting, s)
-		}
-	}
-	return identity, restricting
-}
-
-func (e Effective) actionCandidates(query string) []string {
-	if query == "" {
-		query = "*"
-	}
-	if !strings.ContainsAny(query, "*?") {
-		return []string{query}
-	}
-	base := []pelem{}
-	base = append(base, compile(query, true, false)...)
-	named := compile("?*:?*", false, false) // a service and a non-empty name
-	var out []string
-	seen := map[string]bool{}
-	add := func(ps ...[]pelem) {
-		if len(out) >= 512 {
-			return
-		}
-		if w, ok := intersect(append([][]pelem{base, named}, ps...)...); ok && !seen[w] {
-			seen[w] = true
-			out = append(out, w)
-		}
-	}
-	add()
-	identity, restricting := e.allowStatements()
-	patterns := func(ss []*Statement) [][]pelem {
-		var out [][]pelem
-		for _, s := range ss {
-			for _, a := range s.Action {
-				out = append(out, compile(a, true, false))
-			}
-		}
-		return out
-	}
-	idp := patterns(identity[0])
-	for _, p := range idp {
-		add(p)
-	}
-	for _, ss := range restricting {
-		for _, p := range patterns(ss) {
-			add(p)
-			for _, q := range idp {
-				add(p, q)
-			}
-		}
-	}
-	return out
-}
-
-func (e Effective) resourceCandidates(q Query, ctx context, upper bool) []string {
-	if q.AllResources {
-		return []string{"*"}
-	}
-	if q.Resource != "" && !strings.ContainsAny(q.Resource, "*?") {
-		return []string{q.Resource}
-	}
-	var out []string
-	seen := map[string]bool{}
-	push := func(w string) {
-		if !seen[w] && len(out) < 512 {
-			seen[w] = true
-			out = append(out, w)
-		}
-	}
-	if q.Resource == "" {
-		push("*")
-	}
-	base := compile(q.Resource, false, true)
-	if q.Resource == "" {
-		base = compile("arn:*", false, true)
-	}
-	add := func(ps ...[]pelem) {
-		if w, ok := intersect(append([][]pelem{base}, ps...)...); ok {
-			push(w)
-		}
-	}
-	add()
-	identity, restricting := e.allowStatements()
-	patterns := func(ss []*Statement) [][]pelem {
-		var out [][]pelem
-		for _, s := range ss {
-			for _, r := range s.Resource {
-				parts, ok := expandMode(r, ctx, true, upper)
-				if ok {
-					out = append(out, compileParts(parts, false, true))
-				}
-			}
-		}
-		return out
-	}
-	idp := patterns(identity[0])
-	for _, p := range idp {
-		add(p)
-	}
-	for _, ss := range restricting {
-		for _, p := range patterns(ss) {
-			add(p)
-			for _, q := range idp {
-				add(p, q)
-			}
-		}
-	}
-	return out
 }
 
 // AccessLevel is what an action does, judged from its name the way the
@@ -225,18 +61,18 @@ func (l AccessLevel) String() string {
 	return "Unknown"
 }
 
-var readPrefixes = []string{"get", "list", "describe", "head", "search", "lookup", "query", "scan", "select", "batchget", "view", "generate", "simulate"}
+var readPrefixes = []string{"get", "list", "describe", "head", "search", "lookup", "query", "scan", "select", "batchget", "view", "simulate"}
 
 // permissionsActions are permissions management whatever their name says.
 var permissionsActions = map[string]bool{
 	"iam:passrole": true, "iam:addusertogroup": true, "iam:removeuserfromgroup": true,
 	"iam:createaccesskey": true, "iam:createloginprofile": true, "iam:updateloginprofile": true,
-	"iam:updateassumerolepolicy": true, "sts:assumerole": false,
+	"iam:updateassumerolepolicy": true,
 }
 
 // ActionAccessLevel classifies a concrete action name: a read prefix (Get,
 // List, Describe, Head, Search, Lookup, Query, Scan, Select, BatchGet, View,
-// Generate, Simulate) is Read; Tag/Untag or a name ending in Tagging is
+// Simulate) is Read; Tag/Untag or a name ending in Tagging is
 // Tagging; a name mentioning Policy, Permission, Grant or Acl, and the IAM
 // actions that hand out identities or credentials (PassRole, AddUserToGroup,
 // CreateAccessKey, …), are PermissionsManagement; everything else is Write.
@@ -328,10 +164,11 @@ func ClassifyContext(e Effective, ctx map[string][]string) Summary {
 
 func classify(e Effective, base Query) Summary {
 	var s Summary
+	cache := newPatternCache()
 	find := func(action string, all bool) (Grant, bool) {
 		q := base
 		q.Action, q.AllResources = action, all
-		g, ok := e.Find(q)
+		g, ok := e.find(q, cache)
 		if ok && g.Conditional {
 			s.Conditional = true
 		}
@@ -372,19 +209,15 @@ func classify(e Effective, base Query) Summary {
 		}
 	}
 
-	probeSvcs := s.Services
-	if s.AllActions {
-		probeSvcs = append([]string{probeService}, s.Services[1:]...)
-	}
+	// Access levels: one probe per verb across every service ("*:Get*"),
+	// classified by the witness found, which may be narrower than the probe.
 	levels := map[AccessLevel]*bool{LevelRead: &s.Read, LevelWrite: &s.Write, LevelTagging: &s.Tagging, LevelPermissionsManagement: &s.PermissionsManagement}
-	for _, svc := range probeSvcs {
-		for _, pr := range levelProbes {
-			if *levels[pr.level] {
-				continue
-			}
-			if g, ok := find(svc+":"+pr.pattern, false); ok {
-				*levels[ActionAccessLevel(g.Action)] = true
-			}
+	for _, pr := range levelProbes {
+		if *levels[pr.level] {
+			continue
+		}
+		if g, ok := find("*:"+pr.pattern, false); ok {
+			*levels[ActionAccessLevel(g.Action)] = true
 		}
 	}
 
