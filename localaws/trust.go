@@ -34,9 +34,9 @@ import (
 // sessionPolicy and managedPolicyArns), as STS bounds a session by the
 // policies passed to AssumeRole.
 
-const rolesAnywherePrincipal = "rolesanywhere.amazonaws.com"
-
-var trustActions = []string{"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"}
+// rolesAnywherePrincipal is the service principal of the evaluation;
+// iampolicy.RolesAnywhereTrust evaluates iampolicy.RolesAnywhereActions.
+const rolesAnywherePrincipal = iampolicy.RolesAnywhereService
 
 // sessionContext is what one CreateSession presents to IAM.
 type sessionContext struct {
@@ -90,15 +90,8 @@ func (s *Server) assumeRoleLocked(acct *accountState, prof *profile, sc *session
 	if e != nil {
 		return nil, nil, internalError("stored trust policy of " + sc.roleArn + " does not parse: " + e.Message)
 	}
-	ctx := sc.requestContext()
-	for _, action := range trustActions {
-		d := trust.Evaluate(iampolicy.Request{
-			Principal: map[string][]string{"Service": {rolesAnywherePrincipal}},
-			Action:    action, Resource: sc.roleArn, Context: ctx,
-		})
-		if d != iampolicy.Allow {
-			return nil, nil, accessDenied(msgAssumeDenied, fmt.Sprintf("trust policy of %s: %s for %s", sc.roleArn, d, action))
-		}
+	if d, action := iampolicy.RolesAnywhereTrust(trust, sc.requestContext()); d != iampolicy.Allow {
+		return nil, nil, accessDenied(msgAssumeDenied, fmt.Sprintf("trust policy of %s: %s for %s", sc.roleArn, d, action))
 	}
 	var docs []string
 	if prof.SessionPolicy != "" {
