@@ -7,8 +7,12 @@ import (
 
 // Grant is a witness that a policy set allows one action on one resource.
 type Grant struct {
-	Action   string // a concrete action name (lower-case when made up from a pattern)
-	Resource string // a concrete ARN, or "*" for "every resource"
+	// Action and Resource are the shortest strings that the query and the
+	// allowing statements match: "s3:PutObject" as the policy spells it, or
+	// "s3:get" for a query "s3:Get*" met by "s3:*"; a trailing * matches
+	// nothing ("arn:aws:s3:::logs/"); Resource "*" means every resource.
+	Action   string
+	Resource string
 	// Conditional: the grant holds only if conditions (or policy variables
 	// without a value) go the caller's way; set only by upper-bound queries.
 	Conditional bool
@@ -57,18 +61,18 @@ func (l AccessLevel) String() string {
 	return "Unknown"
 }
 
-var readPrefixes = []string{"get", "list", "describe", "head", "search", "lookup", "query", "scan", "select", "batchget", "view", "generate", "simulate"}
+var readPrefixes = []string{"get", "list", "describe", "head", "search", "lookup", "query", "scan", "select", "batchget", "view", "simulate"}
 
 // permissionsActions are permissions management whatever their name says.
 var permissionsActions = map[string]bool{
 	"iam:passrole": true, "iam:addusertogroup": true, "iam:removeuserfromgroup": true,
 	"iam:createaccesskey": true, "iam:createloginprofile": true, "iam:updateloginprofile": true,
-	"iam:updateassumerolepolicy": true, "sts:assumerole": false,
+	"iam:updateassumerolepolicy": true,
 }
 
 // ActionAccessLevel classifies a concrete action name: a read prefix (Get,
 // List, Describe, Head, Search, Lookup, Query, Scan, Select, BatchGet, View,
-// Generate, Simulate) is Read; Tag/Untag or a name ending in Tagging is
+// Simulate) is Read; Tag/Untag or a name ending in Tagging is
 // Tagging; a name mentioning Policy, Permission, Grant or Acl, and the IAM
 // actions that hand out identities or credentials (PassRole, AddUserToGroup,
 // CreateAccessKey, …), are PermissionsManagement; everything else is Write.
@@ -160,10 +164,11 @@ func ClassifyContext(e Effective, ctx map[string][]string) Summary {
 
 func classify(e Effective, base Query) Summary {
 	var s Summary
+	cache := newPatternCache()
 	find := func(action string, all bool) (Grant, bool) {
 		q := base
 		q.Action, q.AllResources = action, all
-		g, ok := e.Find(q)
+		g, ok := e.find(q, cache)
 		if ok && g.Conditional {
 			s.Conditional = true
 		}
@@ -204,19 +209,15 @@ func classify(e Effective, base Query) Summary {
 		}
 	}
 
-	probeSvcs := s.Services
-	if s.AllActions {
-		probeSvcs = append([]string{probeService}, s.Services[1:]...)
-	}
+	// Access levels: one probe per verb across every service ("*:Get*"),
+	// classified by the witness found, which may be narrower than the probe.
 	levels := map[AccessLevel]*bool{LevelRead: &s.Read, LevelWrite: &s.Write, LevelTagging: &s.Tagging, LevelPermissionsManagement: &s.PermissionsManagement}
-	for _, svc := range probeSvcs {
-		for _, pr := range levelProbes {
-			if *levels[pr.level] {
-				continue
-			}
-			if g, ok := find(svc+":"+pr.pattern, false); ok {
-				*levels[ActionAccessLevel(g.Action)] = true
-			}
+	for _, pr := range levelProbes {
+		if *levels[pr.level] {
+			continue
+		}
+		if g, ok := find("*:"+pr.pattern, false); ok {
+			*levels[ActionAccessLevel(g.Action)] = true
 		}
 	}
 

@@ -7,8 +7,45 @@
 // Data moves one way: Parse (or ParseAs) turns JSON into a Policy of plain
 // exported fields, refusing what IAM would refuse as MalformedPolicyDocument;
 // Evaluate decides a Request against one policy type; Effective combines the
-// types of a role session; Classify and AllowsAny summarise a policy set for
-// an auditor. Nothing here does I/O, and nothing panics on any input.
+// types of a role session; RolesAnywhereTrust checks the three actions
+// CreateSession needs. For the auditor, EvaluateUpperBound, Effective.Find /
+// AllowsAny and Classify / ClassifyContext answer "could this be allowed, and
+// with what": see "Audit helpers" below. Nothing here does I/O, keeps state
+// or panics on any input; a parsed Policy is read-only and safe to share
+// between goroutines.
+//
+// # Audit helpers
+//
+// Upper bound (EvaluateUpperBound, Find without Query.Exact, Classify): every
+// Allow statement counts whatever its conditions, a policy variable without
+// a value matches anything in an Allow, and a Deny counts only if it has no
+// conditions. So "allowed" there means "some request context could allow it";
+// Grant.Conditional and Summary.Conditional say when conditions were needed.
+// ClassifyContext and Find with Query.Exact decide the conditions against a
+// known context instead (a certificate's principal tags and anchor).
+//
+// Find answers "does the session allow some action matching A on some
+// resource matching R" by building candidate witnesses, the shortest strings
+// that the query and one Allow statement (or one identity statement and one
+// boundary/session statement) both match, and deciding each with the full
+// rules. A witness it returns is always allowed; it can miss a grant only
+// when all the shortest shared strings are denied while longer ones are not
+// (Allow s3:* with Deny s3:?), or when a very large policy set exhausts its
+// budget of 4,096 evaluations per query.
+//
+// Classify reports AllActions (an Allow reaches every service, e.g. "*" or
+// NotAction, after denies), AllResources (some action on Resource "*"),
+// Services and FullServices (service prefixes named by Allow statements with
+// some, or every, action allowed), access levels (Read, Write, Tagging,
+// PermissionsManagement, from probes such as "*:Get*" classified by the
+// witness found), Escalations (each of EscalationActions, and iam:PassRole
+// with each PassRoleEscalations set, allowed on some resource) and
+// AdminEquivalent: every IAM action on every resource (which "*" on "*"
+// implies unless IAM is denied), or an escalation path on every resource.
+// ActionAccessLevel is a name heuristic (Get/List/Describe… read, Tag/Untag
+// tagging, *Policy*/*Permission*/*Grant*/*Acl* and iam:PassRole-class actions
+// permissions management, else write), not AWS's per-action table; for
+// example it calls ec2:CreateTags write where AWS says tagging.
 //
 // # Modelled AWS behaviour
 //
@@ -102,6 +139,15 @@
 //     aws:PrincipalArn, aws:SourceIp …): the caller supplies every key.
 //   - Anything about the type of a condition key (single- vs multivalued):
 //     whatever the caller passes decides it.
+//   - IAM's character-set rules for policy text (ASCII for identity policies,
+//     \u0020–\u00FF for session policies) and its whitespace-free size
+//     counting; JSON escapes are decoded and invalid UTF-8 is accepted.
+//   - Sid character rules (IAM policies: letters and digits only; some
+//     resource-based policies allow more); any string is accepted.
+//   - Which actions a trust policy may name (IAM restricts them to sts
+//     actions); ParseAs(KindTrust) only checks Principal and Resource.
+//   - Operator names are matched case-insensitively and "*:*"-style service
+//     wildcards are refused; IAM's behaviour on both is (unverified).
 //   - Exactly how IAM compares Date values with differing precision and how it
 //     treats malformed numbers or dates in the request context (here: no
 //     match, so positive operators are false and negated ones true).

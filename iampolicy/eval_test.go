@@ -290,3 +290,49 @@ func TestEffective(t *testing.T) {
 		})
 	}
 }
+
+func TestEffectiveUsesContext(t *testing.T) {
+	identity := mustParse(t, `{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::home/${aws:PrincipalTag/x509Subject/CN}/*"},
+		{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"StringNotEquals":{"aws:PrincipalTag/x509Issuer/CN":"anchorage issuing CA"},"Null":{"aws:PrincipalTag/x509Issuer/CN":"false"}}}]}`)
+	session := mustParse(t, `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"StringLike":{"aws:PrincipalTag/x509Subject/OU":"web*"}}}}`)
+	e := Effective{Identity: []*Policy{identity}, Session: []*Policy{session}}
+	cert := func(cn, ou, issuer string) map[string][]string {
+		m := map[string][]string{"aws:PrincipalTag/x509Subject/CN": {cn}, "aws:PrincipalTag/x509Subject/OU": {ou}}
+		if issuer != "" {
+			m["aws:PrincipalTag/x509Issuer/CN"] = []string{issuer}
+		}
+		return m
+	}
+	tests := []struct {
+		name     string
+		resource string
+		ctx      map[string][]string
+		want     Decision
+	}{
+		{"own home", "arn:aws:s3:::home/web-01/a", cert("web-01", "web-frontend", "anchorage issuing CA"), Allow},
+		{"no issuer tag (Null false guards the negation)", "arn:aws:s3:::home/web-01/a", cert("web-01", "web", ""), Allow},
+		{"other home", "arn:aws:s3:::home/web-02/a", cert("web-01", "web", ""), ImplicitDeny},
+		{"session condition fails", "arn:aws:s3:::home/web-01/a", cert("web-01", "db", ""), ImplicitDeny},
+		{"other issuer denied", "arn:aws:s3:::home/web-01/a", cert("web-01", "web", "someone else"), ExplicitDeny},
+	}
+	for _, tt := range tests {
+		if got := e.Allows("s3:GetObject", tt.resource, tt.ctx); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	// IfExists on an absent key is true, so in a Deny it denies.
+	ifExists := mustParse(t, `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},
+		{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"StringNotEqualsIfExists":{"aws:PrincipalTag/x509Issuer/CN":"anchorage issuing CA"}}}]}`)
+	if got := (Effective{Identity: []*Policy{ifExists}}).Allows("s3:GetObject", "*", nil); got != ExplicitDeny {
+		t.Errorf("Deny with IfExists on an absent key: %v, want ExplicitDeny", got)
+	}
+}
+
+func TestDecisionString(t *testing.T) {
+	for d, want := range map[Decision]string{ImplicitDeny: "ImplicitDeny", Allow: "Allow", ExplicitDeny: "ExplicitDeny", Decision(9): "ImplicitDeny"} {
+		if d.String() != want {
+			t.Errorf("%d.String() = %q", int(d), d.String())
+		}
+	}
+}

@@ -11,13 +11,20 @@ import "strings"
 // every such shortest string is denied while longer ones are not (Allow s3:*
 // with Deny s3:?), which real policies do not do, or when a huge policy set
 // exhausts the search budget (maxFindEvaluations).
-func (e Effective) Find(q Query) (Grant, bool) {
-	f := finder{e: e, q: q, ctx: newContext(q.Context), upper: !q.Exact, seen: map[[2]string]bool{}}
+func (e Effective) Find(q Query) (Grant, bool) { return e.find(q, nil) }
+
+// find is Find with a cache of compiled statement patterns, which a caller
+// making many queries with one Context and mode (classify) can share.
+func (e Effective) find(q Query, cache *patternCache) (Grant, bool) {
+	if cache == nil {
+		cache = newPatternCache()
+	}
+	f := finder{e: e, q: q, ctx: newContext(q.Context), upper: !q.Exact, seen: map[[2]string]bool{}, cache: cache}
 	query := q.Action
 	if query == "" {
 		query = "*"
 	}
-	f.action = compile(query, true, false)
+	f.action = compile(query, false, false)
 	f.literalAction = !strings.ContainsAny(query, "*?")
 	switch {
 	case q.AllResources:
@@ -69,9 +76,51 @@ type finder struct {
 
 	seen   map[[2]string]bool
 	budget int
+	cache  *patternCache
 }
 
-var namedAction = compile("?*:?*", false, false) // a service and a non-empty name
+// patternCache holds each statement's compiled Action and Resource patterns.
+type patternCache struct {
+	actions   map[*Statement][][]pelem
+	resources map[*Statement][][]pelem
+}
+
+func newPatternCache() *patternCache {
+	return &patternCache{actions: map[*Statement][][]pelem{}, resources: map[*Statement][][]pelem{}}
+}
+
+func (f *finder) actionAlts(s *Statement) [][]pelem {
+	if alts, ok := f.cache.actions[s]; ok {
+		return alts
+	}
+	var alts [][]pelem
+	for _, a := range s.Action {
+		alts = append(alts, compile(a, false, false))
+	}
+	f.cache.actions[s] = alts
+	return alts
+}
+
+// resourceAlts depends on the query's Context and mode, which a cache's
+// users keep fixed.
+func (f *finder) resourceAlts(s *Statement) [][]pelem {
+	if alts, ok := f.cache.resources[s]; ok {
+		return alts
+	}
+	var alts [][]pelem
+	for _, r := range s.Resource {
+		if parts, ok := expandMode(r, f.ctx, true, f.upper); ok {
+			alts = append(alts, compileParts(parts, false, true))
+		}
+	}
+	f.cache.resources[s] = alts
+	return alts
+}
+
+// namedAction is "service:name" with both parts non-empty and exactly one
+// colon, so that witnesses look like actions ("*:put*" and "s3:get*" must not
+// meet in "s3:get:put").
+var namedAction = []pelem{{kind: kOneNoColon}, {kind: kStarNoColon}, {kind: kLit, r: ':'}, {kind: kOneNoColon}, {kind: kStarNoColon}}
 
 // chain tries the witnesses that the query shares with every statement of c.
 func (f *finder) chain(c []*Statement) (Grant, bool) {
@@ -82,14 +131,13 @@ func (f *finder) chain(c []*Statement) (Grant, bool) {
 		var pats [][][]pelem
 		for _, s := range c {
 			if s.Action != nil {
-				var alts [][]pelem
-				for _, a := range s.Action {
-					alts = append(alts, compile(a, true, false))
-				}
-				pats = append(pats, alts)
+				pats = append(pats, f.actionAlts(s))
 			}
 		}
-		actions = witnesses([][]pelem{f.action, namedAction}, pats)
+		actions = witnesses(true, [][]pelem{f.action, namedAction}, pats)
+	}
+	if len(actions) == 0 {
+		return Grant{}, false
 	}
 	var resources []string
 	if f.literalResource != "" {
@@ -101,16 +149,10 @@ func (f *finder) chain(c []*Statement) (Grant, bool) {
 		var pats [][][]pelem
 		for _, s := range c {
 			if s.Resource != nil {
-				var alts [][]pelem
-				for _, r := range s.Resource {
-					if parts, ok := expandMode(r, f.ctx, true, f.upper); ok {
-						alts = append(alts, compileParts(parts, false, true))
-					}
-				}
-				pats = append(pats, alts)
+				pats = append(pats, f.resourceAlts(s))
 			}
 		}
-		resources = append(resources, witnesses([][]pelem{f.resource}, pats)...)
+		resources = append(resources, witnesses(false, [][]pelem{f.resource}, pats)...)
 	}
 	for _, a := range actions {
 		for _, r := range resources {
@@ -137,7 +179,7 @@ func (f *finder) chain(c []*Statement) (Grant, bool) {
 
 // witnesses returns up to maxWitnesses strings matching every pattern of
 // fixed and one alternative of each element of choices.
-func witnesses(fixed [][]pelem, choices [][][]pelem) []string {
+func witnesses(fold bool, fixed [][]pelem, choices [][][]pelem) []string {
 	const maxWitnesses = 8
 	var out []string
 	seen := map[string]bool{}
@@ -149,7 +191,7 @@ func witnesses(fixed [][]pelem, choices [][][]pelem) []string {
 			return
 		}
 		if i == len(choices) {
-			if w, ok := intersect(pick...); ok && !seen[w] {
+			if w, ok := intersectFold(fold, pick...); ok && !seen[w] {
 				seen[w] = true
 				out = append(out, w)
 			}

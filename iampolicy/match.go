@@ -2,6 +2,7 @@ package iampolicy
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -179,15 +180,50 @@ func matchARN(p []pelem, s string) bool {
 	return true
 }
 
-// matchAction: case-insensitive, with * and ? anywhere.
+// matchAction: case-insensitive, with * and ? anywhere. It is the classic
+// two-pointer glob (backtracking only to the last *), which is exact for a
+// single kind of star, allocates nothing, and runs in O(len(pattern)·len(action)).
 func matchAction(pattern, action string) bool {
 	if pattern == "*" {
 		return true
 	}
-	if !strings.ContainsAny(pattern, "*?") {
-		return strings.EqualFold(pattern, action)
+	p, s := 0, 0
+	starP, starS := -1, 0
+	for s < len(action) {
+		if p < len(pattern) {
+			pr, pn := utf8.DecodeRuneInString(pattern[p:])
+			sr, sn := utf8.DecodeRuneInString(action[s:])
+			switch {
+			case pr == '*':
+				starP, starS = p, s
+				p += pn
+				continue
+			case pr == '?' || foldEqual(pr, sr):
+				p += pn
+				s += sn
+				continue
+			}
+		}
+		if starP < 0 {
+			return false
+		}
+		// Let the last star take one more rune and retry after it.
+		_, sn := utf8.DecodeRuneInString(action[starS:])
+		starS += sn
+		s = starS
+		p = starP + 1
 	}
-	return matchPattern(compile(pattern, true, false), strings.ToLower(action))
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+func foldEqual(a, b rune) bool {
+	if a == b {
+		return true
+	}
+	return unicode.ToLower(a) == unicode.ToLower(b)
 }
 
 func matchAnyAction(patterns []string, action string) bool {
@@ -210,6 +246,9 @@ func matchResource(pattern, resource string, ctx context, substitute bool) bool 
 func matchResourceMode(pattern, resource string, ctx context, substitute, wideOpen bool) bool {
 	if pattern == "*" {
 		return true
+	}
+	if !strings.ContainsAny(pattern, "*?$") {
+		return pattern == resource
 	}
 	parts, ok := expandMode(pattern, ctx, substitute, wideOpen)
 	if !ok {

@@ -3,6 +3,7 @@ package iampolicy
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -424,4 +425,18 @@ func parsePrincipal(raw jsonRaw) (map[string][]string, error) {
 		out[m.name] = vs
 	}
 	return out, nil
+}
+
+// ParseEncoded is Parse for a document as IAM's query API returns it
+// (GetRole's AssumeRolePolicyDocument, GetRolePolicy, GetPolicyVersion):
+// URL-encoded JSON. A document that is already JSON is parsed as it is.
+func ParseEncoded(doc string, kind Kind) (*Policy, error) {
+	if t := strings.TrimSpace(doc); t != "" && t[0] == '{' {
+		return ParseAs([]byte(doc), kind)
+	}
+	raw, err := url.QueryUnescape(doc)
+	if err != nil {
+		return nil, &ParseError{Statement: -1, Err: fmt.Errorf("not URL-encoded JSON: %w", err)}
+	}
+	return ParseAs([]byte(raw), kind)
 }

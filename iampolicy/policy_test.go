@@ -191,3 +191,28 @@ func FuzzParse(f *testing.F) {
 		_ = Classify(Effective{Identity: []*Policy{p}})
 	})
 }
+
+func TestParseEncoded(t *testing.T) {
+	enc := "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service%22%3A%22rolesanywhere.amazonaws.com%22%7D%2C%22Action%22%3A%22sts%3AAssumeRole%22%7D%5D%7D"
+	p, err := ParseEncoded(enc, KindTrust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Evaluate(Request{Principal: rolesAnywhere, Action: "sts:AssumeRole"}) != Allow {
+		t.Error("decoded trust policy does not allow Roles Anywhere")
+	}
+	if _, err := ParseEncoded(rolesAnywhereTrust, KindTrust); err != nil {
+		t.Errorf("plain JSON: %v", err)
+	}
+	if _, err := ParseEncoded("%zz", KindAny); !errors.Is(err, ErrMalformed) {
+		t.Errorf("bad encoding: %v", err)
+	}
+}
+
+func TestParseErrorTopLevel(t *testing.T) {
+	_, err := Parse([]byte(`{"Version":"2012-10-17","Extra":1,"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}`))
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Statement != -1 || pe.Field != "Extra" || strings.Contains(err.Error(), "statement") {
+		t.Errorf("got %#v (%v)", pe, err)
+	}
+}

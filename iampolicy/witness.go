@@ -1,33 +1,42 @@
 package iampolicy
 
+// maxIntersect is the most patterns intersect takes at once.
+const maxIntersect = 6
+
 // intersect finds a short string that every pattern matches in full, by a
 // breadth-first search over the product of the patterns' positions. ok is
 // false when the patterns share no string or the search would visit more
 // than maxStates states (patterns from real policies are far below it).
-func intersect(ps ...[]pelem) (string, bool) {
+func intersect(ps ...[]pelem) (string, bool) { return intersectFold(false, ps...) }
+
+// intersectFold with fold compares literals case-insensitively, as for
+// actions; where several patterns demand a letter the witness takes the last
+// one's spelling, so that a witness built from a policy's own action keeps
+// its case ("s3:PutObject", not "s3:putobject").
+func intersectFold(fold bool, ps ...[]pelem) (string, bool) {
 	const maxStates = 1 << 14
 	if len(ps) == 0 {
 		return "", false
 	}
+	if len(ps) > maxIntersect {
+		return "", false
+	}
 	type state struct {
-		pos    []int
+		pos    [maxIntersect]int32
 		parent int
 		r      rune // rune consumed to get here; -1 for a wildcard skip
 	}
-	key := func(pos []int) string {
-		b := make([]byte, 0, 4*len(pos))
-		for _, p := range pos {
-			b = append(b, byte(p), byte(p>>8), byte(p>>16), byte(p>>24))
+	for _, p := range ps {
+		if len(p) > 1<<20 {
+			return "", false
 		}
-		return string(b)
 	}
-	start := make([]int, len(ps))
+	var start [maxIntersect]int32
 	states := []state{{pos: start, parent: -1, r: -1}}
-	seen := map[string]bool{key(start): true}
-	push := func(pos []int, parent int, r rune) {
-		k := key(pos)
-		if !seen[k] {
-			seen[k] = true
+	seen := map[[maxIntersect]int32]bool{start: true}
+	push := func(pos [maxIntersect]int32, parent int, r rune) {
+		if !seen[pos] {
+			seen[pos] = true
 			states = append(states, state{pos, parent, r})
 		}
 	}
@@ -38,7 +47,7 @@ func intersect(ps ...[]pelem) (string, bool) {
 		cur := states[q].pos
 		done := true
 		for i, p := range ps {
-			if cur[i] < len(p) {
+			if int(cur[i]) < len(p) {
 				done = false
 				break
 			}
@@ -57,8 +66,8 @@ func intersect(ps ...[]pelem) (string, bool) {
 		}
 		// Skip a star in any one pattern (it matches the empty string).
 		for i, p := range ps {
-			if cur[i] < len(p) && (p[cur[i]].kind == kStar || p[cur[i]].kind == kStarNoColon) {
-				next := append([]int(nil), cur...)
+			if int(cur[i]) < len(p) && (p[cur[i]].kind == kStar || p[cur[i]].kind == kStarNoColon) {
+				next := cur
 				next[i]++
 				push(next, q, -1)
 			}
@@ -67,12 +76,12 @@ func intersect(ps ...[]pelem) (string, bool) {
 		var r rune = -1
 		feasible := true
 		for i, p := range ps {
-			if cur[i] >= len(p) {
+			if int(cur[i]) >= len(p) {
 				feasible = false
 				break
 			}
 			if e := p[cur[i]]; e.kind == kLit {
-				if r >= 0 && r != e.r {
+				if r >= 0 && r != e.r && !(fold && foldEqual(r, e.r)) {
 					feasible = false
 					break
 				}
@@ -85,7 +94,7 @@ func intersect(ps ...[]pelem) (string, bool) {
 		if r < 0 {
 			r = 'x'
 		}
-		next := make([]int, len(ps))
+		var next [maxIntersect]int32
 		for i, p := range ps {
 			e := p[cur[i]]
 			switch e.kind {

@@ -204,7 +204,7 @@ func (s *Server) authorizeSession(signed *signedX509Request, p *sessionParams, n
 	}
 	sess := &sessionContext{
 		anchorArn: p.TrustAnchorArn, account: acct.id, roleArn: p.RoleArn, sessionName: sessionName,
-		sourceIdentity: sourceIdentity(leaf), tags: principalTags(leaf, prof.AttributeMappings),
+		sourceIdentity: sourceIdentity(leaf), tags: principalTags(leaf, prof.AttributeMappings), now: now,
 	}
 	role, sessionPolicies, apiErr := s.assumeRoleLocked(acct, prof, sess)
 	if apiErr != nil {
@@ -243,11 +243,26 @@ func (s *Server) authorizeSession(signed *signedX509Request, p *sessionParams, n
 // that using it yields "expired" rather than "unknown".
 const credentialRetention = 24 * time.Hour
 
+// maxIssuedCredentials bounds the remembered sessions (each may carry up
+// to ~400 KB of session policy): beyond it the earliest-expiring go first.
+const maxIssuedCredentials = 10000
+
+// pruneCredentialsLocked forgets long-expired credentials and makes room for
+// one more under maxIssuedCredentials.
 func (s *Server) pruneCredentialsLocked(now time.Time) {
 	for id, c := range s.st.Credentials {
 		if now.Sub(c.Expiration) > credentialRetention {
 			delete(s.st.Credentials, id)
 		}
+	}
+	for len(s.st.Credentials) >= maxIssuedCredentials {
+		var first *issuedCredential
+		for _, c := range s.st.Credentials {
+			if first == nil || c.Expiration.Before(first.Expiration) {
+				first = c
+			}
+		}
+		delete(s.st.Credentials, first.AccessKeyID)
 	}
 }
 

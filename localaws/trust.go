@@ -3,7 +3,9 @@ package localaws
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/anchorage-pki/anchorage/iampolicy"
 )
@@ -23,7 +25,8 @@ import (
 // as aws:PrincipalTag/<key> (what AWS documents for trust-policy conditions)
 // and aws:RequestTag/<key> with aws:TagKeys (what STS gives TagSession),
 // aws:SourceArn (the trust anchor), aws:SourceAccount, sts:SourceIdentity and
-// aws:SourceIdentity, sts:RoleSessionName. Explicit Deny anywhere wins; a
+// aws:SourceIdentity, sts:RoleSessionName, and the global
+// aws:PrincipalServiceName, aws:CurrentTime and aws:EpochTime. Explicit Deny anywhere wins; a
 // missing Allow for any action is a denial.
 //
 // The session's permissions are then the role's identity policies (inline
@@ -31,14 +34,15 @@ import (
 // sessionPolicy and managedPolicyArns), as STS bounds a session by the
 // policies passed to AssumeRole.
 
-const rolesAnywherePrincipal = "rolesanywhere.amazonaws.com"
-
-var trustActions = []string{"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"}
+// rolesAnywherePrincipal is the service principal of the evaluation;
+// iampolicy.RolesAnywhereTrust evaluates iampolicy.RolesAnywhereActions.
+const rolesAnywherePrincipal = iampolicy.RolesAnywhereService
 
 // sessionContext is what one CreateSession presents to IAM.
 type sessionContext struct {
 	anchorArn, account, roleArn, sessionName, sourceIdentity string
 	tags                                                     map[string]string
+	now                                                      time.Time
 }
 
 // requestContext is the condition-key context of the trust evaluation.
@@ -49,6 +53,10 @@ func (sc *sessionContext) requestContext() map[string][]string {
 		"sts:SourceIdentity":  {sc.sourceIdentity},
 		"aws:SourceIdentity":  {sc.sourceIdentity},
 		"sts:RoleSessionName": {sc.sessionName},
+		// Global keys present in every request a service principal makes.
+		"aws:PrincipalServiceName": {rolesAnywherePrincipal},
+		"aws:CurrentTime":          {sc.now.UTC().Format(time.RFC3339)},
+		"aws:EpochTime":            {strconv.FormatInt(sc.now.Unix(), 10)},
 	}
 	keys := make([]string, 0, len(sc.tags))
 	for k, v := range sc.tags {
@@ -82,15 +90,8 @@ func (s *Server) assumeRoleLocked(acct *accountState, prof *profile, sc *session
 	if e != nil {
 		return nil, nil, internalError("stored trust policy of " + sc.roleArn + " does not parse: " + e.Message)
 	}
-	ctx := sc.requestContext()
-	for _, action := range trustActions {
-		d := trust.Evaluate(iampolicy.Request{
-			Principal: map[string][]string{"Service": {rolesAnywherePrincipal}},
-			Action:    action, Resource: sc.roleArn, Context: ctx,
-		})
-		if d != iampolicy.Allow {
-			return nil, nil, accessDenied(msgAssumeDenied, fmt.Sprintf("trust policy of %s: %s for %s", sc.roleArn, d, action))
-		}
+	if d, action := iampolicy.RolesAnywhereTrust(trust, sc.requestContext()); d != iampolicy.Allow {
+		return nil, nil, accessDenied(msgAssumeDenied, fmt.Sprintf("trust policy of %s: %s for %s", sc.roleArn, d, action))
 	}
 	var docs []string
 	if prof.SessionPolicy != "" {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -206,5 +207,45 @@ func TestSessionEffectivePolicy(t *testing.T) {
 	var ve *types.ValidationException
 	if !errors.As(err, &ve) {
 		t.Errorf("malformed sessionPolicy: %v", err)
+	}
+}
+
+// TestTrustContextGlobalKeys: the global keys every request carries.
+func TestTrustContextGlobalKeys(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	sc := &sessionContext{anchorArn: "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/x", account: "123456789012",
+		sessionName: "s", sourceIdentity: "CN=a", tags: map[string]string{"x509Subject/CN": "a"}, now: now}
+	ctx := sc.requestContext()
+	for key, want := range map[string]string{
+		"aws:CurrentTime": "2026-12-01T12:00:00Z", "aws:EpochTime": "1796126400", "aws:PrincipalServiceName": rolesAnywherePrincipal,
+		"aws:PrincipalTag/x509Subject/CN": "a", "aws:RequestTag/x509Subject/CN": "a", "aws:TagKeys": "x509Subject/CN",
+		"aws:SourceAccount": "123456789012", "sts:SourceIdentity": "CN=a", "sts:RoleSessionName": "s",
+	} {
+		if got := ctx[key]; len(got) != 1 || got[0] != want {
+			t.Errorf("%s = %v, want %s", key, got, want)
+		}
+	}
+}
+
+// TestRoleMaxSessionDuration: a session longer than the role allows is
+// refused, one within it is issued.
+func TestRoleMaxSessionDuration(t *testing.T) {
+	f := newSessionFixture(t)
+	ctx := context.Background()
+	_, err := f.ra.UpdateProfile(ctx, &rolesanywhere.UpdateProfileInput{ProfileId: aws.String(f.profileID), DurationSeconds: aws.Int32(7200)})
+	mustOK(t, err)
+	leaf, key := f.pki.issueLeaf(t, leafOpts{})
+	body := `{"durationSeconds":7200}`
+	if status, code, _ := f.call(t, leaf, key, func(c *sessionCall) { c.body = body }); status != http.StatusBadRequest || code != "ValidationException" {
+		t.Fatalf("7200 s on a 3600 s role: %d %s", status, code)
+	}
+	// Recreate the role with a longer maximum (UpdateRole is not modelled).
+	_, err = f.iam.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(roleName(testRoleArn))})
+	mustOK(t, err)
+	_, err = f.iam.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(roleName(testRoleArn)), MaxSessionDuration: aws.Int32(7200),
+		AssumeRolePolicyDocument: aws.String(rolesAnywhereTrustPolicy)})
+	mustOK(t, err)
+	if status, _, resp := f.call(t, leaf, key, func(c *sessionCall) { c.body = body }); status != http.StatusCreated {
+		t.Fatalf("7200 s on a 7200 s role: %d %s", status, resp)
 	}
 }
