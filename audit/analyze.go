@@ -382,14 +382,14 @@ func (an *analysis) certificate(c Cert) CertEntry {
 				}
 				// One request context per (anchor, profile): only the role
 				// changes below.
-				ctx := sessionContext(ta.ARN, a.ID, c.Cert, SessionTags(c.Cert, p.Mappings))
+				ctx := sessionContext(ta.ARN, a.ID, c.Cert, SessionTags(c.Cert, p.Mappings), an.w.Now)
 				for _, roleARN := range p.RoleARNs {
 					ro := a.Roles[roleARN]
 					if ro == nil || ro.Err != nil {
 						continue
 					}
 					tp := an.parse(ro.TrustPolicy)
-					if tp.err != nil || !canAssume(tp, roleARN, ctx) {
+					if tp.err != nil || !canAssume(tp, ctx) {
 						continue
 					}
 					e.Access = append(e.Access, Access{Account: a.Name, Anchor: ta.ARN, Profile: p.ARN, Role: roleARN})

@@ -4,7 +4,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/anchorage-pki/anchorage/iampolicy"
 )
@@ -15,7 +17,7 @@ import (
 // are passed as session tags, aws:RequestTag/… with aws:TagKeys; the trust
 // anchor and its account as source; the source identity Roles Anywhere
 // sets; the default session name (the serial in hex).
-func sessionContext(anchorARN, accountID string, c *x509.Certificate, tags map[string]string) map[string][]string {
+func sessionContext(anchorARN, accountID string, c *x509.Certificate, tags map[string]string, now time.Time) map[string][]string {
 	si := sourceIdentity(c)
 	ctx := map[string][]string{
 		"aws:SourceArn":       {anchorARN},
@@ -23,6 +25,10 @@ func sessionContext(anchorARN, accountID string, c *x509.Certificate, tags map[s
 		"sts:SourceIdentity":  {si},
 		"aws:SourceIdentity":  {si},
 		"sts:RoleSessionName": {serialHex(c)},
+		// Global keys of every request a service principal makes.
+		"aws:PrincipalServiceName": {iampolicy.RolesAnywhereService},
+		"aws:CurrentTime":          {now.UTC().Format(time.RFC3339)},
+		"aws:EpochTime":            {strconv.FormatInt(now.Unix(), 10)},
 	}
 	keys := make([]string, 0, len(tags))
 	for k, v := range tags {
@@ -35,7 +41,13 @@ func sessionContext(anchorARN, accountID string, c *x509.Certificate, tags map[s
 	if len(keys) > 0 {
 		ctx["aws:TagKeys"] = keys
 	}
-	return ctx
+	// Condition keys are case-insensitive: lower-case them once here, so
+	// a trust policy's keys are looked up directly (parsed.project).
+	lower := make(map[string][]string, len(ctx))
+	for k, v := range ctx {
+		lower[strings.ToLower(k)] = v
+	}
+	return lower
 }
 
 func serialHex(c *x509.Certificate) string { return fmt.Sprintf("%x", c.SerialNumber.Bytes()) }
@@ -57,19 +69,9 @@ func sourceIdentity(c *x509.Certificate) string {
 // assume the role with the session context of a certificate, anchor and
 // profile (sessionContext): every action CreateSession performs is
 // allowed.
-func canAssume(tp *parsed, roleARN string, ctx map[string][]string) bool {
-	r := iampolicy.Request{
-		Principal: map[string][]string{iampolicy.PrincipalService: {servicePrincipal}},
-		Resource:  roleARN,
-		Context:   tp.project(ctx),
-	}
-	for _, a := range SessionActions {
-		r.Action = a
-		if tp.p.Evaluate(r) != iampolicy.Allow {
-			return false
-		}
-	}
-	return true
+func canAssume(tp *parsed, ctx map[string][]string) bool {
+	d, _ := iampolicy.RolesAnywhereTrust(tp.p, tp.project(ctx))
+	return d == iampolicy.Allow
 }
 
 // Access levels, weighted for the blast radius.

@@ -24,14 +24,15 @@ type parsed struct {
 	keys map[string]bool
 }
 
-// project keeps the context keys the policy reads.
+// project keeps the context keys the policy reads; ctx's keys are
+// lower-case (condition keys are case-insensitive).
 func (p *parsed) project(ctx map[string][]string) map[string][]string {
 	if p.keys == nil {
 		return ctx
 	}
 	out := make(map[string][]string, len(p.keys))
-	for k, v := range ctx {
-		if p.keys[strings.ToLower(k)] {
+	for k := range p.keys {
+		if v, ok := ctx[k]; ok {
 			out[k] = v
 		}
 	}
@@ -138,11 +139,7 @@ func itoa(i int) string {
 }
 
 // servicePrincipal is who CreateSession assumes roles as.
-const servicePrincipal = "rolesanywhere.amazonaws.com"
-
-// SessionActions are the actions Roles Anywhere performs on the role in
-// CreateSession; the trust policy must allow each of them.
-var SessionActions = []string{"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"}
+const servicePrincipal = iampolicy.RolesAnywhereService
 
 // trustConditions reports, over the Allow statements of a trust policy that
 // admit rolesanywhere.amazonaws.com, whether every one of them pins the
