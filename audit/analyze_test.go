@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"math/big"
 	"sort"
 	"strings"
@@ -352,5 +353,45 @@ func TestRenderers(t *testing.T) {
 				t.Error("the page has a script or a network reference")
 			}
 		})
+	}
+}
+
+// Trust policies that only seem to pin the certificate are findings too.
+func TestTrustConditions(t *testing.T) {
+	tests := []struct {
+		name           string
+		conds          string
+		subject, srcOK bool
+	}{
+		{"none", "", false, false},
+		{"CN and anchor", `{"StringEquals":{"aws:PrincipalTag/x509Subject/CN":"web-01"},"ArnEquals":{"aws:SourceArn":"` + anchorA + `"}}`, true, true},
+		{"SAN", `{"StringLike":{"aws:PrincipalTag/x509SAN/DNS":"*.example.com"}}`, true, false},
+		{"CN wildcard pins nothing", `{"StringLike":{"aws:PrincipalTag/x509Subject/CN":"*"}}`, false, false},
+		{"negated CN pins nothing", `{"StringNotEquals":{"aws:PrincipalTag/x509Subject/CN":"root"}}`, false, false},
+		{"issuer only", `{"StringEquals":{"aws:PrincipalTag/x509Issuer/CN":"Example Issuing CA"}}`, false, false},
+		{"key case", `{"ArnLike":{"AWS:SOURCEARN":"` + anchorA + `"},"StringEquals":{"aws:principaltag/x509subject/CN":"a"}}`, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			an := &analysis{policies: map[string]*parsed{}}
+			subj, src, any := trustConditions(an.parse(trust(tt.conds)))
+			if !any || subj != tt.subject || src != tt.srcOK {
+				t.Errorf("subject %v sourceArn %v (any %v), want %v %v", subj, src, any, tt.subject, tt.srcOK)
+			}
+		})
+	}
+}
+
+// An account that could not be read (--keep-going) is a finding, and the
+// rest is still audited.
+func TestUnreadableAccount(t *testing.T) {
+	w, _ := fixedWorld(t)
+	w.Accounts = append(w.Accounts, &Account{Name: "dev", Region: "us-east-1", Err: errors.New("sts GetCallerIdentity: connection refused")})
+	r := Analyze(w)
+	if len(r.Accounts) != 2 || r.Accounts[1].Error == "" || r.Findings[0].ID != "account-unreadable" || r.Findings[0].Severity != High {
+		t.Errorf("accounts %+v, first finding %+v", r.Accounts, r.Findings[0])
+	}
+	if len(r.Certificates[0].Access) == 0 {
+		t.Error("the readable account was not audited")
 	}
 }

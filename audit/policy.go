@@ -155,7 +155,7 @@ func trustConditions(tp *parsed) (subject, sourceArn, any bool) {
 		any = true
 		var subj, src bool
 		for _, c := range s.Conditions {
-			if isSubjectOrSANKey(c.Key) && !c.Negated() {
+			if isSubjectOrSANKey(c.Key) && !c.Negated() && !allWildcards(c.Values) {
 				subj = true
 			}
 			if strings.EqualFold(c.Key, "aws:SourceArn") && !c.Negated() {
@@ -166,6 +166,17 @@ func trustConditions(tp *parsed) (subject, sourceArn, any bool) {
 		sourceArn = sourceArn && src
 	}
 	return subject, sourceArn, any
+}
+
+// allWildcards reports values that match anything ("*"): a condition that
+// pins nothing.
+func allWildcards(vs []string) bool {
+	for _, v := range vs {
+		if strings.Trim(v, "*") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // admitsService reports whether a statement lets the Roles Anywhere service
