@@ -65,8 +65,8 @@ type Anchor struct {
 // Mapping is one attribute mapping of a profile: which specifiers of a
 // certificate field become session tags.
 type Mapping struct {
-	Field      string // x509Subject, x509Issuer, x509SAN
-	Specifiers []string
+	Field      string   `json:"certificateField"` // x509Subject, x509Issuer, x509SAN
+	Specifiers []string `json:"specifiers"`
 }
 
 // Profile is a Roles Anywhere profile.
