@@ -6,7 +6,7 @@ TAGS    :=
 GOFLAGS ?=
 export GOFLAGS
 
-.PHONY: all build test demo lint bench deps clean
+.PHONY: all build test demo demo-ha lint bench deps clean
 
 all: build
 
@@ -20,6 +20,11 @@ test: deps lint
 
 demo: deps build
 	./scripts/demo.sh
+
+# Two CA replicas on one private PostgreSQL, kill -9 of the one that pushes
+# CRLs, the survivor taking over; see scripts/demo-ha.sh.
+demo-ha: deps build
+	./scripts/demo-ha.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -36,4 +41,4 @@ deps:
 	./.ci/install-deps
 
 clean:
-	rm -rf $(BIN) demo
+	rm -rf $(BIN) demo demo-ha
