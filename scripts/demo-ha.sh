@@ -10,7 +10,7 @@
 # 127.0.0.1. Exits non-zero if any step fails; every child (replicas,
 # localaws, PostgreSQL by its PID) is stopped on the way out.
 #
-# Environment: DEMO_HA_PORT [18543] (replica A; B is the next port),
+# Environment: DEMO_HA_PORT [18543] (replica A), DEMO_HA_PORT_B [the next port],
 # DEMO_HA_PG_PORT [18549], DEMO_HA_DIR [./demo-ha], DEMO_BIN [./bin],
 # PG_BIN (PostgreSQL binaries; default the newest /usr/lib/postgresql/*/bin).
 set -euo pipefail
@@ -19,7 +19,7 @@ ROOT=$PWD
 BIN=${DEMO_BIN:-$ROOT/bin}
 W=${DEMO_HA_DIR:-$ROOT/demo-ha}
 PA=${DEMO_HA_PORT:-18543}
-PB=$((PA + 1))
+PB=${DEMO_HA_PORT_B:-$((PA + 1))}
 PGPORT=${DEMO_HA_PG_PORT:-18549}
 ROLE=arn:aws:iam::123456789012:role/demo-workload
 # shellcheck source=scripts/pg.sh
