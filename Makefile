@@ -31,9 +31,10 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Go benchmarks of the enrollment path and CRL builds; BENCH_STEPCA=1 also
-# runs the step-ca peer from ../shared/harness/stepca in the same session
-# and prints anchorage's figures as ratios against it.
+# Enrollment against the step-ca peer (scripts/stepca, run in the same
+# session; BENCH_STEPCA=0 skips it), on bbolt and on PostgreSQL with 1-3
+# replicas (BENCH_PG=0 skips it), as ratios; then the Go benchmarks of the
+# enrollment path and CRL builds. See scripts/bench.sh for the knobs.
 bench:
 	./scripts/bench.sh
 

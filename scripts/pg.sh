@@ -6,6 +6,7 @@
 #   pg_start DIR PORT PASSFILE   initdb into DIR/data (user anchorage, the
 #                                password in PASSFILE), start, create the
 #                                database "anchorage"; sets PG_PID
+#   pg_createdb NAME             another database on the running cluster
 #   pg_stop                      fast shutdown by PID, SIGKILL after 20 s
 #
 # As root the cluster runs as the user nobody (initdb and postgres refuse
@@ -15,7 +16,7 @@
 # PG_BIN overrides the binaries' directory (default: the newest
 # /usr/lib/postgresql/*/bin).
 
-PG_PID="" PG_DIR="" PG_TMP=""
+PG_PID="" PG_DIR="" PG_TMP="" PG_PORT="" PG_PASSFILE=""
 
 pg_bin() {
   if [ -n "${PG_BIN:-}" ]; then echo "$PG_BIN"; return; fi
@@ -41,6 +42,7 @@ pg_as() {
 pg_start() {
   local dir=$1 port=$2 passfile=$3 bin
   bin=$(pg_bin) || return 1
+  PG_PORT=$port PG_PASSFILE=$passfile
   rm -rf "$dir"
   if [ "$(id -u)" = 0 ]; then
     mkdir -p "$dir"
@@ -83,7 +85,11 @@ EOF
     return 1
   fi
   PG_PID=$(head -n1 "$PG_DIR/data/postmaster.pid")
-  PGPASSWORD=$(cat "$passfile") "$bin/createdb" -h 127.0.0.1 -p "$port" -U anchorage anchorage
+  pg_createdb anchorage
+}
+
+pg_createdb() {
+  PGPASSWORD=$(cat "$PG_PASSFILE") "$(pg_bin)/createdb" -h 127.0.0.1 -p "$PG_PORT" -U anchorage "$1"
 }
 
 pg_stop() {
