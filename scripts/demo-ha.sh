@@ -101,8 +101,8 @@ show "curl --cacert ca/root.crt https://localhost:$PB/health     # asked of B: t
 curl -sS --max-time 5 --cacert ca/root.crt "https://localhost:$PB/health"; echo
 PUSHER=$(holder push "$PB")
 case "$PUSHER" in
-  "127.0.0.1:$PA") PUSH_PORT=$PA PUSH_PID=$PID_A PUSH_NAME=A OTHER_PORT=$PB OTHER_NAME=B ;;
-  "127.0.0.1:$PB") PUSH_PORT=$PB PUSH_PID=$PID_B PUSH_NAME=B OTHER_PORT=$PA OTHER_NAME=A ;;
+  "127.0.0.1:$PA") PUSH_PID=$PID_A PUSH_NAME=A OTHER_PORT=$PB OTHER_NAME=B ;;
+  "127.0.0.1:$PB") PUSH_PID=$PID_B PUSH_NAME=B OTHER_PORT=$PA OTHER_NAME=A ;;
   *) fail "no replica holds the push lease (health says \"$PUSHER\")" ;;
 esac
 echo "push lease (anchorsync): replica $PUSH_NAME; crl lease (CRL signer): $(holder crl "$PB")"
