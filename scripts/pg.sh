@@ -12,11 +12,12 @@
 # As root the cluster runs as the user nobody (initdb and postgres refuse
 # root). nobody must be able to reach DIR: when DIR sits under a private
 # directory (a clone in /root), the cluster goes to a fresh directory under
-# /tmp instead, DIR becomes a symlink to it, and pg_stop removes it.
+# /tmp instead, DIR becomes a symlink to it, and pg_stop removes both
+# (keeping the server log as DIR.log).
 # PG_BIN overrides the binaries' directory (default: the newest
 # /usr/lib/postgresql/*/bin).
 
-PG_PID="" PG_DIR="" PG_TMP="" PG_PORT="" PG_PASSFILE=""
+PG_PID="" PG_DIR="" PG_TMP="" PG_LINK="" PG_PORT="" PG_PASSFILE=""
 
 pg_bin() {
   if [ -n "${PG_BIN:-}" ]; then echo "$PG_BIN"; return; fi
@@ -52,6 +53,7 @@ pg_start() {
       PG_TMP=$(mktemp -d /tmp/anchorage-pg.XXXXXX)
       chown nobody: "$PG_TMP"
       ln -s "$PG_TMP" "$dir"
+      PG_LINK=$dir
       echo "(user nobody cannot reach $dir: the cluster lives in $PG_TMP, linked from there)"
     fi
   else
@@ -103,7 +105,10 @@ pg_stop() {
   fi
   PG_PID=""
   if [ -n "$PG_TMP" ]; then
+    # Keep the server log beside the link, which now points nowhere.
+    [ -f "$PG_TMP/log" ] && cp "$PG_TMP/log" "$PG_LINK.log"
     rm -rf "$PG_TMP"
-    PG_TMP=""
+    rm -f "$PG_LINK"
+    PG_TMP="" PG_LINK=""
   fi
 }
