@@ -174,4 +174,4 @@ printf 'kill -9 → web-2 denied at CreateSession:      %5d ms\n' $((DENIED - KI
 echo "(PostgreSQL drops a dead replica's advisory locks with its session; a standby asks every second;"
 echo " the new pusher reads the anchor's CRL back before its first push, and calls are spaced for AWS's 1 request/s quota)"
 
-bold "Done in $((($(now_ms) - T0) / 1000))s. Everything is in ./demo-ha; logs: ca-a.log, ca-b.log, aws.log, $([ -L pg ] && echo pg.log || echo pg/log)."
+bold "Done in $((($(now_ms) - T0) / 1000))s. Everything is in ${W#"$ROOT/"}; logs: ca-a.log, ca-b.log, aws.log, $([ -L pg ] && echo pg.log || echo pg/log)."

@@ -95,6 +95,10 @@ pg_createdb() {
 }
 
 pg_stop() {
+  # Interrupted between pg_ctl start and reading the PID: read it now.
+  if [ -z "$PG_PID" ] && [ -n "$PG_DIR" ] && [ -f "$PG_DIR/data/postmaster.pid" ]; then
+    PG_PID=$(head -n1 "$PG_DIR/data/postmaster.pid")
+  fi
   if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
     kill -INT "$PG_PID" 2>/dev/null || true # fast shutdown
     for _ in $(seq 200); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.1; done
