@@ -78,6 +78,13 @@ func New(status int, typ, format string, args ...any) *Error {
 // Write sends err as a problem document. Errors that are not *Error become
 // a 500 whose detail hides internals.
 func Write(w http.ResponseWriter, r *http.Request, err error) {
+	d := Describe(r, err)
+	WriteDetails(w, d, d)
+}
+
+// Describe is the problem document err answers r with: its own type and
+// status if it is an *Error, else a 500 that reveals nothing.
+func Describe(r *http.Request, err error) Details {
 	var pe *Error
 	if !errors.As(err, &pe) {
 		pe = &Error{Type: Internal, Status: http.StatusInternalServerError, Detail: "internal error; see the CA log"}
@@ -86,10 +93,16 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 	if r != nil {
 		d.Instance = r.URL.Path
 	}
+	return d
+}
+
+// WriteDetails writes body (d, or a document that embeds d and adds
+// extension members, RFC 7807 §3.2) as a problem response with d's status.
+func WriteDetails(w http.ResponseWriter, d Details, body any) {
 	w.Header().Set("Content-Type", ContentType)
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(pe.Status)
-	_ = json.NewEncoder(w).Encode(d)
+	w.WriteHeader(d.Status)
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // Read turns a non-2xx response into an error: the problem document when the
