@@ -95,7 +95,7 @@ type load struct {
 	wg       sync.WaitGroup
 }
 
-func startLoad(t *testing.T, w *world, l *ledger, workers int, allow503 bool) *load {
+func startLoad(t testing.TB, w *world, l *ledger, workers int, allow503 bool) *load {
 	t.Helper()
 	dir := w.reps[0].ca.Dir
 	prov, err := signer.Open(context.Background(), filepath.Join(dir, "provisioner.key"))
@@ -285,7 +285,7 @@ func (ld *load) revoke(r *replica, h *held) {
 // nothing a client was given is missing: every certificate received is
 // stored, every revocation acknowledged is on every replica's /crl and at
 // the anchor.
-func (ld *load) verify(t *testing.T) {
+func (ld *load) verify(t testing.TB) {
 	t.Helper()
 	l := ld.l
 	l.mu.Lock()
@@ -310,6 +310,7 @@ func (ld *load) verify(t *testing.T) {
 		ld.w.anchorHas(t, wait, revoked...)
 	}
 	ld.w.checkAnchor(t)
+	ld.w.noPanics(t)
 }
 
 // enrollOne enrolls name on r outside the load and fails the test if it

@@ -60,7 +60,7 @@ type replica struct {
 // the test's own, which it may stop. The last replica's config names a
 // database that does not exist and it is started with --db naming the
 // real one: the flag wins over the config.
-func newWorld(t *testing.T, private bool) *world {
+func newWorld(t testing.TB, private bool) *world {
 	t.Helper()
 	w := &world{aws: testenv.StartAWS(t)}
 	if private {
@@ -97,7 +97,7 @@ func newWorld(t *testing.T, private bool) *world {
 
 // start runs the replica's process and waits until it answers /health.
 // The process is killed when the test ends.
-func (r *replica) start(t *testing.T) {
+func (r *replica) start(t testing.TB) {
 	t.Helper()
 	ready := filepath.Join(r.ca.Dir, "ready")
 	os.Remove(ready)
@@ -465,4 +465,15 @@ func (w *world) stored(t testing.TB) map[string]bool {
 		out[c.Serial] = true
 	}
 	return out
+}
+
+// noPanics fails the test if any replica's log shows a panic.
+func (w *world) noPanics(t testing.TB) {
+	t.Helper()
+	for _, r := range w.reps {
+		b, _ := os.ReadFile(filepath.Join(r.ca.Dir, "serve.log"))
+		if i := bytes.Index(b, []byte("panic:")); i >= 0 {
+			t.Errorf("replica %d panicked:\n%s", r.i, b[i:min(len(b), i+3000)])
+		}
+	}
 }
