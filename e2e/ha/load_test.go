@@ -81,9 +81,10 @@ func (l *ledger) summary() string {
 }
 
 // load is a client population that enrolls, renews and revokes against
-// random running replicas until stopped. allow503 accepts a 503 problem
-// of type unavailable (a database outage); anything else but success, a
-// refused connection to a killed replica, is a failure.
+// random running replicas until stopped. allow503 is for a database
+// outage: a 503 problem of type unavailable is accepted, a request without
+// an answer is not. Without it a request without an answer (a replica
+// killed under it) is accepted. Anything else but success is a failure.
 type load struct {
 	w        *world
 	l        *ledger
@@ -188,8 +189,13 @@ func (ld *load) exchange(r *replica, op, method, path string, in any, cert *tls.
 		ld.l.count(op, "hang")
 		return nil
 	case err != nil:
-		// A replica killed under the request: no answer, nothing promised.
+		// A replica killed under the request: no answer, nothing
+		// promised. In an outage of the database no replica is killed,
+		// and every request must get an answer.
 		ld.l.count(op, "transport")
+		if ld.allow503 {
+			ld.l.fail("%s on replica %d: no answer: %v", op, r.i, err)
+		}
 		return nil
 	case a.status == want:
 		ld.l.count(op, fmt.Sprint(a.status))

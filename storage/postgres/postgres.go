@@ -295,7 +295,7 @@ func unavailable(err error) error {
 	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, pgx.ErrTxClosed) || strings.Contains(err.Error(), "conn closed") {
+		strings.Contains(err.Error(), "conn closed") {
 		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 	}
 	return err
