@@ -124,8 +124,10 @@ func figures(b *testing.B, kills int) (failover, enforced []time.Duration) {
 			time.Sleep(110 * time.Millisecond) // under the 10/s CreateSession quota
 		}
 		enforced = append(enforced, time.Since(start))
-		b.Logf("kill %d: replica %d held push; failover %v; revoke via replica %d (push %d, crl %d) enforced in %v",
-			k, victim.i, failover[k].Round(time.Millisecond), via.i, push.i, crlh.i, enforced[k].Round(time.Millisecond))
+		if testing.Verbose() { // the benchmark's log keeps only its first lines
+			b.Logf("kill %d: replica %d held push; failover %v; revoke via replica %d (push %d, crl %d) enforced in %v",
+				k, victim.i, failover[k].Round(time.Millisecond), via.i, push.i, crlh.i, enforced[k].Round(time.Millisecond))
+		}
 	}
 	w.checkAnchor(b)
 	return failover, enforced
