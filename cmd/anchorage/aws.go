@@ -123,6 +123,7 @@ func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 
 func newCredentialProcessCmd() *cobra.Command {
 	var f awsFlags
+	var noCache bool
 	cmd := &cobra.Command{
 		Use:   "credential-process",
 		Short: "Print AWS credentials from IAM Roles Anywhere for credential_process",
@@ -136,6 +137,9 @@ func newCredentialProcessCmd() *cobra.Command {
 				log.New(os.Stderr, "", log.LstdFlags).Println(err)
 				os.Exit(1)
 			}
+			if !noCache {
+				opts.Cache = &rolesanywhere.FileCache{Logger: opts.Client.Logger}
+			}
 			if code := rolesanywhere.CredentialProcess(cmd.Context(), opts, os.Stdout, os.Stderr); code != 0 {
 				os.Exit(code)
 			}
@@ -143,6 +147,7 @@ func newCredentialProcessCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "always call CreateSession; by default runs share credentials through a 0600 file under $XDG_RUNTIME_DIR/anchorage (or ~/.cache/anchorage) until 5 minutes before they expire")
 	return cmd
 }
 
