@@ -1,0 +1,29 @@
+package main
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// The test binary doubles as the anchorage CLI, so the commands run as a
+// user runs them: separate processes, exit codes, stdout and stderr. With
+// ANCHORAGE_TEST_CLI=1 it is the CLI (the cli helper); in scripts it is
+// the "anchorage" command.
+func TestMain(m *testing.M) {
+	if os.Getenv("ANCHORAGE_TEST_CLI") == "1" {
+		os.Exit(run(os.Args[1:]))
+	}
+	testscript.Main(m, map[string]func(){
+		"anchorage": func() { os.Exit(run(os.Args[1:])) },
+	})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:      "testdata/script",
+		Deadline: time.Now().Add(2 * time.Minute),
+	})
+}
