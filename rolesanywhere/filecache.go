@@ -15,8 +15,6 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-
-	"github.com/anchorage-pki/anchorage/atomicfile"
 )
 
 // Defaults of the credential-process file cache.
@@ -301,10 +299,63 @@ func (c FileCache) store(path, key string, creds Credentials) {
 		AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey,
 		SessionToken: creds.SessionToken, Expiration: creds.Expiration})
 	if err == nil {
-		err = atomicfile.Write(path, data, 0o600)
+		err = writeCacheFile(path, data)
 	}
 	if err != nil {
 		c.Logger.Debug("credential cache not written", "path", path, "err", err)
+	}
+	c.prune(filepath.Dir(path))
+}
+
+// writeCacheFile replaces path atomically with a 0600 file. Unlike
+// atomicfile.Write it does not fsync: a file lost or torn by a crash is
+// garbage the next run ignores, and the fsyncs would double the cost of a
+// cold run.
+func writeCacheFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.cred")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	// CreateTemp makes the file 0600 already; say so in case that changes.
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// pruneAge is past the longest session Roles Anywhere grants (12 h), so
+// a file this old holds expired credentials, e.g. those of a certificate
+// since renewed.
+const pruneAge = 24 * time.Hour
+
+// prune removes cache and lock files untouched for pruneAge. It runs only
+// after a CreateSession, so a cache hit stays a few syscalls.
+func (c FileCache) prune(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		ext := filepath.Ext(name)
+		if !e.Type().IsRegular() || (ext != ".json" && ext != ".lock" && ext != ".cred") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && c.Now().Sub(fi.ModTime()) > pruneAge {
+			os.Remove(filepath.Join(dir, name))
+		}
 	}
 }
 

@@ -213,3 +213,37 @@ func TestFileCacheLockTimeout(t *testing.T) {
 		t.Errorf("cache not written after the direct call: %v", err)
 	}
 }
+
+// TestFileCachePrune: files of certificates renewed a day ago go away
+// after the next CreateSession; current ones stay.
+func TestFileCachePrune(t *testing.T) {
+	f := newFakeService(t)
+	dir := filepath.Join(t.TempDir(), "anchorage")
+	opts := f.options("ec", true)
+	opts.Cache = &FileCache{Dir: dir}
+	if _, err := opts.Cache.Credentials(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-25 * time.Hour)
+	stale := []string{"old.json", "old.json.lock", ".tmp-1.cred"}
+	for _, n := range append(stale, "keep.txt") {
+		p := filepath.Join(dir, n)
+		os.WriteFile(p, nil, 0o600)
+		os.Chtimes(p, old, old)
+	}
+	opts.Source = vectorSource("rsa", false)
+	if _, err := opts.Cache.Credentials(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range stale {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			t.Errorf("%s not pruned", n)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "*.json")); len(m) != 2 {
+		t.Errorf("cache files after prune: %v, want the two current ones", m)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keep.txt")); err != nil {
+		t.Error("pruned a file that is not the cache's")
+	}
+}
