@@ -97,8 +97,9 @@ func (fc *FileCache) withDefaults() FileCache {
 // Credentials returns credentials for opts from the cache or, on a miss,
 // from one CreateSession that concurrent callers for the same identity
 // share. On a hit only the certificate is read, not the private key: the
-// credentials were issued for that certificate, and the cache file is
-// readable only by this user, who could read the credentials anyway.
+// credentials were issued for that certificate and the same key reference
+// (see cacheKey), and the cache file is readable only by this user, who
+// could read the credentials anyway.
 func (fc *FileCache) Credentials(ctx context.Context, opts Options) (Credentials, error) {
 	c := fc.withDefaults()
 	client, err := NewClient(opts.Client)
@@ -116,7 +117,7 @@ func (fc *FileCache) Credentials(ctx context.Context, opts Options) (Credentials
 		c.Logger.Debug("credential cache disabled", "err", err)
 		return fetch(ctx, client, opts.Source)
 	}
-	key := client.cacheKey(fingerprint)
+	key := client.cacheKey(fingerprint, opts.Source.PrivateKey)
 	path := filepath.Join(dir, key+".json")
 
 	creds, err := c.load(path, key)
@@ -197,12 +198,15 @@ func leafFingerprint(cert *x509.Certificate) []byte {
 }
 
 // cacheKey hashes everything that decides which credentials CreateSession
-// returns. Fields are length-prefixed so no two inputs collide.
-func (c *Client) cacheKey(fingerprint []byte) string {
+// returns. Fields are length-prefixed so no two inputs collide. The key
+// reference (a path or URI, not the key) is in it too: a hit does not
+// open the key, so this keeps a reference that never worked (a wrong
+// PIN, another TPM handle) from being served what a working one cached.
+func (c *Client) cacheKey(fingerprint []byte, keyRef string) string {
 	h := sha256.New()
 	for _, s := range []string{
 		"anchorage credential cache v1",
-		hex.EncodeToString(fingerprint),
+		hex.EncodeToString(fingerprint), keyRef,
 		c.cfg.TrustAnchorARN, c.cfg.ProfileARN, c.cfg.RoleARN,
 		c.cfg.RoleSessionName, strconv.Itoa(c.cfg.SessionDuration),
 		c.endpoint.String(), c.region,

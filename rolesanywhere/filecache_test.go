@@ -157,6 +157,7 @@ func TestFileCacheKey(t *testing.T) {
 		{"region", func(o *Options) { o.Client.Region = "us-west-2" }},
 		{"endpoint", func(o *Options) { o.Client.Endpoint += "/" }},
 		{"role", func(o *Options) { o.Client.RoleARN = vecRole + "-2" }},
+		{"key reference", func(o *Options) { o.Source.PrivateKey = "./" + o.Source.PrivateKey }},
 	}
 	for i, v := range variants {
 		opts := base
@@ -191,7 +192,7 @@ func TestFileCacheLockTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := vectorIdentity(t, "ec", true)
-	lockPath := filepath.Join(dir, client.cacheKey(leafFingerprint(id.Certificate))+".json.lock")
+	lockPath := filepath.Join(dir, client.cacheKey(leafFingerprint(id.Certificate), opts.Source.PrivateKey)+".json.lock")
 	unlock, err := lockFile(context.Background(), lockPath, time.Second)
 	if err != nil {
 		t.Fatal(err)
