@@ -248,3 +248,26 @@ func TestFileCachePrune(t *testing.T) {
 		t.Error("pruned a file that is not the cache's")
 	}
 }
+
+// FuzzCacheFile: whatever a cache file holds, load never panics and only
+// hands out complete credentials for its key that are good for 5 minutes.
+func FuzzCacheFile(f *testing.F) {
+	key := strings.Repeat("ab", 32)
+	good, _ := json.Marshal(cachedCredentials{Format: cacheFormat, Key: key, AccessKeyID: "A", SecretAccessKey: "S",
+		SessionToken: "T", Expiration: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+	f.Add(good)
+	f.Add([]byte(`{"Format":1}`))
+	f.Add([]byte("null"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, "c.json")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := (&FileCache{}).withDefaults()
+		creds, err := c.load(p, key)
+		if err == nil && (creds.AccessKeyID == "" || creds.SecretAccessKey == "" || time.Until(creds.Expires) <= DefaultCacheMinValid) {
+			t.Fatalf("handed out %+v", creds)
+		}
+	})
+}
