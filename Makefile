@@ -6,7 +6,7 @@ TAGS    :=
 GOFLAGS ?=
 export GOFLAGS
 
-.PHONY: all build test demo lint bench deps clean
+.PHONY: all build test demo lint bench deps clean dist dist-check
 
 all: build
 
@@ -32,8 +32,16 @@ lint:
 bench:
 	./scripts/bench.sh
 
+# .deb packages (anchorage-ca, anchorage) with systemd units and man pages,
+# built with nfpm; dist-check installs them here and verifies (CI, as root).
+dist:
+	./scripts/dist.sh
+
+dist-check:
+	./scripts/dist-check.sh
+
 deps:
 	./.ci/install-deps
 
 clean:
-	rm -rf $(BIN) demo
+	rm -rf $(BIN) demo dist/out
