@@ -250,8 +250,16 @@ func ListenTTL(ctx context.Context, addr string, ttl int) (net.Listener, error) 
 	if ttl < 1 || ttl > 255 {
 		return nil, fmt.Errorf("invalid hop limit %d: must be 1–255", ttl)
 	}
+	// One family, so the TTL option below is the right one: IPv6 only
+	// for an IPv6 literal ([::1]:9911), IPv4 otherwise (localhost too).
+	network := "tcp4"
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+			network = "tcp6"
+		}
+	}
 	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, "tcp4", addr)
+	l, err := lc.Listen(ctx, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
@@ -288,9 +296,13 @@ func setTTL(c net.Conn, ttl int) error {
 	if err != nil {
 		return fmt.Errorf("set TTL: %w", err)
 	}
+	level, opt := syscall.IPPROTO_IP, syscall.IP_TTL
+	if a, ok := tc.LocalAddr().(*net.TCPAddr); ok && a.IP.To4() == nil {
+		level, opt = syscall.IPPROTO_IPV6, syscall.IPV6_UNICAST_HOPS
+	}
 	var serr error
 	if err := raw.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_TTL, ttl)
+		serr = syscall.SetsockoptInt(int(fd), level, opt, ttl)
 	}); err != nil {
 		return fmt.Errorf("set TTL: %w", err)
 	}
