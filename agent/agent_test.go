@@ -389,7 +389,7 @@ func TestConfigStrict(t *testing.T) {
 		{func(c *agent.Config) { c.Key = "pkcs11:token=a;object=b"; c.Rekey = true }, `key "rekey"`},
 		{func(c *agent.Config) { c.RenewAt = 0.95 }, `key "unhealthyAt"`},
 		{func(c *agent.Config) { c.Credentials.Mode = "both" }, `key "credentials.mode"`},
-		{func(c *agent.Config) { c.Credentials.Address = "0.0.0.0:9911" }, `key "credentials.address": address 0.0.0.0:9911: not a loopback address: anyone who can reach it gets the role's credentials; pass "allowNonLoopback": true if you mean it`},
+		{func(c *agent.Config) { c.Credentials.Address = "0.0.0.0:9911" }, `key "credentials.address": 0.0.0.0:9911 is not a loopback address: anyone who can reach it gets the role's credentials; pass "allowNonLoopback": true if you mean it`},
 		{func(c *agent.Config) { c.Credentials.Address = "9911" }, `key "credentials.address": invalid address`},
 	} {
 		cfg, _ := agent.LoadConfig("../dist/agent.json")

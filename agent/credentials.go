@@ -103,6 +103,9 @@ func (a *Agent) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if ta, ok := l.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+		a.log.Warn("serving AWS credentials off this host (allowNonLoopback): anyone who can reach it gets the role's credentials", "address", ta.String())
+	}
 	if a.Listening != nil {
 		a.Listening("credentials", l.Addr())
 	}

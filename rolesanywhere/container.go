@@ -180,5 +180,5 @@ func CheckServeAddress(addr string, allowNonLoopback bool) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("address %s: %w: anyone who can reach it gets the role's credentials; pass --allow-non-loopback if you mean it (and prefer --ecs with a token)", addr, ErrNonLoopback)
+	return fmt.Errorf("%s is %w: anyone who can reach it gets the role's credentials; pass --allow-non-loopback if you mean it (and prefer --ecs with a token)", addr, ErrNonLoopback)
 }

@@ -175,7 +175,9 @@ func newServeCmd() *cobra.Command {
 				return fmt.Errorf("invalid --port %d", port)
 			}
 			if address != "" {
-				if err := rolesanywhere.CheckServeAddress(address, allowNonLoopback); err != nil {
+				if err := rolesanywhere.CheckServeAddress(address, allowNonLoopback); errors.Is(err, rolesanywhere.ErrNonLoopback) {
+					return fmt.Errorf("--address %w", err)
+				} else if err != nil {
 					return fmt.Errorf("--address: %w", err)
 				}
 			}
