@@ -33,16 +33,25 @@ anchorage renew --ca https://ca.internal:8443 --root root.crt --cert host.crt --
 	"anchorage credential-process": {
 		Long: `Print AWS credentials for the AWS CLI's and SDKs' credential_process: a signed
 CreateSession at IAM Roles Anywhere with this certificate, printed as the credential
-process JSON (Version 1).`,
+process JSON (Version 1). Runs share the credentials through a 0600 file under
+$XDG_RUNTIME_DIR/anchorage (or ~/.cache/anchorage) until 5 minutes before they expire,
+and runs started together make one CreateSession; a new certificate is a new session.
+--no-cache calls CreateSession every time.`,
 		Example: `# ~/.aws/config
 [profile workload]
 credential_process = anchorage credential-process --certificate /etc/anchorage/host.crt --private-key /etc/anchorage/host.key --trust-anchor-arn ARN --profile-arn ARN --role-arn ARN`,
 	},
 	"anchorage serve": {
 		Long: `Serve IAM Roles Anywhere credentials on a local IMDSv2-style endpoint (127.0.0.1), refreshed
-ahead of expiry, for SDKs that read the instance metadata service.`,
+ahead of expiry, for SDKs that read the instance metadata service. With --ecs, serve the
+container credentials protocol instead (AWS_CONTAINER_CREDENTIALS_FULL_URI), answering
+only requests whose Authorization header is the token in --auth-token-file. An --address
+off this host needs --allow-non-loopback: anyone who can reach it gets the role's
+credentials.`,
 		Example: `anchorage serve --certificate host.crt --private-key host.key --trust-anchor-arn ARN --profile-arn ARN --role-arn ARN --port 9911
-AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9911/ aws sts get-caller-identity`,
+AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9911/ aws sts get-caller-identity
+anchorage serve --ecs --auth-token-file /run/anchorage/token --certificate host.crt --private-key host.key --trust-anchor-arn ARN --profile-arn ARN --role-arn ARN
+AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9911/v1/credentials AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/run/anchorage/token aws sts get-caller-identity`,
 	},
 	"anchorage update": {
 		Long: `Keep IAM Roles Anywhere credentials fresh in the shared credentials file

@@ -136,8 +136,15 @@ func (s *statusWriter) WriteHeader(code int) {
 // StartAWS starts the endpoint with AWS's default rate limits.
 func StartAWS(t testing.TB) *AWS {
 	t.Helper()
+	return StartAWSWithLimits(t, localaws.RateLimits{})
+}
+
+// StartAWSWithLimits starts the endpoint with the given rate limits
+// (localaws.NoRateLimits for load tests that count every CreateSession).
+func StartAWSWithLimits(t testing.TB, limits localaws.RateLimits) *AWS {
+	t.Helper()
 	s, err := localaws.New(localaws.Config{Region: Region, AccessKeyID: AdminKeyID, SecretAccessKey: AdminSecret,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RateLimits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}
