@@ -9,7 +9,6 @@ cd "$(dirname "$0")/.."
 BIN=$PWD/bin
 W=$PWD/demo
 PORT=${DEMO_PORT:-18443}
-ROLE=arn:aws:iam::123456789012:role/demo-workload
 
 bold() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; }
@@ -38,10 +37,12 @@ show "anchorage-ca localaws --listen 127.0.0.1:0 --state aws-state.json &"
 "$BIN/anchorage-ca" localaws --listen 127.0.0.1:0 --state aws-state.json --ready-file aws.ready 2>aws.log & pids+=($!)
 wait_file aws.ready; AWS=$(cat aws.ready); echo "endpoint: $AWS (log: demo/aws.log)"
 
-bold "3. Register the issuing CA as a trust anchor, and a profile for the workload role"
+bold "3. Register the issuing CA as a trust anchor, the workload's IAM role, and a profile for it"
 show "anchorage-ca anchors create --dir ca --region us-east-1 --endpoint $AWS"
 ANCHOR=$("$BIN/anchorage-ca" anchors create --dir ca --region us-east-1 --endpoint "$AWS")
 echo "trust anchor: $ANCHOR (added to ca/config.json)"
+ROLE=$("$BIN/awsdemo" create-role --endpoint "$AWS" --role-name demo-workload --trust-anchor-arn "$ANCHOR")
+echo "IAM role:     $ROLE (trust policy: rolesanywhere.amazonaws.com may AssumeRole, TagSession, SetSourceIdentity when aws:SourceArn is the anchor)"
 PROFILE=$("$BIN/awsdemo" create-profile --endpoint "$AWS" --role-arn "$ROLE")
 echo "profile:      $PROFILE (allows $ROLE)"
 

@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -27,6 +28,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	ra "github.com/aws/aws-sdk-go-v2/service/rolesanywhere"
 	"github.com/aws/aws-sdk-go-v2/service/rolesanywhere/types"
 
@@ -231,12 +234,33 @@ func (a *AWS) Client() *ra.Client {
 		Credentials: credentials.NewStaticCredentialsProvider(AdminKeyID, AdminSecret, "")})
 }
 
-// Setup creates an enabled trust anchor for caPEM and a profile allowing
-// RoleARN, and returns their ARNs.
+// IAMClient is an SDK IAM client with the admin key.
+func (a *AWS) IAMClient() *iam.Client {
+	return iam.New(iam.Options{Region: "us-east-1", BaseEndpoint: aws.String(a.URL), RetryMaxAttempts: 3,
+		Credentials: credentials.NewStaticCredentialsProvider(AdminKeyID, AdminSecret, "")})
+}
+
+// TrustPolicy is the trust policy Setup gives RoleARN: what AWS documents
+// for a Roles Anywhere role (the service may assume it, tag the session and
+// set the source identity), limited to the account's trust anchors.
+const TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",` +
+	`"Principal":{"Service":"rolesanywhere.amazonaws.com"},` +
+	`"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"],` +
+	`"Condition":{"ArnLike":{"aws:SourceArn":"arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/*"}}}]}`
+
+// Setup creates the IAM role RoleARN with TrustPolicy (once per endpoint),
+// an enabled trust anchor for caPEM and a profile allowing RoleARN, and
+// returns the anchor's and the profile's ARNs.
 func (a *AWS) Setup(t testing.TB, caPEM []byte) (anchorARN, profileARN string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
+	_, err := a.IAMClient().CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("anchorage-e2e"),
+		AssumeRolePolicyDocument: aws.String(TrustPolicy)})
+	var exists *iamtypes.EntityAlreadyExistsException
+	if err != nil && !errors.As(err, &exists) {
+		t.Fatalf("CreateRole: %v", err)
+	}
 	c := a.Client()
 	ta, err := c.CreateTrustAnchor(ctx, &ra.CreateTrustAnchorInput{Name: aws.String("anchorage-e2e"), Enabled: aws.Bool(true),
 		Source: &types.Source{SourceType: types.TrustAnchorTypeCertificateBundle,
