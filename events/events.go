@@ -6,6 +6,9 @@
 // lock so that `anchorage-ca token` and a running server can share it, or
 // to stdout. Lines never hold keys or tokens, only token ids.
 //
+// This package is the vocabulary (what the issuing core links); package
+// events/stream writes and verifies the stream.
+//
 // Where events come from: ca.Authority (issue, renew, revoke and the
 // refusals it decides), the api handlers (token and client-certificate
 // refusals, admin actions), anchorsync (pushes). Each is emitted once,
@@ -36,10 +39,11 @@ type Event struct {
 	Reason  string    `json:"reason,omitempty"`
 	Error   string    `json:"error,omitempty"`
 	// TokenID is an enrollment token's jti, never the token.
-	TokenID   string `json:"token_id,omitempty"`
-	Anchor    string `json:"anchor,omitempty"`
-	CRLNumber uint64 `json:"crl_number,omitempty"`
-	Prev      string `json:"prev"`
+	TokenID     string `json:"token_id,omitempty"`
+	RenewedFrom string `json:"renewed_from,omitempty"` // a renewal's predecessor
+	Anchor      string `json:"anchor,omitempty"`
+	CRLNumber   uint64 `json:"crl_number,omitempty"`
+	Prev        string `json:"prev"`
 }
 
 // Event names.
@@ -119,8 +123,8 @@ func WithWho(ctx context.Context, w Who) context.Context {
 	return context.WithValue(ctx, whoKey{}, w)
 }
 
-// encode renders e as one line (no newline) with the given prev.
-func encode(e Event, prev string) ([]byte, error) {
+// Encode renders e as one line (no newline) with the given prev.
+func Encode(e Event, prev string) ([]byte, error) {
 	e.Prev = prev
 	return json.Marshal(e)
 }

@@ -1,4 +1,4 @@
-package events
+package stream
 
 import (
 	"bytes"
@@ -10,12 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/anchorage-pki/anchorage/events"
 )
 
 func emitN(t *testing.T, l *Log, n int) {
 	t.Helper()
 	for i := range n {
-		Emit(context.Background(), l, Event{Event: Issue, Serial: strconv.Itoa(i), Subject: "w", Method: "token", Result: OK})
+		events.Emit(context.Background(), l, events.Event{Event: events.Issue, Serial: strconv.Itoa(i), Subject: "w", Method: "token", Result: events.OK})
 	}
 	if l.Failed() != 0 {
 		t.Fatalf("%d lines not written", l.Failed())
@@ -52,7 +54,7 @@ func TestChainAcrossRotationAndProcesses(t *testing.T) {
 	}
 	if !s.Continues || s.Lines >= 24 {
 		// Keep 3 dropped the oldest files: the first line kept chains to a
-		// pruned one, not to Genesis.
+		// pruned one, not to events.Genesis.
 		t.Fatalf("summary %+v: want a chain continuing from pruned files", s)
 	}
 	// The newest file alone continues a chain.
@@ -108,9 +110,9 @@ func TestWriterStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := WithWho(context.Background(), Who{Actor: "admin:ops 01", Remote: "127.0.0.1:1"})
-	Emit(ctx, l, Event{Event: Revoke, Serial: "ab", Result: OK, Reason: "keyCompromise"})
-	Emit(ctx, l, Event{Event: Revoke, Serial: "cd", Result: OK})
+	ctx := events.WithWho(context.Background(), events.Who{Actor: "admin:ops 01", Remote: "127.0.0.1:1"})
+	events.Emit(ctx, l, events.Event{Event: events.Revoke, Serial: "ab", Result: events.OK, Reason: "keyCompromise"})
+	events.Emit(ctx, l, events.Event{Event: events.Revoke, Serial: "cd", Result: events.OK})
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("%d lines", len(lines))
@@ -122,10 +124,10 @@ func TestWriterStream(t *testing.T) {
 			t.Errorf("field %q missing in %s", k, lines[0])
 		}
 	}
-	if first["prev"] != Genesis || first["actor"] != "admin:ops 01" {
+	if first["prev"] != events.Genesis || first["actor"] != "admin:ops 01" {
 		t.Errorf("first line %s", lines[0])
 	}
-	if !strings.Contains(lines[1], `"prev":"`+Hash([]byte(lines[0]))+`"`) {
+	if !strings.Contains(lines[1], `"prev":"`+events.Hash([]byte(lines[0]))+`"`) {
 		t.Errorf("second line does not chain: %s", lines[1])
 	}
 }

@@ -1,4 +1,7 @@
-package events
+// Package stream writes the audit stream of package events — to a file,
+// rotated by size under a lock several processes share, or to a writer —
+// and Verify checks a chain of such files, naming where it breaks.
+package stream
 
 import (
 	"bytes"
@@ -12,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/anchorage-pki/anchorage/events"
 )
 
 // Options configure a Log: a File, or else a Writer (stdout).
@@ -31,7 +36,7 @@ type Options struct {
 // (the server and `anchorage-ca token`) extend one chain. Rotation is ours,
 // not a library's, because it must happen under that same lock and the
 // first line of the new file must chain to the last line of the old one.
-// To a Writer the chain is kept in memory and starts at Genesis.
+// To a Writer the chain is kept in memory and starts at events.Genesis.
 type Log struct {
 	o      Options
 	mu     sync.Mutex
@@ -45,7 +50,7 @@ func Open(o Options) (*Log, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	l := &Log{o: o, prev: Genesis}
+	l := &Log{o: o, prev: events.Genesis}
 	if o.File == "" {
 		if o.Writer == nil {
 			return nil, errors.New("events: a file or a writer is required")
@@ -83,25 +88,25 @@ func (l *Log) Failed() uint64 { return l.failed.Load() }
 
 // Emit writes e. The outcome it records is durable already, so a failed
 // write does not undo it: it is logged and counted (Failed).
-func (l *Log) Emit(_ context.Context, e Event) {
+func (l *Log) Emit(_ context.Context, e events.Event) {
 	if err := l.write(e); err != nil {
 		l.failed.Add(1)
 		l.o.Logger.Error("audit event not written", "event", e.Event, "serial", e.Serial, "err", err)
 	}
 }
 
-func (l *Log) write(e Event) error {
+func (l *Log) write(e events.Event) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.o.File == "" {
-		line, err := encode(e, l.prev)
+		line, err := events.Encode(e, l.prev)
 		if err != nil {
 			return err
 		}
 		if _, err := l.o.Writer.Write(append(line, '\n')); err != nil {
 			return err
 		}
-		l.prev = Hash(line)
+		l.prev = events.Hash(line)
 		return nil
 	}
 	if err := syscall.Flock(int(l.lock.Fd()), syscall.LOCK_EX); err != nil {
@@ -111,7 +116,7 @@ func (l *Log) write(e Event) error {
 	return l.appendLine(e)
 }
 
-func (l *Log) appendLine(e Event) error {
+func (l *Log) appendLine(e events.Event) error {
 	f, err := os.OpenFile(l.o.File, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -121,10 +126,10 @@ func (l *Log) appendLine(e Event) error {
 	if err != nil {
 		return err
 	}
-	prev := Genesis
+	prev := events.Genesis
 	switch {
 	case size > 0:
-		prev = Hash(last)
+		prev = events.Hash(last)
 	default:
 		if p, err := l.rotatedPrev(); err != nil {
 			return err
@@ -132,7 +137,7 @@ func (l *Log) appendLine(e Event) error {
 			prev = p
 		}
 	}
-	line, err := encode(e, prev)
+	line, err := events.Encode(e, prev)
 	if err != nil {
 		return err
 	}
@@ -172,7 +177,7 @@ func (l *Log) rotatedPrev() (string, error) {
 	if err != nil || size == 0 {
 		return "", err
 	}
-	return Hash(last), nil
+	return events.Hash(last), nil
 }
 
 // rotate shifts File.k to File.k+1 (dropping File.Keep) and File to File.1.

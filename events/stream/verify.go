@@ -1,4 +1,4 @@
-package events
+package stream
 
 import (
 	"bufio"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/anchorage-pki/anchorage/events"
 )
 
 // Break is where a chain stops holding.
@@ -34,7 +36,7 @@ func (b *Break) Error() string {
 type Summary struct {
 	Lines int
 	// Continues is true if the first line chains to a line not given
-	// (a rotated file left out or pruned), rather than to Genesis.
+	// (a rotated file left out or pruned), rather than to events.Genesis.
 	Continues bool
 	First     string // prev of the first line
 	Last      string // hash of the last line: what the next line must carry
@@ -80,12 +82,12 @@ func Verify(files ...string) (*Summary, error) {
 			switch {
 			case want == "":
 				s.First = *e.Prev
-				s.Continues = *e.Prev != Genesis
+				s.Continues = *e.Prev != events.Genesis
 			case *e.Prev != want:
 				f.Close()
 				return s, &Break{File: name, Line: n, Want: want, Got: *e.Prev, PrevFile: prevFile, PrevLine: prevLine}
 			}
-			want, prevFile, prevLine = Hash(line), name, n
+			want, prevFile, prevLine = events.Hash(line), name, n
 			s.Lines++
 			if rerr == io.EOF {
 				break
