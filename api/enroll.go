@@ -2,13 +2,18 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
 	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/enroll"
+	"github.com/anchorage-pki/anchorage/events"
 	"github.com/anchorage-pki/anchorage/problem"
 	"github.com/anchorage-pki/anchorage/storage"
 )
@@ -29,6 +34,54 @@ type EnrollHandler struct {
 	Verifier TokenVerifier
 	CA       CertIssuer
 	Logger   *slog.Logger
+	Meter    ca.Meter    // refusals before the issuing core; may be nil
+	Events   events.Sink // may be nil
+}
+
+// refused records an enrollment turned away before the issuing core (which
+// records the rest).
+func (h *EnrollHandler) refused(r *http.Request, start time.Time, e events.Event, err error) {
+	if h.Meter != nil {
+		h.Meter.Observe(ca.OpIssue, string(storage.MethodToken), e.Reason, time.Since(start))
+	}
+	e.Event, e.Method, e.Result, e.Error = events.Enroll, string(storage.MethodToken), events.Refused, err.Error()
+	events.Emit(r.Context(), h.Events, e)
+}
+
+// tokenReason names a token refusal for metrics and events.
+func tokenReason(err error) string {
+	switch {
+	case errors.Is(err, enroll.ErrReplayed):
+		return "token_replayed"
+	case errors.Is(err, enroll.ErrExpired):
+		return "token_expired"
+	case errors.Is(err, enroll.ErrAudience):
+		return "token_audience"
+	case errors.Is(err, enroll.ErrSignature), errors.Is(err, enroll.ErrMalformed):
+		return "token_invalid"
+	}
+	return events.Failed
+}
+
+// claimedID is the jti a token claims, read without verifying it: only so
+// that an event about a refused token can say which one it was. It is
+// never the token itself.
+func claimedID(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		ID string `json:"jti"`
+	}
+	if json.Unmarshal(b, &c) != nil || len(c.ID) > 128 {
+		return ""
+	}
+	return c.ID
 }
 
 func (h *EnrollHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -37,6 +90,7 @@ func (h *EnrollHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, problem.MethodNotAllowed, "use POST"))
 		return
 	}
+	start := time.Now()
 	req, csr, err := decodeWithCSR(w, r, func(q *apiv1.EnrollRequest) string { return q.CSR })
 	if err != nil {
 		problem.Write(w, r, err)
@@ -45,15 +99,19 @@ func (h *EnrollHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	grant, err := h.Verifier.Verify(r.Context(), req.Token)
 	if err != nil {
 		h.Logger.Warn("enrollment refused", "err", err, "remote", r.RemoteAddr)
+		id := claimedID(req.Token)
+		h.refused(r, start, events.Event{TokenID: id, Actor: "token:" + id, Reason: tokenReason(err)}, err)
 		problem.Write(w, r, tokenProblem(err))
 		return
 	}
+	ctx := events.WithWho(r.Context(), events.Who{Actor: "token:" + grant.ID})
 	if err := grant.CheckCSR(csr); err != nil {
 		h.Logger.Warn("enrollment refused", "err", err, "subject", grant.Subject)
+		h.refused(r.WithContext(ctx), start, events.Event{TokenID: grant.ID, Subject: grant.Subject, Reason: "name_not_allowed"}, err)
 		problem.Write(w, r, problem.New(http.StatusForbidden, problem.NameNotAllowed, "%v", err))
 		return
 	}
-	iss, err := h.CA.Issue(r.Context(), ca.Request{
+	iss, err := h.CA.Issue(ctx, ca.Request{
 		CSR: csr, Subject: grant.Subject, Names: grant.Names, Method: storage.MethodToken,
 		TokenID: grant.ID, TokenKeepUntil: grant.KeepUntil(),
 	})
