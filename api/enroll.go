@@ -44,7 +44,7 @@ func (h *EnrollHandler) refused(r *http.Request, start time.Time, e events.Event
 	if h.Meter != nil {
 		h.Meter.Observe(ca.OpIssue, string(storage.MethodToken), e.Reason, time.Since(start))
 	}
-	e.Event, e.Method, e.Result, e.Error = events.Enroll, string(storage.MethodToken), events.Refused, err.Error()
+	e.Event, e.Method, e.Result, e.Error = events.Issue, string(storage.MethodToken), events.Refused, err.Error()
 	events.Emit(r.Context(), h.Events, e)
 }
 

@@ -48,10 +48,9 @@ type Event struct {
 
 // Event names.
 const (
-	Issue        = "issue"         // a certificate issued (token, acme, admin, tls)
+	Issue        = "issue"         // an issuance (token, acme, admin, tls): ok, or a refusal (token replayed …)
 	Renew        = "renew"         // a renewal: result ok, retried, or a refusal
 	Revoke       = "revoke"        // a certificate revoked (one line per certificate)
-	Enroll       = "enroll"        // an enrollment refused before issuing (token problems)
 	AdminRefused = "admin_refused" // an admin call refused (bad client certificate)
 	AnchorsPush  = "anchors_push"  // an admin asked for a push to every anchor
 	TokenMint    = "token_mint"    // anchorage-ca token printed a token
