@@ -2,12 +2,9 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
@@ -63,27 +60,6 @@ func tokenReason(err error) string {
 	return events.Failed
 }
 
-// claimedID is the jti a token claims, read without verifying it: only so
-// that an event about a refused token can say which one it was. It is
-// never the token itself.
-func claimedID(token string) string {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return ""
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
-	var c struct {
-		ID string `json:"jti"`
-	}
-	if json.Unmarshal(b, &c) != nil || len(c.ID) > 128 {
-		return ""
-	}
-	return c.ID
-}
-
 func (h *EnrollHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -99,7 +75,7 @@ func (h *EnrollHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	grant, err := h.Verifier.Verify(r.Context(), req.Token)
 	if err != nil {
 		h.Logger.Warn("enrollment refused", "err", err, "remote", r.RemoteAddr)
-		id := claimedID(req.Token)
+		id := enroll.ClaimedID(req.Token)
 		h.refused(r, start, events.Event{TokenID: id, Actor: "token:" + id, Reason: tokenReason(err)}, err)
 		problem.Write(w, r, tokenProblem(err))
 		return

@@ -35,6 +35,7 @@ func run(args []string) int {
 		newAdminCmd(),
 		newLocalAWSCmd(),
 		newMigrateCmd(),
+		newEventsCmd(),
 	)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
