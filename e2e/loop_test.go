@@ -61,10 +61,14 @@ type world struct {
 }
 
 // newWorld starts the endpoint, creates the anchor and profile for a new
-// CA, and starts that CA pushing its CRL to the anchor.
-func newWorld(t testing.TB) *world {
+// CA, and starts that CA pushing its CRL to the anchor. configure may
+// change the CA's config before it starts.
+func newWorld(t testing.TB, configure ...func(*testenv.CA)) *world {
 	w := &world{aws: testenv.StartAWS(t), ca: testenv.InitCA(t), workDir: t.TempDir()}
 	w.anchor, w.profile = w.aws.Setup(t, w.ca.CACert(t))
+	for _, f := range configure {
+		f(w.ca)
+	}
 	w.ca.AddAnchor(t, w.anchor, w.aws.URL)
 	w.ca.Start(t)
 	w.sessionCfg = rolesanywhere.Config{TrustAnchorARN: w.anchor, ProfileARN: w.profile, RoleARN: testenv.RoleARN,
