@@ -11,7 +11,6 @@
 package metrics
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -97,14 +96,7 @@ func (m *CA) ObservePush(anchor string, d time.Duration, err error) {
 	m.push.WithLabelValues(anchor, result).Observe(d.Seconds())
 }
 
-// Register adds a collector (the scrape-time state of its owner).
-func (m *CA) Register(c prometheus.Collector) error {
-	if err := m.Registry.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			return nil
-		}
-		return err
-	}
-	return nil
-}
+// Register adds a collector (the scrape-time state of its owner). A
+// second collector of the same families is an error: one registry, one
+// server.
+func (m *CA) Register(c prometheus.Collector) error { return m.Registry.Register(c) }
