@@ -225,11 +225,29 @@ func TestEndpointDownThenBack(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// /metrics shows the lag and the error, as an alert would read them.
+	m := w.ca.Scrape(t)
+	if v, _ := m.Value("anchorage_trust_anchor_crl_lag", "anchor", w.anchor); v < 1 {
+		t.Errorf("anchorage_trust_anchor_crl_lag = %v while the endpoint is down", v)
+	}
+	if v, ok := m.Value("anchorage_trust_anchor_last_error_info", "anchor", w.anchor); v != 1 || !ok {
+		t.Errorf("anchorage_trust_anchor_last_error_info = %v (%v) while the endpoint is down", v, ok)
+	}
+	if v, _ := m.Value("anchorage_trust_anchor_push_duration_seconds", "anchor", w.anchor, "result", "error"); v < 1 {
+		t.Errorf("no failed push in anchorage_trust_anchor_push_duration_seconds")
+	}
 	time.Sleep(1500 * time.Millisecond)
 	w.aws.Start(t)
 	list := w.ca.WaitAnchors(t, rr.CRLNumber, 40*time.Second)
 	if list.Anchors[0].LastError != "" {
 		t.Errorf("error not cleared after success: %+v", list.Anchors[0])
+	}
+	m = w.ca.Scrape(t)
+	if v, _ := m.Value("anchorage_trust_anchor_crl_lag", "anchor", w.anchor); v != 0 {
+		t.Errorf("anchorage_trust_anchor_crl_lag = %v after the push landed", v)
+	}
+	if _, ok := m.Value("anchorage_trust_anchor_last_error_info", "anchor", w.anchor); ok {
+		t.Errorf("anchorage_trust_anchor_last_error_info still present after a successful push")
 	}
 	if _, err := w.createSession(t, certFile, keyFile); !accessDenied(err) {
 		t.Errorf("after the endpoint returned: %v", err)
