@@ -47,11 +47,24 @@ func newEventsCmd() *cobra.Command {
 	return cmd
 }
 
-// emitMint records a token mint in the CA's audit stream, when it is a
-// file: the lock it takes lets the running server and this command extend
-// one chain. A stdout stream belongs to the server's process; this
-// command's stdout carries the token, so nothing is written there.
-func emitMint(cfg *config.CA, name, token string) error {
+// localActor names who ran a command on this host: cli:USER@HOST.
+func localActor() string {
+	actor := "cli"
+	if u, err := user.Current(); err == nil {
+		actor += ":" + u.Username
+	}
+	if h, err := os.Hostname(); err == nil {
+		actor += "@" + h
+	}
+	return actor
+}
+
+// emitLocal records what a command did with the CA's own files (a token
+// mint, a break-glass admin certificate) in the CA's audit stream, when it
+// is a file: the lock it takes lets the running server and this command
+// extend one chain. A stdout stream belongs to the server's process (and
+// this command's stdout may carry a token), so nothing is written there.
+func emitLocal(cfg *config.CA, e events.Event) error {
 	if cfg.Events == nil || cfg.Events.File == "" {
 		return nil
 	}
@@ -60,17 +73,15 @@ func emitMint(cfg *config.CA, name, token string) error {
 		return err
 	}
 	defer l.Close()
-	actor := "cli"
-	if u, err := user.Current(); err == nil {
-		actor += ":" + u.Username
-	}
-	if h, err := os.Hostname(); err == nil {
-		actor += "@" + h
-	}
-	id := events.Event{Event: events.TokenMint, Subject: name, Method: "token", Actor: actor, Result: events.OK, TokenID: enroll.ClaimedID(token)}
-	events.Emit(context.Background(), l, id)
+	e.Actor = localActor()
+	events.Emit(context.Background(), l, e)
 	if l.Failed() > 0 {
-		return fmt.Errorf("events.file %s: the token mint was not recorded", cfg.Path(cfg.Events.File))
+		return fmt.Errorf("events.file %s: the %s event was not recorded", cfg.Path(cfg.Events.File), e.Event)
 	}
 	return nil
+}
+
+// emitMint records a token mint: its id, never the token.
+func emitMint(cfg *config.CA, name, token string) error {
+	return emitLocal(cfg, events.Event{Event: events.TokenMint, Subject: name, Method: "token", Result: events.OK, TokenID: enroll.ClaimedID(token)})
 }
