@@ -39,10 +39,13 @@ type Options struct {
 // To a Writer the chain is kept in memory and starts at events.Genesis.
 type Log struct {
 	o      Options
-	mu     sync.Mutex
 	lock   *os.File
-	prev   string // Writer mode only
 	failed atomic.Uint64
+
+	mu       sync.Mutex
+	pending  []pending
+	flushing bool
+	prev     string // Writer mode only; only the flushing writer touches it
 }
 
 // Open opens the stream (creating the file and its lock file, 0600).
@@ -95,28 +98,67 @@ func (l *Log) Emit(_ context.Context, e events.Event) {
 	}
 }
 
+// write queues e and waits until it is written. Whoever finds no write in
+// progress writes everything queued, and again what queued meanwhile, with
+// one lock, one read of the last line and one fsync per batch: group
+// commit without a timer, as storage does, so concurrent issuances do not
+// queue behind each other's fsync.
 func (l *Log) write(e events.Event) error {
+	done := make(chan error, 1)
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.pending = append(l.pending, pending{e, done})
+	if l.flushing {
+		l.mu.Unlock()
+		return <-done
+	}
+	l.flushing = true
+	for len(l.pending) > 0 {
+		batch := l.pending
+		l.pending = nil
+		l.mu.Unlock()
+		err := l.flush(batch)
+		for _, p := range batch {
+			p.done <- err
+		}
+		l.mu.Lock()
+	}
+	l.flushing = false
+	l.mu.Unlock()
+	return <-done
+}
+
+type pending struct {
+	e    events.Event
+	done chan error
+}
+
+// flush writes one batch; only one flush runs at a time.
+func (l *Log) flush(batch []pending) error {
 	if l.o.File == "" {
-		line, err := events.Encode(e, l.prev)
-		if err != nil {
+		var out []byte
+		prev := l.prev
+		for _, p := range batch {
+			line, err := events.Encode(p.e, prev)
+			if err != nil {
+				return err
+			}
+			out = append(append(out, line...), '\n')
+			prev = events.Hash(line)
+		}
+		if _, err := l.o.Writer.Write(out); err != nil {
 			return err
 		}
-		if _, err := l.o.Writer.Write(append(line, '\n')); err != nil {
-			return err
-		}
-		l.prev = events.Hash(line)
+		l.prev = prev
 		return nil
 	}
 	if err := syscall.Flock(int(l.lock.Fd()), syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("lock %s.lock: %w", l.o.File, err)
 	}
 	defer syscall.Flock(int(l.lock.Fd()), syscall.LOCK_UN)
-	return l.appendLine(e)
+	return l.appendLines(batch)
 }
 
-func (l *Log) appendLine(e events.Event) error {
+func (l *Log) appendLines(batch []pending) error {
 	f, err := os.OpenFile(l.o.File, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -137,28 +179,36 @@ func (l *Log) appendLine(e events.Event) error {
 			prev = p
 		}
 	}
-	line, err := events.Encode(e, prev)
-	if err != nil {
-		return err
-	}
-	out := append(line, '\n')
-	if size > 0 && lastByte(f, size) != '\n' {
-		// A line torn by a crash stays as it is (Verify reports it);
-		// ours starts on a line of its own.
-		out = append([]byte{'\n'}, out...)
-	}
-	if l.o.MaxBytes > 0 && size > 0 && size+int64(len(out)) > l.o.MaxBytes {
-		f.Close()
-		if err := l.rotate(); err != nil {
+	torn := size > 0 && lastByte(f, size) != '\n'
+	for _, p := range batch {
+		line, err := events.Encode(p.e, prev)
+		if err != nil {
 			return err
 		}
-		if f, err = os.OpenFile(l.o.File, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
+		out := append(line, '\n')
+		if torn {
+			// A line torn by a crash stays as it is (Verify reports it);
+			// ours starts on a line of its own.
+			out, torn = append([]byte{'\n'}, out...), false
+		}
+		if l.o.MaxBytes > 0 && size > 0 && size+int64(len(out)) > l.o.MaxBytes {
+			if err := f.Sync(); err != nil {
+				return err
+			}
+			f.Close()
+			if err := l.rotate(); err != nil {
+				return err
+			}
+			if f, err = os.OpenFile(l.o.File, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
+				return err
+			}
+			size, out = 0, append(line, '\n')
+		}
+		if _, err := f.Write(out); err != nil {
 			return err
 		}
-		out = append(line, '\n')
-	}
-	if _, err := f.Write(out); err != nil {
-		return err
+		size += int64(len(out))
+		prev = events.Hash(line)
 	}
 	return f.Sync()
 }
