@@ -11,9 +11,10 @@
 //
 // Where events come from: ca.Authority (issue, renew, revoke and the
 // refusals it decides), the api handlers (token and client-certificate
-// refusals, admin actions), anchorsync (pushes). Each is emitted once,
-// after its outcome is durable. With several replicas each replica writes
-// its own stream.
+// refusals before the core, admin certificates, anchors push), anchorsync
+// (each recorded push attempt), and anchorage-ca itself (token mints,
+// break-glass admin certificates). Each is emitted once, after its outcome
+// is durable. With several replicas each replica writes its own stream.
 package events
 
 import (

@@ -30,10 +30,11 @@ type Options struct {
 	Logger   *slog.Logger
 }
 
-// Log writes the chained stream. To a file, every line is written under an
-// exclusive lock on File+".lock" and its prev is read from the file's last
-// line (or the newest rotated file's), so several processes on one host
-// (the server and `anchorage-ca token`) extend one chain. Rotation is ours,
+// Log writes the chained stream. To a file, lines are appended (in batches
+// of what concurrent callers queued, one fsync each) under an exclusive
+// lock on File+".lock", and the first prev of a batch is read from the
+// file's last line (or the newest rotated file's), so several processes on
+// one host (the server and `anchorage-ca token`) extend one chain. Rotation is ours,
 // not a library's, because it must happen under that same lock and the
 // first line of the new file must chain to the last line of the old one.
 // To a Writer the chain is kept in memory and starts at events.Genesis.
