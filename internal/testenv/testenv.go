@@ -26,6 +26,10 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -566,4 +570,61 @@ func (c *CA) Replica(t testing.TB) *CA {
 		t.Fatal(err)
 	}
 	return &CA{Dir: dir, URL: "https://" + cfg.Listen, Cfg: cfg, Root: c.Root}
+}
+
+// Families is a parsed /metrics scrape.
+type Families map[string]*dto.MetricFamily
+
+// Scrape reads /metrics and parses it with Prometheus's own text parser,
+// so what the tests read is what a Prometheus server would.
+func (c *CA) Scrape(t testing.TB) Families {
+	t.Helper()
+	return ParseMetrics(t, c.Metrics(t))
+}
+
+// ParseMetrics parses the Prometheus text format.
+func ParseMetrics(t testing.TB, text string) Families {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v\n%s", err, text)
+	}
+	return fams
+}
+
+// Value sums the samples of family name whose labels include the given
+// name, value pairs: counters' and gauges' values, histograms' sample
+// counts. ok is false if no sample matches.
+func (f Families) Value(name string, labels ...string) (v float64, ok bool) {
+	fam := f[name]
+	if fam == nil {
+		return 0, false
+	}
+	sum, found := 0.0, false
+	for _, m := range fam.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			match = match && have[labels[i]] == labels[i+1]
+		}
+		if !match {
+			continue
+		}
+		found = true
+		switch {
+		case m.Counter != nil:
+			sum += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			sum += m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.GetHistogram().GetSampleCount())
+		case m.Untyped != nil:
+			sum += m.GetUntyped().GetValue()
+		}
+	}
+	return sum, found
 }
