@@ -21,7 +21,6 @@ W=${DEMO_HA_DIR:-$ROOT/demo-ha}
 PA=${DEMO_HA_PORT:-18543}
 PB=${DEMO_HA_PORT_B:-$((PA + 1))}
 PGPORT=${DEMO_HA_PG_PORT:-18549}
-ROLE=arn:aws:iam::123456789012:role/demo-workload
 # shellcheck source=scripts/pg.sh
 . "$ROOT/scripts/pg.sh"
 
@@ -75,10 +74,12 @@ bold "3. Start the local IAM Roles Anywhere + STS endpoint (the stand-in for AWS
 "$BIN/anchorage-ca" localaws --listen 127.0.0.1:0 --state aws-state.json --ready-file aws.ready 2>aws.log & pids+=($!)
 wait_file aws.ready; AWS=$(cat aws.ready); echo "endpoint: $AWS (log: demo-ha/aws.log)"
 
-bold "4. Register the issuing CA as a trust anchor, and a profile for the workload role"
+bold "4. Register the issuing CA as a trust anchor, the workload's IAM role, and a profile for it"
 show "anchorage-ca anchors create --dir ca --region us-east-1 --endpoint $AWS"
 ANCHOR=$("$BIN/anchorage-ca" anchors create --dir ca --region us-east-1 --endpoint "$AWS")
 echo "trust anchor: $ANCHOR (added to ca/config.json)"
+ROLE=$("$BIN/awsdemo" create-role --endpoint "$AWS" --role-name demo-workload --trust-anchor-arn "$ANCHOR")
+echo "IAM role:     $ROLE (trust policy: Roles Anywhere, only through this anchor)"
 PROFILE=$("$BIN/awsdemo" create-profile --endpoint "$AWS" --role-arn "$ROLE")
 echo "profile:      $PROFILE (allows $ROLE)"
 
@@ -112,7 +113,7 @@ bold "6. Enroll a workload through replica $OTHER_NAME and trade its certificate
 "$BIN/anchorage-ca" token --dir ca --name web-1.demo.internal >web-1.token
 run "$BIN/anchorage" enroll --ca "https://localhost:$OTHER_PORT" --root ca/root.crt --token-file web-1.token --cert web-1.crt --key web-1.key
 cp_of() { echo "$BIN/anchorage" credential-process --certificate "$1.crt" --private-key "$1.key" \
-  --trust-anchor-arn "$ANCHOR" --profile-arn "$PROFILE" --role-arn "$ROLE" --endpoint "$AWS"; }
+  --trust-anchor-arn "$ANCHOR" --profile-arn "$PROFILE" --role-arn "$ROLE" --endpoint "$AWS" --no-cache; }
 show "awsdemo whoami --endpoint $AWS --credential-process 'anchorage credential-process --certificate web-1.crt ...'"
 "$BIN/awsdemo" whoami --endpoint "$AWS" --credential-process "$(cp_of web-1)"
 # denied NAME: waits (at most 10 s) for NAME's next CreateSession to fail.

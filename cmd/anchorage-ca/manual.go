@@ -111,10 +111,7 @@ anchorage-ca admin issue --dir /var/lib/anchorage-ca --name recovery --local`,
 		Example: `anchorage-ca admin list --dir /var/lib/anchorage-ca`,
 	},
 	"anchorage-ca localaws": {
-		Long: `Serve a strict local stand-in for IAM Roles Anywhere (CreateSession and the control
-plane) and STS GetCallerIdentity on one plain-HTTP address, for tests and demos. Every
-CreateSession is verified as AWS does; control-plane calls must be SigV4-signed with the
-configured key pair. Never expose it beyond loopback.`,
+		// Long: the constructor's, which documents --accounts.
 		Example: `AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=local anchorage-ca localaws --listen 127.0.0.1:9443 --state aws-state.json --ready-file aws.ready`,
 	},
 	"anchorage-ca migrate": {
