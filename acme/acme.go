@@ -153,7 +153,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.nonces.prune(s.ctx, s.log)
+		s.nonces.prune(s.ctx, s.log, noncePruneEvery)
 	}()
 	return s, nil
 }

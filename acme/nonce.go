@@ -124,10 +124,10 @@ func (n *nonces) use(ctx context.Context, id string, keep time.Time) *Problem {
 	return nil
 }
 
-// prune forgets expired ids every noncePruneEvery until ctx ends. Every
-// replica runs it; deleting what another replica deleted is a no-op.
-func (n *nonces) prune(ctx context.Context, log *slog.Logger) {
-	t := time.NewTicker(noncePruneEvery)
+// prune forgets expired ids every interval until ctx ends. Every replica
+// runs it; deleting what another replica deleted is a no-op.
+func (n *nonces) prune(ctx context.Context, log *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

@@ -57,7 +57,18 @@ func (s *recordingStore) UseNonce(ctx context.Context, id string, expires time.T
 	return true, nil
 }
 
-func (s *recordingStore) PruneNonces(ctx context.Context, now time.Time) (int, error) { return 0, nil }
+func (s *recordingStore) PruneNonces(ctx context.Context, now time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, exp := range s.used {
+		if exp.Before(now) {
+			delete(s.used, id)
+			n++
+		}
+	}
+	return n, nil
+}
 
 func (s *recordingStore) ResolveACMEOrders(ctx context.Context, fn func(*storage.ACMEOrder, *storage.Cert)) (int, error) {
 	return 0, nil
@@ -233,3 +244,48 @@ func TestNoncesWriteNothingUntilUsed(t *testing.T) {
 }
 
 type stubAuthority struct{ Authority }
+
+// The prune loop forgets consumed ids once they expire, and only then:
+// what storage holds is bounded by the rate of consuming requests times
+// the nonce lifetime (plus the skew allowance).
+func TestNoncePrune(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	st := newRecordingStore()
+	n, _ := newNonceMinter(context.Background(), st, clock)
+	for range 100 {
+		id, keep, pr := n.check(n.issue())
+		if pr != nil || n.use(context.Background(), id, keep) != nil {
+			t.Fatal("a fresh nonce was refused")
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.prune(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Millisecond)
+	}()
+	defer func() { cancel(); <-done }()
+	held := func() int { st.mu.Lock(); defer st.mu.Unlock(); return len(st.used) }
+	for _, tt := range []struct {
+		at   time.Duration
+		want int
+	}{
+		{nonceLifetime, 100},             // still acceptable by age: kept
+		{nonceLifetime + nonceSkew, 100}, // the last instant a lagging replica may accept it
+		{nonceLifetime + nonceSkew + time.Millisecond, 0},
+	} {
+		mu.Lock()
+		now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC).Add(tt.at)
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond) // several prune rounds
+		deadline := time.Now().Add(5 * time.Second)
+		for held() != tt.want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := held(); got != tt.want {
+			t.Errorf("at +%v: %d ids held, want %d", tt.at, got, tt.want)
+		}
+	}
+}

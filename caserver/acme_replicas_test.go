@@ -137,7 +137,8 @@ func (ar *acmeReplicas) rows(t *testing.T, table string) int {
 
 // A nonce from replica A is good at replica B, once: replayed at A or at
 // B it is badNonce, and of concurrent uses of one nonce on both replicas
-// exactly one gets through. Minting nonces writes nothing.
+// exactly one gets through. Minting nonces writes nothing; consumed ids
+// are pruned once expired.
 func TestACMENonceAcrossReplicas(t *testing.T) {
 	ar := startACMEReplicas(t)
 	a, b := ar.reps[0], ar.reps[1]
@@ -196,6 +197,18 @@ func TestACMENonceAcrossReplicas(t *testing.T) {
 	}
 	if k := ar.rows(t, "acme_nonce_key"); k != 1 {
 		t.Errorf("%d nonce keys stored, want the one both replicas share", k)
+	}
+	// Consumed ids go once expired (each replica prunes every minute; here
+	// at a time past every nonce's lifetime), and not before.
+	ctx := context.Background()
+	if k, err := b.Srv.Store.PruneNonces(ctx, time.Now()); k != 0 || err != nil {
+		t.Errorf("pruning at once removed %d ids (%v), want 0", k, err)
+	}
+	if k, err := b.Srv.Store.PruneNonces(ctx, time.Now().Add(time.Hour)); k != used || err != nil {
+		t.Errorf("pruning an hour on removed %d ids (%v), want %d", k, err, used)
+	}
+	if got := ar.rows(t, "acme_nonces"); got != 0 {
+		t.Errorf("%d ids left after the prune", got)
 	}
 }
 
