@@ -389,11 +389,24 @@ func TestConfigStrict(t *testing.T) {
 		{func(c *agent.Config) { c.Key = "pkcs11:token=a;object=b"; c.Rekey = true }, `key "rekey"`},
 		{func(c *agent.Config) { c.RenewAt = 0.95 }, `key "unhealthyAt"`},
 		{func(c *agent.Config) { c.Credentials.Mode = "both" }, `key "credentials.mode"`},
+		{func(c *agent.Config) { c.Credentials.Address = "0.0.0.0:9911" }, `key "credentials.address": 0.0.0.0:9911 is not a loopback address: anyone who can reach it gets the role's credentials; pass "allowNonLoopback": true if you mean it`},
+		{func(c *agent.Config) { c.Credentials.Address = "9911" }, `key "credentials.address": invalid address`},
 	} {
 		cfg, _ := agent.LoadConfig("../dist/agent.json")
 		tc.mod(cfg)
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v, want %q", err, tc.want)
+		}
+	}
+	// The opt-in makes an off-host address valid; loopback needs none.
+	for _, mod := range []func(*agent.CredentialsConfig){
+		func(cc *agent.CredentialsConfig) { cc.Address, cc.AllowNonLoopback = "0.0.0.0:9911", true },
+		func(cc *agent.CredentialsConfig) { cc.Address = "127.0.0.1:9913" },
+	} {
+		cfg, _ := agent.LoadConfig("../dist/agent.json")
+		mod(cfg.Credentials)
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%+v: %v", cfg.Credentials, err)
 		}
 	}
 	_ = fmt.Sprint

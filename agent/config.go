@@ -99,6 +99,11 @@ type CredentialsConfig struct {
 	// serve
 	Port     int `json:"port"`     // on 127.0.0.1, default 9911
 	HopLimit int `json:"hopLimit"` // default 64
+	// Address (HOST:PORT) replaces 127.0.0.1:port; an address off this
+	// host also needs allowNonLoopback, because anyone who can reach it
+	// gets the role's credentials (the IMDSv2 token does not stop them).
+	Address          string `json:"address"`
+	AllowNonLoopback bool   `json:"allowNonLoopback"`
 	// update
 	Profile         string `json:"profile"`         // default "default"
 	CredentialsFile string `json:"credentialsFile"` // default $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials
@@ -223,6 +228,12 @@ func (c *Config) Validate() error {
 		}
 		if cc.Port < 0 || cc.Port > 65535 {
 			return fmt.Errorf(`key "credentials.port": %d out of range`, cc.Port)
+		}
+		if cc.Address != "" {
+			if err := rolesanywhere.CheckServeAddress(cc.Address, cc.AllowNonLoopback); err != nil {
+				msg := strings.Replace(err.Error(), "--allow-non-loopback", `"allowNonLoopback": true`, 1)
+				return fmt.Errorf(`key "credentials.address": %s`, strings.Replace(msg, " (and prefer --ecs with a token)", "", 1))
+			}
 		}
 	}
 	return nil

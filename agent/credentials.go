@@ -95,9 +95,16 @@ func (a *Agent) serve(ctx context.Context) error {
 	if _, _, err := cache.Refresh(ctx); err != nil {
 		a.log.Warn("initial credential fetch failed (will retry on request)", "err", err)
 	}
-	l, err := rolesanywhere.ListenTTL(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.Port)), cc.HopLimit)
+	address := cc.Address
+	if address == "" {
+		address = net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.Port))
+	}
+	l, err := rolesanywhere.ListenTTL(ctx, address, cc.HopLimit)
 	if err != nil {
 		return err
+	}
+	if ta, ok := l.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+		a.log.Warn("serving AWS credentials off this host (allowNonLoopback): anyone who can reach it gets the role's credentials", "address", ta.String())
 	}
 	if a.Listening != nil {
 		a.Listening("credentials", l.Addr())

@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
 	"github.com/anchorage-pki/anchorage/ca"
@@ -42,36 +44,44 @@ func (h *EnrollHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, err)
 		return
 	}
-	grant, err := h.Verifier.Verify(r.Context(), req.Token)
+	iss, err := h.Enroll(r.Context(), r.RemoteAddr, req.Token, csr, 0)
 	if err != nil {
-		h.Logger.Warn("enrollment refused", "err", err, "remote", r.RemoteAddr)
-		problem.Write(w, r, tokenProblem(err))
+		problem.Write(w, r, err)
 		return
+	}
+	WriteJSON(w, http.StatusCreated, CertResponse(iss))
+}
+
+// Enroll verifies token, checks csr against its grant, and issues a
+// certificate of lifetime (0: the CA's default; never past its maximum).
+// Errors are problem errors. /v1/enroll and step-ca's /1.0/sign both come
+// here, so name binding, single use and recording are one code path.
+func (h *EnrollHandler) Enroll(ctx context.Context, remote, token string, csr *x509.CertificateRequest, lifetime time.Duration) (*ca.Issued, error) {
+	grant, err := h.Verifier.Verify(ctx, token)
+	if err != nil {
+		h.Logger.Warn("enrollment refused", "err", err, "remote", remote)
+		return nil, tokenProblem(err)
 	}
 	if err := grant.CheckCSR(csr); err != nil {
 		h.Logger.Warn("enrollment refused", "err", err, "subject", grant.Subject)
-		problem.Write(w, r, problem.New(http.StatusForbidden, problem.NameNotAllowed, "%v", err))
-		return
+		return nil, problem.New(http.StatusForbidden, problem.NameNotAllowed, "%v", err)
 	}
-	iss, err := h.CA.Issue(r.Context(), ca.Request{
+	iss, err := h.CA.Issue(ctx, ca.Request{
 		CSR: csr, Subject: grant.Subject, Names: grant.Names, Method: storage.MethodToken,
-		TokenID: grant.ID, TokenKeepUntil: grant.KeepUntil(),
+		TokenID: grant.ID, TokenKeepUntil: grant.KeepUntil(), Lifetime: lifetime,
 	})
 	if err != nil {
 		// Verify saw the token unused, but another request consumed it
 		// in the commit that stored its certificate.
 		if errors.Is(err, storage.ErrTokenExpired) {
-			problem.Write(w, r, tokenProblem(enroll.ErrExpired))
-			return
+			return nil, tokenProblem(enroll.ErrExpired)
 		}
 		if errors.Is(err, storage.ErrTokenUsed) {
-			problem.Write(w, r, tokenProblem(enroll.ErrReplayed))
-			return
+			return nil, tokenProblem(enroll.ErrReplayed)
 		}
-		problem.Write(w, r, IssueProblem(err, h.Logger))
-		return
+		return nil, IssueProblem(err, h.Logger)
 	}
-	WriteJSON(w, http.StatusCreated, CertResponse(iss))
+	return iss, nil
 }
 
 // tokenProblem gives each enroll token error its own problem type.

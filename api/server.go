@@ -84,6 +84,9 @@ type Options struct {
 	Certs     CertLookup                   // every admin call checks the caller's record here
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Step turns on step-ca's wire shapes (/sign, /renew, /roots,
+	// /root/{sha}, each also under /1.0) for the step CLI; nil: off.
+	Step *StepOptions
 	// CRLWait bounds how long a revoke waits for the CRL that carries it
 	// before answering without its number (default 10s).
 	CRLWait time.Duration
@@ -120,6 +123,9 @@ func New(o Options) *Server {
 	s.mux.HandleFunc(apiv1.PathCRLPEM, s.get(s.crl(true)))
 	s.mux.HandleFunc(apiv1.PathHealth, s.get(s.health))
 	s.mux.HandleFunc(apiv1.PathMetrics, s.get(s.metrics))
+	if o.Step != nil {
+		s.stepRoutes(o.Step)
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, problem.NotFound, "no such endpoint %s", r.URL.Path))
 	})
@@ -189,25 +195,28 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
 	}
 	iss, err := s.o.Authority.Renew(r.Context(), cur, csr)
 	if err != nil {
-		serial := ca.SerialHex(cur.SerialNumber)
-		s.o.Logger.Warn("renewal refused", "serial", serial, "subject", cur.Subject.CommonName, "err", err)
-		switch {
-		case errors.Is(err, ca.ErrRevoked):
-			err = problem.New(http.StatusForbidden, problem.CertRevoked, "certificate %s (or its lineage) is revoked; it cannot be renewed", serial)
-		case errors.Is(err, ca.ErrSuperseded):
-			err = problem.New(http.StatusConflict, problem.CertSuperseded,
-				"certificate %s was renewed already by another key; only the newest certificate of a lineage renews (enroll again if this host lost its key)", serial)
-		case errors.Is(err, ca.ErrExpired):
-			err = problem.New(http.StatusUnauthorized, problem.CertExpired, "certificate %s has expired", serial)
-		case errors.Is(err, ca.ErrUnknownCert):
-			err = problem.New(http.StatusForbidden, problem.CertUnknown, "certificate %s: %v", serial, err)
-		default:
-			err = IssueProblem(err, s.o.Logger)
-		}
-		problem.Write(w, r, err)
+		problem.Write(w, r, s.renewProblem(cur, err))
 		return
 	}
 	WriteJSON(w, http.StatusCreated, CertResponse(iss))
+}
+
+// renewProblem maps a refused renewal of cur to its problem, and logs it.
+func (s *Server) renewProblem(cur *x509.Certificate, err error) error {
+	serial := ca.SerialHex(cur.SerialNumber)
+	s.o.Logger.Warn("renewal refused", "serial", serial, "subject", cur.Subject.CommonName, "err", err)
+	switch {
+	case errors.Is(err, ca.ErrRevoked):
+		return problem.New(http.StatusForbidden, problem.CertRevoked, "certificate %s (or its lineage) is revoked; it cannot be renewed", serial)
+	case errors.Is(err, ca.ErrSuperseded):
+		return problem.New(http.StatusConflict, problem.CertSuperseded,
+			"certificate %s was renewed already by another key; only the newest certificate of a lineage renews (enroll again if this host lost its key)", serial)
+	case errors.Is(err, ca.ErrExpired):
+		return problem.New(http.StatusUnauthorized, problem.CertExpired, "certificate %s has expired", serial)
+	case errors.Is(err, ca.ErrUnknownCert):
+		return problem.New(http.StatusForbidden, problem.CertUnknown, "certificate %s: %v", serial, err)
+	}
+	return IssueProblem(err, s.o.Logger)
 }
 
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {

@@ -163,6 +163,11 @@ type Request struct {
 	TokenKeepUntil time.Time
 	Order          string // ACME order the certificate finalizes
 	ClientOnly     bool   // omit serverAuth even if the profile adds it
+	// keyProven: possession of CSR.PublicKey was proven by other means
+	// (the mTLS handshake with the certificate that holds it), so CSR
+	// carries only the key and has no self-signature to check. Set only
+	// by RenewSameKey, never from a caller's request.
+	keyProven bool
 }
 
 // Issued is a signed, stored certificate.
@@ -192,7 +197,7 @@ func (a *Authority) Issue(ctx context.Context, r Request) (*Issued, error) {
 
 // sign checks the request and signs its certificate; nothing is recorded.
 func (a *Authority) sign(r Request) (*Issued, error) {
-	if err := CheckCSR(r.CSR); err != nil {
+	if err := checkCSR(r.CSR, r.keyProven); err != nil {
 		return nil, err
 	}
 	if err := CheckSubject(r.Subject); err != nil {
@@ -253,6 +258,22 @@ func csrKeyID(csr *x509.CertificateRequest) string {
 // itself out. Asking with another key is refused (ErrSuperseded) and
 // logged as a possible stolen certificate.
 func (a *Authority) Renew(ctx context.Context, current *x509.Certificate, csr *x509.CertificateRequest) (*Issued, error) {
+	return a.renew(ctx, current, csr, false)
+}
+
+// RenewSameKey renews current keeping its key, with no CSR: the caller
+// proved possession of that key in the mTLS handshake that presented
+// current (step CLI's POST /renew). Every other rule is Renew's.
+func (a *Authority) RenewSameKey(ctx context.Context, current *x509.Certificate) (*Issued, error) {
+	csr := &x509.CertificateRequest{
+		PublicKey:               current.PublicKey,
+		PublicKeyAlgorithm:      current.PublicKeyAlgorithm,
+		RawSubjectPublicKeyInfo: current.RawSubjectPublicKeyInfo,
+	}
+	return a.renew(ctx, current, csr, true)
+}
+
+func (a *Authority) renew(ctx context.Context, current *x509.Certificate, csr *x509.CertificateRequest, keyProven bool) (*Issued, error) {
 	serial := SerialHex(current.SerialNumber)
 	stripe := &a.renewing[fnv32(serial)%uint32(len(a.renewing))]
 	stripe.Lock()
@@ -277,7 +298,7 @@ func (a *Authority) Renew(ctx context.Context, current *x509.Certificate, csr *x
 	case rec.Expired(now):
 		return nil, ErrExpired
 	case rec.RenewedTo != "":
-		if err := CheckCSR(csr); err != nil {
+		if err := checkCSR(csr, keyProven); err != nil {
 			return nil, err
 		}
 		next, err := a.store.Cert(ctx, rec.RenewedTo)
@@ -294,6 +315,7 @@ func (a *Authority) Renew(ctx context.Context, current *x509.Certificate, csr *x
 		CSR: csr, Subject: rec.Subject, Names: names, Method: storage.MethodRenew,
 		Lifetime:   rec.NotAfter.Sub(rec.NotBefore) - backdate,
 		ClientOnly: !slices.Contains(current.ExtKeyUsage, x509.ExtKeyUsageServerAuth),
+		keyProven:  keyProven,
 	})
 	if err != nil {
 		return nil, err
@@ -472,12 +494,17 @@ func (a *Authority) lintProfile() error {
 
 // CheckCSR verifies the request's self-signature and that its key is one
 // the CA accepts: ECDSA P-256/P-384 or RSA 2048–4096.
-func CheckCSR(csr *x509.CertificateRequest) error {
+func CheckCSR(csr *x509.CertificateRequest) error { return checkCSR(csr, false) }
+
+// checkCSR is CheckCSR, without the self-signature when keyProven.
+func checkCSR(csr *x509.CertificateRequest, keyProven bool) error {
 	if csr == nil {
 		return fmt.Errorf("%w: missing", ErrBadCSR)
 	}
-	if err := csr.CheckSignature(); err != nil {
-		return fmt.Errorf("%w: signature does not verify: %v", ErrBadCSR, err)
+	if !keyProven {
+		if err := csr.CheckSignature(); err != nil {
+			return fmt.Errorf("%w: signature does not verify: %v", ErrBadCSR, err)
+		}
 	}
 	switch k := csr.PublicKey.(type) {
 	case *ecdsa.PublicKey:

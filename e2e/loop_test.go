@@ -292,6 +292,7 @@ func TestCredentialProcessWithSDK(t *testing.T) {
 	}
 	t.Setenv("AWS_CONFIG_FILE", cfgFile)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(w.workDir, "none"))
+	t.Setenv("XDG_RUNTIME_DIR", w.workDir) // credential-process's cache, not the user's
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithSharedConfigProfile("e2e"))

@@ -5,18 +5,21 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,13 +65,86 @@ type AWS struct {
 	srv     *http.Server
 	counts  sync.Map // "METHOD path-prefix" -> *atomic.Int64
 	handler http.Handler
+
+	hold   atomic.Pointer[func(*http.Request) bool]
+	wmu    sync.Mutex
+	writes []CRLWrite
+}
+
+// CRLWrite is one ImportCrl or UpdateCrl the endpoint served.
+type CRLWrite struct {
+	Method string // POST: ImportCrl; PATCH: UpdateCrl
+	Status int
+	CRL    []byte // crlData as sent (PEM from anchorsync)
+	At     time.Time
+}
+
+// HoldCRLWrites is a test-only hook: fn sees each ImportCrl and UpdateCrl
+// before the endpoint serves it, and the request waits until fn returns.
+// When fn returns false the request is dropped unserved, its connection
+// cut, as a request lost on the way (what a caller killed meanwhile
+// amounts to). nil removes the hook.
+func (a *AWS) HoldCRLWrites(fn func(r *http.Request) bool) {
+	if fn == nil {
+		a.hold.Store(nil)
+		return
+	}
+	a.hold.Store(&fn)
+}
+
+// CRLWrites returns the ImportCrl and UpdateCrl calls served so far, in
+// the order they were answered.
+func (a *AWS) CRLWrites() []CRLWrite {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	return append([]CRLWrite(nil), a.writes...)
+}
+
+// crlWrite serves an ImportCrl or UpdateCrl through the hook and records
+// it.
+func (a *AWS) crlWrite(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if fn := a.hold.Load(); fn != nil && !(*fn)(r) {
+		panic(http.ErrAbortHandler)
+	}
+	var in struct {
+		CRLData []byte `json:"crlData"`
+	}
+	_ = json.Unmarshal(body, &in)
+	rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	a.Server.ServeHTTP(rec, r)
+	a.wmu.Lock()
+	a.writes = append(a.writes, CRLWrite{Method: r.Method, Status: rec.status, CRL: in.CRLData, At: time.Now()})
+	a.wmu.Unlock()
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 // StartAWS starts the endpoint with AWS's default rate limits.
 func StartAWS(t testing.TB) *AWS {
 	t.Helper()
+	return StartAWSWithLimits(t, localaws.RateLimits{})
+}
+
+// StartAWSWithLimits starts the endpoint with the given rate limits
+// (localaws.NoRateLimits for load tests that count every CreateSession).
+func StartAWSWithLimits(t testing.TB, limits localaws.RateLimits) *AWS {
+	t.Helper()
 	s, err := localaws.New(localaws.Config{Region: Region, AccessKeyID: AdminKeyID, SecretAccessKey: AdminSecret,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RateLimits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +153,10 @@ func StartAWS(t testing.TB) *AWS {
 		key := r.Method + " " + firstSegment(r.URL.Path)
 		v, _ := a.counts.LoadOrStore(key, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
+		if r.Method == http.MethodPost && r.URL.Path == "/crls" || r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/crl/") {
+			a.crlWrite(w, r)
+			return
+		}
 		s.ServeHTTP(w, r)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
