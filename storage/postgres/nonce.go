@@ -30,12 +30,12 @@ func (d *DB) NonceKey(ctx context.Context) ([]byte, error) {
 			return nil, fmt.Errorf("storage: nonce key: %w", err)
 		}
 		if _, err := d.pool.Exec(ctx, "INSERT INTO acme_nonce_key (key) VALUES ($1) ON CONFLICT DO NOTHING", k); err != nil {
-			return nil, fmt.Errorf("storage: create nonce key: %w", err)
+			return nil, fmt.Errorf("storage: create nonce key: %w", unavailable(err))
 		}
 		key, err = d.nonceKey(ctx) // ours, or the one a replica inserted first
 	}
 	if err != nil {
-		return nil, fmt.Errorf("storage: nonce key: %w", err)
+		return nil, fmt.Errorf("storage: nonce key: %w", unavailable(err))
 	}
 	if len(key) != storage.NonceKeySize {
 		return nil, fmt.Errorf("storage: nonce key has %d bytes, want %d", len(key), storage.NonceKeySize)
@@ -54,7 +54,7 @@ func (d *DB) nonceKey(ctx context.Context) ([]byte, error) {
 func (d *DB) UseNonce(ctx context.Context, id string, expires time.Time) (bool, error) {
 	tag, err := d.pool.Exec(ctx, "INSERT INTO acme_nonces (id, expires) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING", id, expires)
 	if err != nil {
-		return false, fmt.Errorf("storage: use nonce: %w", err)
+		return false, fmt.Errorf("storage: use nonce: %w", unavailable(err))
 	}
 	return tag.RowsAffected() == 1, nil
 }
@@ -63,7 +63,7 @@ func (d *DB) UseNonce(ctx context.Context, id string, expires time.Time) (bool, 
 func (d *DB) PruneNonces(ctx context.Context, now time.Time) (int, error) {
 	tag, err := d.pool.Exec(ctx, "DELETE FROM acme_nonces WHERE expires < $1", now)
 	if err != nil {
-		return 0, fmt.Errorf("storage: prune nonces: %w", err)
+		return 0, fmt.Errorf("storage: prune nonces: %w", unavailable(err))
 	}
 	return int(tag.RowsAffected()), nil
 }
