@@ -89,7 +89,8 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // Describe is the problem document err answers r with: its own type and
-// status if it is an *Error, else a 500 that reveals nothing.
+// status if it is an *Error, a 503 if a dependency is unavailable, else a
+// 500 that reveals nothing.
 func Describe(r *http.Request, err error) Details {
 	var pe *Error
 	var un unavailable
@@ -97,8 +98,8 @@ func Describe(r *http.Request, err error) Details {
 	case errors.As(err, &pe):
 	case errors.As(err, &un) && un.Unavailable():
 		// The request was not judged (storage down or restarting): a
-		// retry later may succeed. Nothing internal goes in the detail.
-		w.Header().Set("Retry-After", "1")
+		// retry later may succeed. Nothing internal goes in the detail;
+		// WriteDetails adds Retry-After.
 		pe = &Error{Type: Unavailable, Status: http.StatusServiceUnavailable, Detail: "the CA's storage is unavailable; retry shortly"}
 	default:
 		pe = &Error{Type: Internal, Status: http.StatusInternalServerError, Detail: "internal error; see the CA log"}
@@ -115,6 +116,9 @@ func Describe(r *http.Request, err error) Details {
 func WriteDetails(w http.ResponseWriter, d Details, body any) {
 	w.Header().Set("Content-Type", ContentType)
 	w.Header().Set("Cache-Control", "no-store")
+	if d.Type == Unavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	w.WriteHeader(d.Status)
 	_ = json.NewEncoder(w).Encode(body)
 }

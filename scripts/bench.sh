@@ -10,8 +10,9 @@
 # Environment: RUNS [3], N [5000], C [16], N1 [2000], BENCH_STEPCA [1]
 # (0 skips the step-ca peer), STEPCA_BIN (reuse a built step-ca), KEEP [0],
 # BENCH_PG [1] (0 skips PostgreSQL), REPLICAS ["2 3"] (replica counts
-# besides 1), BENCH_PG_PORT [18559], PG_BIN (see scripts/pg.sh), BENCH_GO [1]
-# (0 skips the Go benchmarks).
+# besides 1), BENCH_PG_PORT [18559], PG_BIN (see scripts/pg.sh), BENCH_HA [1]
+# (0 skips the failover figures), HA_KILLS [10], BENCH_GO [1] (0 skips the
+# Go benchmarks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3} N=${N:-5000} C=${C:-16} N1=${N1:-2000}
@@ -144,6 +145,11 @@ if [ "$BENCH_PG" = 1 ]; then
       done
     done
   done
+fi
+
+if [ "$BENCH_PG" = 1 ] && [ "${BENCH_HA:-1}" = 1 ]; then
+  echo "== Lease failover over ${HA_KILLS:-10} real kill -9 of the push-lease holder (3 replicas on PostgreSQL), and revoke through a replica holding no lease -> CreateSession denied at localaws"
+  HA_KILLS=${HA_KILLS:-10} go test -run '^$' -bench Failover -benchtime 1x ./e2e/ha
 fi
 
 [ "${BENCH_GO:-1}" = 1 ] || exit 0
