@@ -18,8 +18,8 @@
 // Anti-replay nonces (nonce.go) are HMAC tokens that carry their issue
 // time, under a key shared through storage: any replica of the CA accepts
 // a nonce any replica minted, minting writes nothing, and a nonce is
-// consumed in storage, once across replicas, only by a request that passed
-// every other check.
+// consumed in storage, once across replicas, only by a request whose JWS
+// passed every other check (structure, signature, url).
 //
 // What a client can make the CA store before proving control of a name is
 // bounded (config "acme.limits"): identifiers per order, unfinished orders

@@ -68,8 +68,8 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, p *provisi
 	}
 	h := jws.Signatures[0].Protected
 	// The nonce's MAC and age are checked before anything else reads
-	// storage; it is consumed — a storage write — only once the whole
-	// request has passed every other check.
+	// storage; it is consumed — a storage write — only once the JWS has
+	// passed every other check.
 	nonceID, nonceKeep, pr := s.nonces.check(h.Nonce)
 	if pr != nil {
 		return nil, pr

@@ -232,8 +232,9 @@ func TestNoncesWriteNothingUntilUsed(t *testing.T) {
 	if st.uses() != 0 {
 		t.Fatalf("refused nonces wrote %d ids to storage", st.uses())
 	}
-	// A good nonce is consumed once the request has passed every check
-	// (here onlyReturnExisting for a key without an account), once.
+	// A good nonce is consumed, once, by a request whose JWS passed every
+	// check (refused after that: onlyReturnExisting for a key without an
+	// account).
 	nonce := srv.nonces.issue()
 	if code, typ, _ := post(nonce); code != http.StatusBadRequest || typ != ErrAccountDoesNotExist || st.uses() != 1 {
 		t.Fatalf("good nonce: %d %s with %d nonce writes; want accountDoesNotExist after 1", code, typ, st.uses())
