@@ -75,6 +75,11 @@ type Config struct {
 	// HealthListen serves GET /health (200 healthy, 503 not) on a loopback
 	// address, e.g. 127.0.0.1:9912.
 	HealthListen string `json:"healthListen"`
+	// MetricsListen serves Prometheus metrics at /metrics: the
+	// certificate's expiry, renewal and credential refresh state. Any
+	// address (Prometheus usually scrapes from elsewhere); the metrics
+	// carry no names, serials or credentials.
+	MetricsListen string `json:"metricsListen"`
 	// StatusFile is rewritten (atomically) with the status JSON at every
 	// change and at least every minute.
 	StatusFile string `json:"statusFile"`
@@ -213,6 +218,11 @@ func (c *Config) Validate() error {
 		}
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			return fmt.Errorf(`key "healthListen": want a loopback address such as 127.0.0.1:9912, got %q`, c.HealthListen)
+		}
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return fmt.Errorf(`key "metricsListen": %v`, err)
 		}
 	}
 	if cc := c.Credentials; cc != nil {

@@ -133,7 +133,7 @@ func (s *Server) stepSign(w http.ResponseWriter, r *http.Request, o *StepOptions
 		writeStepProblem(w, r, problem.New(http.StatusBadRequest, problem.Malformed, "%v", err))
 		return
 	}
-	iss, err := o.Enroll.Enroll(r.Context(), r.RemoteAddr, req.OTT, csr, lifetime)
+	iss, err := o.Enroll.Enroll(r, req.OTT, csr, lifetime)
 	if err != nil {
 		writeStepProblem(w, r, err)
 		return

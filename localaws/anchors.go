@@ -57,7 +57,7 @@ type trustAnchorResponse struct {
 	TrustAnchor trustAnchorDetail `json:"trustAnchor"`
 }
 
-func (s *Server) trustAnchorDetail(a *trustAnchor) trustAnchorDetail {
+func (s *Server) trustAnchorDetail(account string, a *trustAnchor) trustAnchorDetail {
 	pemData := a.CertificatePEM
 	return trustAnchorDetail{
 		CreatedAt:              apiTime(a.CreatedAt),
@@ -66,7 +66,7 @@ func (s *Server) trustAnchorDetail(a *trustAnchor) trustAnchorDetail {
 		Name:                   a.Name,
 		NotificationSettings:   a.NotificationSettings,
 		Source:                 sourceJSON{SourceType: a.SourceType, SourceData: &sourceDataJSON{X509CertificateData: &pemData}},
-		TrustAnchorArn:         s.resourceArn("trust-anchor", a.ID),
+		TrustAnchorArn:         s.resourceArn(account, "trust-anchor", a.ID),
 		TrustAnchorID:          a.ID,
 		UpdatedAt:              apiTime(a.UpdatedAt),
 	}
@@ -173,30 +173,30 @@ func (s *Server) createTrustAnchor(c *cpCall) (int, any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.st.TrustAnchors) >= 50 {
+	if len(c.acct.TrustAnchors) >= 50 {
 		return 0, nil, &apiError{Status: http.StatusBadRequest, Code: "ValidationException", Message: "the quota of 50 trust anchors per account is reached"}
 	}
-	s.st.TrustAnchors[a.ID] = a
+	c.acct.TrustAnchors[a.ID] = a
 	if err := s.persistLocked(); err != nil {
 		return 0, nil, internalError(err.Error())
 	}
-	return http.StatusCreated, trustAnchorResponse{s.trustAnchorDetail(a)}, nil
+	return http.StatusCreated, trustAnchorResponse{s.trustAnchorDetail(c.acct.id, a)}, nil
 }
 
 func (s *Server) getTrustAnchor(c *cpCall) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.st.TrustAnchors[c.id]
+	a := c.acct.TrustAnchors[c.id]
 	if a == nil {
 		return 0, nil, notFound("Trust anchor %s not found", c.id)
 	}
-	return http.StatusOK, trustAnchorResponse{s.trustAnchorDetail(a)}, nil
+	return http.StatusOK, trustAnchorResponse{s.trustAnchorDetail(c.acct.id, a)}, nil
 }
 
 func (s *Server) listTrustAnchors(c *cpCall) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids, next, e := page(c.query, sortedIDs(s.st.TrustAnchors, func(a *trustAnchor) time.Time { return a.CreatedAt }))
+	ids, next, e := page(c.query, sortedIDs(c.acct.TrustAnchors, func(a *trustAnchor) time.Time { return a.CreatedAt }))
 	if e != nil {
 		return 0, nil, e
 	}
@@ -205,7 +205,7 @@ func (s *Server) listTrustAnchors(c *cpCall) (int, any, *apiError) {
 		TrustAnchors []trustAnchorDetail `json:"trustAnchors"`
 	}{NextToken: next, TrustAnchors: []trustAnchorDetail{}}
 	for _, id := range ids {
-		out.TrustAnchors = append(out.TrustAnchors, s.trustAnchorDetail(s.st.TrustAnchors[id]))
+		out.TrustAnchors = append(out.TrustAnchors, s.trustAnchorDetail(c.acct.id, c.acct.TrustAnchors[id]))
 	}
 	return http.StatusOK, out, nil
 }
@@ -251,7 +251,7 @@ func enableTrustAnchor(enabled bool) cpHandler {
 func (s *Server) mutateTrustAnchor(c *cpCall, change func(*trustAnchor)) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.st.TrustAnchors[c.id]
+	a := c.acct.TrustAnchors[c.id]
 	if a == nil {
 		return 0, nil, notFound("Trust anchor %s not found", c.id)
 	}
@@ -260,7 +260,7 @@ func (s *Server) mutateTrustAnchor(c *cpCall, change func(*trustAnchor)) (int, a
 	if err := s.persistLocked(); err != nil {
 		return 0, nil, internalError(err.Error())
 	}
-	return http.StatusOK, trustAnchorResponse{s.trustAnchorDetail(a)}, nil
+	return http.StatusOK, trustAnchorResponse{s.trustAnchorDetail(c.acct.id, a)}, nil
 }
 
 // deleteTrustAnchor also deletes the anchor's CRLs: they belong to it and
@@ -268,18 +268,18 @@ func (s *Server) mutateTrustAnchor(c *cpCall, change func(*trustAnchor)) (int, a
 func (s *Server) deleteTrustAnchor(c *cpCall) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.st.TrustAnchors[c.id]
+	a := c.acct.TrustAnchors[c.id]
 	if a == nil {
 		return 0, nil, notFound("Trust anchor %s not found", c.id)
 	}
-	delete(s.st.TrustAnchors, a.ID)
-	for id, crl := range s.st.CRLs {
+	delete(c.acct.TrustAnchors, a.ID)
+	for id, crl := range c.acct.CRLs {
 		if crl.TrustAnchorID == a.ID {
-			delete(s.st.CRLs, id)
+			delete(c.acct.CRLs, id)
 		}
 	}
 	if err := s.persistLocked(); err != nil {
 		return 0, nil, internalError(err.Error())
 	}
-	return http.StatusOK, trustAnchorResponse{s.trustAnchorDetail(a)}, nil
+	return http.StatusOK, trustAnchorResponse{s.trustAnchorDetail(c.acct.id, a)}, nil
 }

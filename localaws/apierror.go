@@ -77,6 +77,12 @@ const stsNamespace = "https://sts.amazonaws.com/doc/2011-06-15/"
 // writeSTSError answers in the awsquery error shape that aws-sdk-go-v2's STS
 // client parses (ErrorResponse/Error/Code+Message, RequestId).
 func writeSTSError(w http.ResponseWriter, requestID string, e *apiError) {
+	writeQueryError(w, stsNamespace, requestID, e)
+}
+
+// writeQueryError answers in the awsquery error shape of namespace ns
+// (STS, IAM): ErrorResponse/Error{Type,Code,Message}, RequestId.
+func writeQueryError(w http.ResponseWriter, ns, requestID string, e *apiError) {
 	type errorBody struct {
 		Type    string `xml:"Type"`
 		Code    string `xml:"Code"`
@@ -92,7 +98,7 @@ func writeSTSError(w http.ResponseWriter, requestID string, e *apiError) {
 	if e.Status >= 500 {
 		kind = "Receiver"
 	}
-	writeXML(w, e.Status, errorResponse{Xmlns: stsNamespace, Error: errorBody{Type: kind, Code: e.Code, Message: e.Message}, RequestID: requestID})
+	writeXML(w, e.Status, errorResponse{Xmlns: ns, Error: errorBody{Type: kind, Code: e.Code, Message: e.Message}, RequestID: requestID})
 }
 
 func writeXML(w http.ResponseWriter, status int, v any) {

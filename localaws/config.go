@@ -14,13 +14,18 @@ type Config struct {
 	// Region is the only region this endpoint answers for (default us-east-1):
 	// credential scopes and ARNs naming any other region are refused.
 	Region string
-	// Account is the 12-digit account that owns every resource (default
-	// 123456789012).
+	// Account is the 12-digit default account (default 123456789012): the
+	// one the admin key pair below belongs to.
 	Account string
-	// AccessKeyID and SecretAccessKey are the admin key pair accepted on the
-	// control plane and by STS. Both are required.
+	// AccessKeyID and SecretAccessKey are the default account's admin key
+	// pair, accepted on the control plane, by IAM and by STS. Both are
+	// required.
 	AccessKeyID     string
 	SecretAccessKey string
+	// Accounts are further accounts, each with its own admin key pair. A
+	// signed request's access key selects its account; every resource and
+	// ARN belongs to exactly one account.
+	Accounts []Account
 	// StateFile, when set, is loaded at start and rewritten atomically after
 	// every mutation, so a restart keeps anchors, profiles, CRLs and issued
 	// credentials.
@@ -35,14 +40,22 @@ type Config struct {
 	RateLimits RateLimits
 }
 
+// Account is one AWS account of the server and its admin key pair.
+type Account struct {
+	ID              string `json:"id"`
+	AccessKeyID     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
+}
+
 // RateLimits holds the per-group request rates (requests per second). A zero
-// field takes the AWS default quota (§5.6: 1/s for the CRL, trust-anchor and
-// profile groups, 10/s for CreateSession); a negative field disables that
+// field takes the AWS default quota (§5.6: 1/s for the CRL, trust-anchor,
+// profile and subject groups, 10/s for CreateSession); a negative field disables that
 // group's limit. Disabled turns every limit off, for tests that need none.
 type RateLimits struct {
 	CRL           float64
 	TrustAnchor   float64
 	Profile       float64
+	Subject       float64
 	CreateSession float64
 	Disabled      bool
 }
@@ -83,5 +96,25 @@ func (c Config) withDefaults() (Config, error) {
 	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
 		return c, errors.New("localaws: AccessKeyID and SecretAccessKey (the admin key pair) are required")
 	}
+	ids := map[string]bool{c.Account: true}
+	keys := map[string]bool{c.AccessKeyID: true}
+	for i, a := range c.Accounts {
+		switch {
+		case !accountPattern.MatchString(a.ID):
+			return c, fmt.Errorf("localaws: Accounts[%d].ID %q must be 12 digits", i, a.ID)
+		case ids[a.ID]:
+			return c, fmt.Errorf("localaws: Accounts[%d].ID %s is listed twice", i, a.ID)
+		case a.AccessKeyID == "" || a.SecretAccessKey == "":
+			return c, fmt.Errorf("localaws: Accounts[%d] (%s) needs AccessKeyID and SecretAccessKey", i, a.ID)
+		case keys[a.AccessKeyID]:
+			return c, fmt.Errorf("localaws: Accounts[%d].AccessKeyID %s is used by another account", i, a.AccessKeyID)
+		}
+		ids[a.ID], keys[a.AccessKeyID] = true, true
+	}
 	return c, nil
+}
+
+// accounts lists every account, the default first.
+func (c Config) accounts() []Account {
+	return append([]Account{{ID: c.Account, AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey}}, c.Accounts...)
 }

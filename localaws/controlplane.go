@@ -19,7 +19,8 @@ import (
 // cpCall is one authenticated control-plane call as handlers see it.
 type cpCall struct {
 	caller *principal
-	id     string // the {id} path label, when the route has one
+	acct   *accountState // the caller's account; read and written under s.mu
+	id     string        // the {id} path label, when the route has one
 	query  url.Values
 	body   []byte
 	now    time.Time
@@ -53,6 +54,11 @@ var cpRoutes = []cpRoute{
 	{http.MethodDelete, "/profile/{id}", "DeleteProfile", groupProfile, (*Server).deleteProfile},
 	{http.MethodPost, "/profile/{id}/enable", "EnableProfile", groupProfile, enableProfile(true)},
 	{http.MethodPost, "/profile/{id}/disable", "DisableProfile", groupProfile, enableProfile(false)},
+	{http.MethodPut, "/profiles/{id}/mappings", "PutAttributeMapping", groupProfile, (*Server).putAttributeMapping},
+	{http.MethodDelete, "/profiles/{id}/mappings", "DeleteAttributeMapping", groupProfile, (*Server).deleteAttributeMapping},
+
+	{http.MethodGet, "/subjects", "ListSubjects", groupSubject, (*Server).listSubjects},
+	{http.MethodGet, "/subject/{id}", "GetSubject", groupSubject, (*Server).getSubject},
 
 	{http.MethodPost, "/crls", "ImportCrl", groupCRL, (*Server).importCRL},
 	{http.MethodGet, "/crls", "ListCrls", groupCRL, (*Server).listCRLs},
@@ -114,7 +120,10 @@ func (s *Server) serveControlPlane(w http.ResponseWriter, r *http.Request, reqID
 		s.refuseJSON(w, r, reqID, op, validationError("Resource id %q is not a UUID", id), who...)
 		return
 	}
-	status, out, apiErr := rt.handler(s, &cpCall{caller: caller, id: id, query: r.URL.Query(), body: body, now: now})
+	s.mu.Lock()
+	acct := s.st.account(caller.Account)
+	s.mu.Unlock()
+	status, out, apiErr := rt.handler(s, &cpCall{caller: caller, acct: acct, id: id, query: r.URL.Query(), body: body, now: now})
 	if apiErr != nil {
 		s.refuseJSON(w, r, reqID, op, apiErr, append(who, "id", id)...)
 		return

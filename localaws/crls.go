@@ -43,15 +43,15 @@ type crlResponse struct {
 	Crl crlDetail `json:"crl"`
 }
 
-func (s *Server) crlDetail(c *crlRecord) crlDetail {
+func (s *Server) crlDetail(account string, c *crlRecord) crlDetail {
 	return crlDetail{
 		CreatedAt:      apiTime(c.CreatedAt),
-		CrlArn:         s.resourceArn("crl", c.ID),
+		CrlArn:         s.resourceArn(account, "crl", c.ID),
 		CrlData:        c.PEM,
 		CrlID:          c.ID,
 		Enabled:        c.Enabled,
 		Name:           c.Name,
-		TrustAnchorArn: s.resourceArn("trust-anchor", c.TrustAnchorID),
+		TrustAnchorArn: s.resourceArn(account, "trust-anchor", c.TrustAnchorID),
 		UpdatedAt:      apiTime(c.UpdatedAt),
 	}
 }
@@ -86,12 +86,12 @@ func (s *Server) importCRL(c *cpCall) (int, any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	anchorID, ok := s.resourceIDFromArn(*in.TrustAnchorArn, "trust-anchor")
-	if !ok || s.st.TrustAnchors[anchorID] == nil {
+	anchorID, ok := s.resourceIDFromArn(c.acct.id, *in.TrustAnchorArn, "trust-anchor")
+	if !ok || c.acct.TrustAnchors[anchorID] == nil {
 		return 0, nil, notFound("Trust anchor %s not found", *in.TrustAnchorArn)
 	}
 	n := 0
-	for _, existing := range s.st.CRLs {
+	for _, existing := range c.acct.CRLs {
 		if existing.TrustAnchorID == anchorID {
 			n++
 		}
@@ -103,27 +103,27 @@ func (s *Server) importCRL(c *cpCall) (int, any, *apiError) {
 		ID: newUUID(), Name: *in.Name, Enabled: boolOr(in.Enabled, false), TrustAnchorID: anchorID,
 		PEM: in.CrlData, Tags: in.Tags, CreatedAt: c.now, UpdatedAt: c.now,
 	}
-	s.st.CRLs[rec.ID] = rec
+	c.acct.CRLs[rec.ID] = rec
 	if err := s.persistLocked(); err != nil {
 		return 0, nil, internalError(err.Error())
 	}
-	return http.StatusCreated, crlResponse{s.crlDetail(rec)}, nil
+	return http.StatusCreated, crlResponse{s.crlDetail(c.acct.id, rec)}, nil
 }
 
 func (s *Server) getCRL(c *cpCall) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := s.st.CRLs[c.id]
+	rec := c.acct.CRLs[c.id]
 	if rec == nil {
 		return 0, nil, notFound("CRL %s not found", c.id)
 	}
-	return http.StatusOK, crlResponse{s.crlDetail(rec)}, nil
+	return http.StatusOK, crlResponse{s.crlDetail(c.acct.id, rec)}, nil
 }
 
 func (s *Server) listCRLs(c *cpCall) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids, next, e := page(c.query, sortedIDs(s.st.CRLs, func(r *crlRecord) time.Time { return r.CreatedAt }))
+	ids, next, e := page(c.query, sortedIDs(c.acct.CRLs, func(r *crlRecord) time.Time { return r.CreatedAt }))
 	if e != nil {
 		return 0, nil, e
 	}
@@ -132,7 +132,7 @@ func (s *Server) listCRLs(c *cpCall) (int, any, *apiError) {
 		NextToken *string     `json:"nextToken,omitempty"`
 	}{Crls: []crlDetail{}, NextToken: next}
 	for _, id := range ids {
-		out.Crls = append(out.Crls, s.crlDetail(s.st.CRLs[id]))
+		out.Crls = append(out.Crls, s.crlDetail(c.acct.id, c.acct.CRLs[id]))
 	}
 	return http.StatusOK, out, nil
 }
@@ -171,7 +171,7 @@ func enableCRL(enabled bool) cpHandler {
 func (s *Server) mutateCRL(c *cpCall, change func(*crlRecord)) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := s.st.CRLs[c.id]
+	rec := c.acct.CRLs[c.id]
 	if rec == nil {
 		return 0, nil, notFound("CRL %s not found", c.id)
 	}
@@ -180,19 +180,19 @@ func (s *Server) mutateCRL(c *cpCall, change func(*crlRecord)) (int, any, *apiEr
 	if err := s.persistLocked(); err != nil {
 		return 0, nil, internalError(err.Error())
 	}
-	return http.StatusOK, crlResponse{s.crlDetail(rec)}, nil
+	return http.StatusOK, crlResponse{s.crlDetail(c.acct.id, rec)}, nil
 }
 
 func (s *Server) deleteCRL(c *cpCall) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := s.st.CRLs[c.id]
+	rec := c.acct.CRLs[c.id]
 	if rec == nil {
 		return 0, nil, notFound("CRL %s not found", c.id)
 	}
-	delete(s.st.CRLs, rec.ID)
+	delete(c.acct.CRLs, rec.ID)
 	if err := s.persistLocked(); err != nil {
 		return 0, nil, internalError(err.Error())
 	}
-	return http.StatusOK, crlResponse{s.crlDetail(rec)}, nil
+	return http.StatusOK, crlResponse{s.crlDetail(c.acct.id, rec)}, nil
 }

@@ -2,6 +2,7 @@ package localaws
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/rolesanywhere"
 	"github.com/aws/aws-sdk-go-v2/service/rolesanywhere/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -116,6 +118,30 @@ func stsClient(url, akid, secret, token string) *sts.Client {
 		o.BaseEndpoint = aws.String(url)
 		o.Retryer = aws.NopRetryer{}
 	})
+}
+
+// rolesAnywhereTrustPolicy is the trust policy AWS documents for a role
+// used through Roles Anywhere: the service may assume it, tag the session
+// and set its source identity.
+const rolesAnywhereTrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",` +
+	`"Principal":{"Service":"rolesanywhere.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}`
+
+func iamClient(url, akid, secret string) *iam.Client {
+	cfg := aws.Config{Region: "us-east-1", HTTPClient: testHTTP, Credentials: credentials.NewStaticCredentialsProvider(akid, secret, "")}
+	return iam.NewFromConfig(cfg, func(o *iam.Options) {
+		o.BaseEndpoint = aws.String(url)
+		o.Retryer = aws.NopRetryer{}
+	})
+}
+
+// createRole creates role name (path /) with trust policy doc.
+func createRole(t *testing.T, c *iam.Client, name, doc string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), serverWait)
+	defer cancel()
+	if _, err := c.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(doc)}); err != nil {
+		t.Fatalf("CreateRole %s: %v", name, err)
+	}
 }
 
 // testPKI is a root CA and an issuing CA below it.

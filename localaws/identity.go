@@ -44,16 +44,33 @@ func formatUUID(b [16]byte) string {
 }
 
 // resourceArn renders arn:aws:rolesanywhere:REGION:ACCOUNT:KIND/ID.
-func (s *Server) resourceArn(kind, id string) string {
-	return fmt.Sprintf("arn:aws:rolesanywhere:%s:%s:%s/%s", s.cfg.Region, s.cfg.Account, kind, id)
+func (s *Server) resourceArn(account, kind, id string) string {
+	return fmt.Sprintf("arn:aws:rolesanywhere:%s:%s:%s/%s", s.cfg.Region, account, kind, id)
 }
 
-// resourceIDFromArn returns the id of an ARN of this server's region,
-// account and kind; ok is false for any other ARN.
-func (s *Server) resourceIDFromArn(arn, kind string) (string, bool) {
-	prefix := fmt.Sprintf("arn:aws:rolesanywhere:%s:%s:%s/", s.cfg.Region, s.cfg.Account, kind)
-	id, ok := strings.CutPrefix(arn, prefix)
+// parseResourceArn returns the account and id of an ARN of this server's
+// region and of kind; ok is false for any other ARN.
+func (s *Server) parseResourceArn(arn, kind string) (account, id string, ok bool) {
+	rest, ok := strings.CutPrefix(arn, "arn:aws:rolesanywhere:"+s.cfg.Region+":")
+	if !ok {
+		return "", "", false
+	}
+	account, rest, ok = strings.Cut(rest, ":")
+	if !ok || !accountPattern.MatchString(account) {
+		return "", "", false
+	}
+	id, ok = strings.CutPrefix(rest, kind+"/")
 	if !ok || !uuidPattern.MatchString(id) {
+		return "", "", false
+	}
+	return account, id, true
+}
+
+// resourceIDFromArn returns the id of an ARN of account, this server's
+// region and kind; ok is false for any other ARN.
+func (s *Server) resourceIDFromArn(account, arn, kind string) (string, bool) {
+	got, id, ok := s.parseResourceArn(arn, kind)
+	if !ok || got != account {
 		return "", false
 	}
 	return id, true
@@ -72,16 +89,15 @@ func roleName(roleArn string) string {
 	return roleArn[strings.LastIndex(roleArn, "/")+1:]
 }
 
-// roleID is a stable, AWS-looking role id (AROA + 17 characters) derived
-// from the role ARN, since there is no IAM here to assign one.
-func roleID(roleArn string) string {
-	sum := sha256.Sum256([]byte(roleArn))
-	return "AROA" + base32.StdEncoding.EncodeToString(sum[:])[:17]
+// roleAccount is the account of a role ARN that matched roleArnPattern.
+func roleAccount(roleArn string) string {
+	return strings.SplitN(roleArn, ":", 6)[4]
 }
 
-// assumedRoleArn is the STS identity of a session (§4.1).
-func (s *Server) assumedRoleArn(roleArn, sessionName string) string {
-	return fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", s.cfg.Account, roleName(roleArn), sessionName)
+// assumedRoleArn is the STS identity of a session (§4.1), in the role's
+// account.
+func assumedRoleArn(roleArn, sessionName string) string {
+	return fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", roleAccount(roleArn), roleName(roleArn), sessionName)
 }
 
 // serialHex is the serial's big-endian bytes in lower-case hex, so always an
@@ -105,9 +121,16 @@ func sourceIdentity(c *x509.Certificate) string {
 	}
 }
 
-// subjectArn names the Subject resource of the certificate's subject.
-func (s *Server) subjectArn(c *x509.Certificate) string {
-	return s.resourceArn("subject", nameUUID(c.RawSubject))
+// subjectID is the stable id of the Subject resource of a certificate
+// subject.
+func subjectID(c *x509.Certificate) string { return nameUUID(c.RawSubject) }
+
+// newIAMID returns an IAM unique id: a 4-letter kind prefix (AROA for
+// roles, ANPA for managed policies) and 17 characters of [A-Z2-7].
+func newIAMID(prefix string) string {
+	var b [11]byte
+	_, _ = rand.Read(b[:])
+	return prefix + base32.StdEncoding.EncodeToString(b[:])[:17]
 }
 
 // newAccessKeyID returns "ASIA" + 16 base32 characters: the 20-character

@@ -3,6 +3,8 @@ package localaws
 import (
 	"net/http"
 	"time"
+
+	"github.com/anchorage-pki/anchorage/iampolicy"
 )
 
 // Profile operations (§8).
@@ -49,7 +51,7 @@ type profileResponse struct {
 	Profile profileDetail `json:"profile"`
 }
 
-func (s *Server) profileDetail(p *profile) profileDetail {
+func (s *Server) profileDetail(account string, p *profile) profileDetail {
 	return profileDetail{
 		AcceptRoleSessionName:     p.AcceptRoleSessionName,
 		AttributeMappings:         p.AttributeMappings,
@@ -59,7 +61,7 @@ func (s *Server) profileDetail(p *profile) profileDetail {
 		Enabled:                   p.Enabled,
 		ManagedPolicyArns:         p.ManagedPolicyArns,
 		Name:                      p.Name,
-		ProfileArn:                s.resourceArn("profile", p.ID),
+		ProfileArn:                s.resourceArn(account, "profile", p.ID),
 		ProfileID:                 p.ID,
 		RequireInstanceProperties: p.RequireInstanceProperties,
 		RoleArns:                  p.RoleArns,
@@ -108,9 +110,17 @@ func checkDuration(d *int) *apiError {
 	return nil
 }
 
+// checkSessionPolicy bounds the profile's sessionPolicy and parses it as
+// the identity-style policy STS will bound the session with.
 func checkSessionPolicy(p *string) *apiError {
-	if p != nil && (len(*p) < 1 || len(*p) > 100000) {
+	if p == nil {
+		return nil
+	}
+	if len(*p) < 1 || len(*p) > 100000 {
 		return validationError("sessionPolicy must be 1-100000 characters")
+	}
+	if _, e := parsePolicy(*p, iampolicy.KindIdentity); e != nil {
+		return validationError("sessionPolicy is not a valid policy: %s", e.Message)
 	}
 	return nil
 }
@@ -147,30 +157,30 @@ func (s *Server) createProfile(c *cpCall) (int, any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.st.Profiles) >= 250 {
+	if len(c.acct.Profiles) >= 250 {
 		return 0, nil, validationError("the quota of 250 profiles per account is reached")
 	}
-	s.st.Profiles[p.ID] = p
+	c.acct.Profiles[p.ID] = p
 	if err := s.persistLocked(); err != nil {
 		return 0, nil, internalError(err.Error())
 	}
-	return http.StatusCreated, profileResponse{s.profileDetail(p)}, nil
+	return http.StatusCreated, profileResponse{s.profileDetail(c.acct.id, p)}, nil
 }
 
 func (s *Server) getProfile(c *cpCall) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.st.Profiles[c.id]
+	p := c.acct.Profiles[c.id]
 	if p == nil {
 		return 0, nil, notFound("Profile %s not found", c.id)
 	}
-	return http.StatusOK, profileResponse{s.profileDetail(p)}, nil
+	return http.StatusOK, profileResponse{s.profileDetail(c.acct.id, p)}, nil
 }
 
 func (s *Server) listProfiles(c *cpCall) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids, next, e := page(c.query, sortedIDs(s.st.Profiles, func(p *profile) time.Time { return p.CreatedAt }))
+	ids, next, e := page(c.query, sortedIDs(c.acct.Profiles, func(p *profile) time.Time { return p.CreatedAt }))
 	if e != nil {
 		return 0, nil, e
 	}
@@ -179,7 +189,7 @@ func (s *Server) listProfiles(c *cpCall) (int, any, *apiError) {
 		Profiles  []profileDetail `json:"profiles"`
 	}{NextToken: next, Profiles: []profileDetail{}}
 	for _, id := range ids {
-		out.Profiles = append(out.Profiles, s.profileDetail(s.st.Profiles[id]))
+		out.Profiles = append(out.Profiles, s.profileDetail(c.acct.id, c.acct.Profiles[id]))
 	}
 	return http.StatusOK, out, nil
 }
@@ -231,7 +241,7 @@ func enableProfile(enabled bool) cpHandler {
 func (s *Server) mutateProfile(c *cpCall, change func(*profile)) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.st.Profiles[c.id]
+	p := c.acct.Profiles[c.id]
 	if p == nil {
 		return 0, nil, notFound("Profile %s not found", c.id)
 	}
@@ -240,19 +250,19 @@ func (s *Server) mutateProfile(c *cpCall, change func(*profile)) (int, any, *api
 	if err := s.persistLocked(); err != nil {
 		return 0, nil, internalError(err.Error())
 	}
-	return http.StatusOK, profileResponse{s.profileDetail(p)}, nil
+	return http.StatusOK, profileResponse{s.profileDetail(c.acct.id, p)}, nil
 }
 
 func (s *Server) deleteProfile(c *cpCall) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.st.Profiles[c.id]
+	p := c.acct.Profiles[c.id]
 	if p == nil {
 		return 0, nil, notFound("Profile %s not found", c.id)
 	}
-	delete(s.st.Profiles, p.ID)
+	delete(c.acct.Profiles, p.ID)
 	if err := s.persistLocked(); err != nil {
 		return 0, nil, internalError(err.Error())
 	}
-	return http.StatusOK, profileResponse{s.profileDetail(p)}, nil
+	return http.StatusOK, profileResponse{s.profileDetail(c.acct.id, p)}, nil
 }

@@ -10,6 +10,7 @@ const (
 	groupCRL           = "crl"
 	groupTrustAnchor   = "trust-anchor"
 	groupProfile       = "profile"
+	groupSubject       = "subject"
 	groupCreateSession = "create-session"
 )
 
@@ -74,6 +75,7 @@ func newBuckets(l RateLimits) map[string]*bucket {
 		groupCRL:           newBucket(pick(l.CRL, 1)),
 		groupTrustAnchor:   newBucket(pick(l.TrustAnchor, 1)),
 		groupProfile:       newBucket(pick(l.Profile, 1)),
+		groupSubject:       newBucket(pick(l.Subject, 1)),
 		groupCreateSession: newBucket(pick(l.CreateSession, 10)),
 	}
 }

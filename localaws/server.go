@@ -18,6 +18,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	buckets map[string]*bucket
+	keys    map[string]Account // admin access key id -> its account
 
 	mu sync.Mutex // guards st and the state file
 	st *state
@@ -37,16 +38,21 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := newState()
+	st := newState(cfg.accounts())
 	if cfg.StateFile != "" {
-		if st, err = loadState(cfg.StateFile); err != nil {
+		if st, err = loadState(cfg.StateFile, cfg.accounts()); err != nil {
 			return nil, err
 		}
+	}
+	keys := map[string]Account{}
+	for _, a := range cfg.accounts() {
+		keys[a.AccessKeyID] = a
 	}
 	return &Server{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "localaws"),
 		buckets: newBuckets(cfg.RateLimits),
+		keys:    keys,
 		st:      st,
 	}, nil
 }
@@ -65,6 +71,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.createSession(w, r, reqID, body)
+	case isIAMRequest(r):
+		body, err := readBody(w, r, maxIAMBody)
+		if err != nil {
+			writeQueryError(w, iamNamespace, reqID, &apiError{Status: http.StatusBadRequest, Code: "ValidationError", Message: err.Error()})
+			return
+		}
+		s.serveIAM(w, r, reqID, body)
 	case isSTSRequest(r):
 		body, err := readBody(w, r, maxSTSBody)
 		if err != nil {

@@ -104,7 +104,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request, reqID str
 	writeJSON(w, http.StatusCreated, sessionResponse{
 		CredentialSet: []credentialSetEntry{{
 			AssumedRoleUser: assumedRoleUser{
-				Arn:           s.assumedRoleArn(cred.cred.RoleArn, cred.cred.RoleSessionName),
+				Arn:           assumedRoleArn(cred.cred.RoleArn, cred.cred.RoleSessionName),
 				AssumedRoleID: cred.cred.AssumedRoleID,
 			},
 			Credentials: sessionCredentials{
@@ -117,7 +117,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request, reqID str
 			RoleArn:          cred.cred.RoleArn,
 			SourceIdentity:   cred.cred.SourceIdentity,
 		}},
-		SubjectArn: s.subjectArn(leaf),
+		SubjectArn: cred.subjectArn,
 	})
 }
 
@@ -125,17 +125,30 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request, reqID str
 type issued struct {
 	cred             *issuedCredential
 	packedPolicySize int
+	subjectArn       string
 }
 
-// authorizeSession runs the trust, revocation and profile checks (in that
-// order, §3.8 step 5) and stores the new credential.
+// authorizeSession runs the checks in the order of §3.8 step 5 — trust,
+// revocation, profile — then the role's: it must exist in IAM of the same
+// account, its trust policy must grant rolesanywhere.amazonaws.com
+// sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity (trust.go), and
+// the session must fit its MaxSessionDuration. Every attempt by a
+// certificate that chains to one of the account's anchors is recorded on
+// its Subject, refused or not.
 func (s *Server) authorizeSession(signed *signedX509Request, p *sessionParams, now time.Time) (*issued, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
-	anchorID, ok := s.resourceIDFromArn(p.TrustAnchorArn, "trust-anchor")
-	anchor := s.st.TrustAnchors[anchorID]
-	if !ok || anchor == nil {
+	// The trust anchor ARN names the account: CreateSession carries no
+	// SigV4 key, and anchor, profile and role must all be in that account
+	// (§5.1).
+	account, anchorID, ok := s.parseResourceArn(p.TrustAnchorArn, "trust-anchor")
+	acct := s.st.lookup(account)
+	var anchor *trustAnchor
+	if ok && acct != nil {
+		anchor = acct.TrustAnchors[anchorID]
+	}
+	if anchor == nil {
 		return nil, accessDenied(msgUntrusted, "trust anchor "+p.TrustAnchorArn+" does not exist")
 	}
 	if !anchor.Enabled {
@@ -145,30 +158,41 @@ func (s *Server) authorizeSession(signed *signedX509Request, p *sessionParams, n
 	if err != nil {
 		return nil, internalError("stored trust anchor does not parse: " + err.Error())
 	}
-	crls, err := s.enabledCRLsLocked(anchor.ID)
+	crls, err := s.enabledCRLsLocked(acct, anchor.ID)
 	if err != nil {
 		return nil, internalError(err.Error())
 	}
-	if _, apiErr := verifyTrust(signed.Leaf, signed.Intermediates, anchorCerts, crls, now); apiErr != nil {
+	leaf := signed.Leaf
+	fail := func(e *apiError) (*issued, *apiError) {
+		s.recordSubjectLocked(acct, leaf, p.InstanceProperties, true, now)
+		if err := s.persistLocked(); err != nil {
+			return nil, internalError(err.Error())
+		}
+		return nil, e
+	}
+	if _, apiErr := verifyTrust(leaf, signed.Intermediates, anchorCerts, crls, now); apiErr != nil {
+		if apiErr.Message == msgRevoked {
+			return fail(apiErr) // it chains; the revocation is its outcome
+		}
 		return nil, apiErr
 	}
 
-	profileID, ok := s.resourceIDFromArn(p.ProfileArn, "profile")
-	prof := s.st.Profiles[profileID]
+	profileID, ok := s.resourceIDFromArn(acct.id, p.ProfileArn, "profile")
+	prof := acct.Profiles[profileID]
 	if !ok || prof == nil {
-		return nil, notFound("Profile %s not found", p.ProfileArn)
+		return fail(notFound("Profile %s not found", p.ProfileArn))
 	}
 	if !prof.Enabled {
-		return nil, accessDenied("Profile is disabled", "profile "+p.ProfileArn+" is disabled")
+		return fail(accessDenied("Profile is disabled", "profile "+p.ProfileArn+" is disabled"))
 	}
 	if !contains(prof.RoleArns, p.RoleArn) {
-		return nil, accessDenied("Role is not allowed by the profile", "role "+p.RoleArn+" is not in the profile's roleArns")
+		return fail(accessDenied("Role is not allowed by the profile", "role "+p.RoleArn+" is not in the profile's roleArns"))
 	}
 	if p.RoleSessionName != "" && !prof.AcceptRoleSessionName {
-		return nil, accessDenied("Not authorized to set roleSessionName.", "profile does not accept roleSessionName")
+		return fail(accessDenied("Not authorized to set roleSessionName.", "profile does not accept roleSessionName"))
 	}
 	if prof.RequireInstanceProperties && len(p.InstanceProperties) == 0 {
-		return nil, accessDenied("Instance properties are required by the profile", "profile requires instanceProperties")
+		return fail(accessDenied("Instance properties are required by the profile", "profile requires instanceProperties"))
 	}
 	duration := prof.DurationSeconds
 	if p.DurationSeconds != 0 && p.DurationSeconds < duration {
@@ -176,7 +200,18 @@ func (s *Server) authorizeSession(signed *signedX509Request, p *sessionParams, n
 	}
 	sessionName := p.RoleSessionName
 	if sessionName == "" {
-		sessionName = serialHex(signed.Leaf)
+		sessionName = serialHex(leaf)
+	}
+	sess := &sessionContext{
+		anchorArn: p.TrustAnchorArn, account: acct.id, roleArn: p.RoleArn, sessionName: sessionName,
+		sourceIdentity: sourceIdentity(leaf), tags: principalTags(leaf, prof.AttributeMappings), now: now,
+	}
+	role, sessionPolicies, apiErr := s.assumeRoleLocked(acct, prof, sess)
+	if apiErr != nil {
+		return fail(apiErr)
+	}
+	if duration > role.MaxSessionDuration {
+		return fail(validationError("The requested DurationSeconds exceeds the MaxSessionDuration set for this role."))
 	}
 	cred := &issuedCredential{
 		AccessKeyID:     newAccessKeyID(),
@@ -185,36 +220,56 @@ func (s *Server) authorizeSession(signed *signedX509Request, p *sessionParams, n
 		Expiration:      now.Add(time.Duration(duration) * time.Second).Truncate(time.Second),
 		RoleArn:         p.RoleArn,
 		RoleSessionName: sessionName,
-		AssumedRoleID:   roleID(p.RoleArn) + ":" + sessionName,
-		SourceIdentity:  sourceIdentity(signed.Leaf),
-		Serial:          signed.Leaf.SerialNumber.String(),
+		AssumedRoleID:   role.ID + ":" + sessionName,
+		SourceIdentity:  sess.sourceIdentity,
+		Serial:          leaf.SerialNumber.String(),
 		TrustAnchorID:   anchor.ID,
 		ProfileID:       prof.ID,
+		Account:         acct.id,
+		SessionPolicies: sessionPolicies,
+		Tags:            sess.tags,
 	}
 	s.pruneCredentialsLocked(now)
 	s.st.Credentials[cred.AccessKeyID] = cred
+	s.recordSubjectLocked(acct, leaf, p.InstanceProperties, false, now)
 	if err := s.persistLocked(); err != nil {
 		return nil, internalError(err.Error())
 	}
-	return &issued{cred: cred, packedPolicySize: packedPolicySize(prof, signed.Leaf)}, nil
+	return &issued{cred: cred, packedPolicySize: packedPolicySize(prof, leaf),
+		subjectArn: s.resourceArn(acct.id, "subject", subjectID(leaf))}, nil
 }
 
 // credentialRetention is how long an expired credential is remembered, so
 // that using it yields "expired" rather than "unknown".
 const credentialRetention = 24 * time.Hour
 
+// maxIssuedCredentials bounds the remembered sessions (each may carry up
+// to ~400 KB of session policy): beyond it the earliest-expiring go first.
+const maxIssuedCredentials = 10000
+
+// pruneCredentialsLocked forgets long-expired credentials and makes room for
+// one more under maxIssuedCredentials.
 func (s *Server) pruneCredentialsLocked(now time.Time) {
 	for id, c := range s.st.Credentials {
 		if now.Sub(c.Expiration) > credentialRetention {
 			delete(s.st.Credentials, id)
 		}
 	}
+	for len(s.st.Credentials) >= maxIssuedCredentials {
+		var first *issuedCredential
+		for _, c := range s.st.Credentials {
+			if first == nil || c.Expiration.Before(first.Expiration) {
+				first = c
+			}
+		}
+		delete(s.st.Credentials, first.AccessKeyID)
+	}
 }
 
 // enabledCRLsLocked parses the enabled CRLs of one trust anchor.
-func (s *Server) enabledCRLsLocked(anchorID string) ([]*x509.RevocationList, error) {
+func (s *Server) enabledCRLsLocked(a *accountState, anchorID string) ([]*x509.RevocationList, error) {
 	var out []*x509.RevocationList
-	for _, c := range s.st.CRLs {
+	for _, c := range a.CRLs {
 		if c.TrustAnchorID != anchorID || !c.Enabled {
 			continue
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/rolesanywhere"
 	"github.com/aws/aws-sdk-go-v2/service/rolesanywhere/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -28,6 +29,7 @@ type sessionFixture struct {
 	ts                    *httptest.Server
 	clock                 *testClock
 	ra                    *rolesanywhere.Client
+	iam                   *iam.Client
 	pki                   *testPKI
 	anchorArn, profileArn string
 	anchorID, profileID   string
@@ -39,6 +41,8 @@ func newSessionFixture(t *testing.T) *sessionFixture {
 	f := &sessionFixture{clock: &testClock{}, pki: newPKI(t, "session")}
 	f.srv, f.ts = startServer(t, Config{Now: f.clock.Now})
 	f.ra = raClient(f.ts.URL, testAdminKey, testAdminSecret, "")
+	f.iam = iamClient(f.ts.URL, testAdminKey, testAdminSecret)
+	createRole(t, f.iam, roleName(testRoleArn), rolesAnywhereTrustPolicy)
 	ta, err := f.ra.CreateTrustAnchor(ctx, &rolesanywhere.CreateTrustAnchorInput{Name: aws.String("root"), Enabled: aws.Bool(true),
 		Source: &types.Source{SourceType: types.TrustAnchorTypeCertificateBundle, SourceData: &types.SourceDataMemberX509CertificateData{Value: certPEM(f.pki.root)}}})
 	mustOK(t, err)

@@ -39,6 +39,9 @@ func (e *sigV4Error) Error() string { return e.Reason }
 // principal is an authenticated caller.
 type principal struct {
 	AccessKeyID string
+	// Account is the account the key belongs to: the admin pair's, or the
+	// account of the session's role.
+	Account string
 	// Session is the issued credential, or nil for the admin key pair.
 	Session *issuedCredential
 }
@@ -46,9 +49,9 @@ type principal struct {
 // arn is the caller's identity as STS would report it.
 func (s *Server) principalArn(p *principal) string {
 	if p.Session == nil {
-		return fmt.Sprintf("arn:aws:iam::%s:root", s.cfg.Account)
+		return fmt.Sprintf("arn:aws:iam::%s:root", p.Account)
 	}
-	return s.assumedRoleArn(p.Session.RoleArn, p.Session.RoleSessionName)
+	return assumedRoleArn(p.Session.RoleArn, p.Session.RoleSessionName)
 }
 
 // verifySigV4 authenticates r for service. The canonical path is the
@@ -56,6 +59,12 @@ func (s *Server) principalArn(p *principal) string {
 // does for every service but S3; the payload hash is always computed from the
 // body (X-Amz-Content-Sha256, if sent, must agree with it).
 func (s *Server) verifySigV4(r *http.Request, body []byte, service string, now time.Time) (*principal, *sigV4Error) {
+	return s.verifySigV4Region(r, body, service, s.cfg.Region, now)
+}
+
+// verifySigV4Region is verifySigV4 with the credential scope's region given:
+// IAM is global and always signed for us-east-1.
+func (s *Server) verifySigV4Region(r *http.Request, body []byte, service, region string, now time.Time) (*principal, *sigV4Error) {
 	fail := func(kind sigV4Failure, format string, args ...any) (*principal, *sigV4Error) {
 		return nil, &sigV4Error{Kind: kind, Reason: fmt.Sprintf(format, args...)}
 	}
@@ -79,8 +88,8 @@ func (s *Server) verifySigV4(r *http.Request, body []byte, service string, now t
 	if auth.Terminator != "aws4_request" || auth.Service != service {
 		return fail(sigScope, "credential scope %s is not for %s/aws4_request", auth.scope(), service)
 	}
-	if auth.Region != s.cfg.Region {
-		return fail(sigScope, "credential scope region %s is not the server region %s", auth.Region, s.cfg.Region)
+	if auth.Region != region {
+		return fail(sigScope, "credential scope region %s is not %s", auth.Region, region)
 	}
 	amzDate, err := singleHeader(r, "X-Amz-Date")
 	if err != nil {
@@ -140,11 +149,14 @@ func (s *Server) verifySigV4(r *http.Request, body []byte, service string, now t
 // (which must not carry a session token) or an issued, unexpired session
 // credential presented with its own session token.
 func (s *Server) lookupCredential(akid string, token []string, now time.Time) (*principal, string, *sigV4Error) {
-	if subtle.ConstantTimeCompare([]byte(akid), []byte(s.cfg.AccessKeyID)) == 1 {
+	for _, a := range s.cfg.accounts() {
+		if subtle.ConstantTimeCompare([]byte(akid), []byte(a.AccessKeyID)) != 1 {
+			continue
+		}
 		if len(token) > 0 {
 			return nil, "", &sigV4Error{Kind: sigUnknownKey, Reason: "admin access key sent with a session token"}
 		}
-		return &principal{AccessKeyID: akid}, s.cfg.SecretAccessKey, nil
+		return &principal{AccessKeyID: akid, Account: a.ID}, a.SecretAccessKey, nil
 	}
 	s.mu.Lock()
 	cred := s.st.Credentials[akid]
@@ -159,7 +171,7 @@ func (s *Server) lookupCredential(akid string, token []string, now time.Time) (*
 	case !now.Before(cred.Expiration):
 		return nil, "", &sigV4Error{Kind: sigExpiredToken, Reason: "session credential " + akid + " expired at " + expirationTime(cred.Expiration)}
 	}
-	return &principal{AccessKeyID: akid, Session: cred}, cred.SecretAccessKey, nil
+	return &principal{AccessKeyID: akid, Account: cred.Account, Session: cred}, cred.SecretAccessKey, nil
 }
 
 func signingKey(secret, date, region, service string) []byte {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,6 +22,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	pki := newPKI(t, "state")
 	_, ts1 := startServer(t, Config{StateFile: stateFile})
 	c1 := raClient(ts1.URL, testAdminKey, testAdminSecret, "")
+	createRole(t, iamClient(ts1.URL, testAdminKey, testAdminSecret), roleName(testRoleArn), rolesAnywhereTrustPolicy)
 	ta, err := c1.CreateTrustAnchor(ctx, &rolesanywhere.CreateTrustAnchorInput{Name: aws.String("root"), Enabled: aws.Bool(true),
 		Source: anchorSource(pki)})
 	mustOK(t, err)
@@ -75,10 +77,12 @@ func TestStateSurvivesRestart(t *testing.T) {
 
 func TestStateFileRejectsGarbage(t *testing.T) {
 	for name, content := range map[string]string{
-		"not JSON":      "{",
-		"unknown key":   `{"version":1,"trustAnchors":{},"profiles":{},"crls":{},"credentials":{},"extra":1}`,
-		"wrong version": `{"version":2,"trustAnchors":{},"profiles":{},"crls":{},"credentials":{}}`,
-		"null map":      `{"version":1,"trustAnchors":null,"profiles":{},"crls":{},"credentials":{}}`,
+		"not JSON":       "{",
+		"unknown key":    `{"version":1,"trustAnchors":{},"profiles":{},"crls":{},"credentials":{},"extra":1}`,
+		"wrong version":  `{"version":3,"accounts":{},"credentials":{}}`,
+		"v2 unknown key": `{"version":2,"accounts":{},"credentials":{},"trustAnchors":{}}`,
+		"v2 null map":    `{"version":2,"accounts":{"123456789012":{"trustAnchors":null,"profiles":{},"crls":{}}},"credentials":{}}`,
+		"null map":       `{"version":1,"trustAnchors":null,"profiles":{},"crls":{},"credentials":{}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "state.json")
@@ -87,5 +91,35 @@ func TestStateFileRejectsGarbage(t *testing.T) {
 				t.Fatal("New accepted a bad state file")
 			}
 		})
+	}
+}
+
+// TestStateV1Migrates: a version 1 file (one account's maps at the top
+// level) loads into the default account and is rewritten as version 2.
+func TestStateV1Migrates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	const v1 = `{"version":1,"trustAnchors":{"4f0c1d2e-5a6b-4c7d-8e9f-0a1b2c3d4e5f":{"id":"4f0c1d2e-5a6b-4c7d-8e9f-0a1b2c3d4e5f",` +
+		`"name":"old","enabled":true,"sourceType":"CERTIFICATE_BUNDLE","certificatePem":"","crlDpRevocationEnabled":false,` +
+		`"notificationSettings":[],"tags":[],"createdAt":"2026-11-23T12:00:00Z","updatedAt":"2026-11-23T12:00:00Z"}},` +
+		`"profiles":{},"crls":{},"credentials":{"ASIAOLD":{"accessKeyId":"ASIAOLD","secretAccessKey":"s","sessionToken":"t",` +
+		`"expiration":"2026-11-23T13:00:00Z","roleArn":"` + testRoleArn + `","roleSessionName":"n","assumedRoleId":"AROA:n",` +
+		`"sourceIdentity":"CN=a","serial":"1","trustAnchorId":"x","profileId":"y"}}}`
+	mustOK(t, os.WriteFile(path, []byte(v1), 0o600))
+	s, err := New(Config{AccessKeyID: testAdminKey, SecretAccessKey: testAdminSecret, StateFile: path, Account: "111122223333"})
+	mustOK(t, err)
+	a := s.st.lookup("111122223333")
+	if a == nil || a.TrustAnchors["4f0c1d2e-5a6b-4c7d-8e9f-0a1b2c3d4e5f"] == nil || s.st.Credentials["ASIAOLD"].Account != "111122223333" {
+		t.Fatalf("v1 state did not land in the default account: %+v", s.st)
+	}
+	s.mu.Lock()
+	mustOK(t, s.persistLocked())
+	s.mu.Unlock()
+	raw, err := os.ReadFile(path)
+	mustOK(t, err)
+	if !strings.Contains(string(raw), `"version": 2`) {
+		t.Errorf("state rewritten as %s", raw[:40])
+	}
+	if _, err := New(Config{AccessKeyID: testAdminKey, SecretAccessKey: testAdminSecret, StateFile: path, Account: "111122223333"}); err != nil {
+		t.Errorf("v2 state does not load back: %v", err)
 	}
 }

@@ -56,8 +56,8 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request, reqID string, 
 	var out getCallerIdentityResponse
 	out.Xmlns = stsNamespace
 	out.Result.Arn = s.principalArn(caller)
-	out.Result.Account = s.cfg.Account
-	out.Result.UserID = s.cfg.Account // what AWS reports for root credentials
+	out.Result.Account = caller.Account
+	out.Result.UserID = caller.Account // what AWS reports for root credentials
 	if caller.Session != nil {
 		out.Result.UserID = caller.Session.AssumedRoleID
 	}

@@ -64,10 +64,13 @@ func seedVectorState(t *testing.T, s *Server, anchorPEM string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	s.st.TrustAnchors[vectorAnchorID] = &trustAnchor{ID: vectorAnchorID, Name: "vector", Enabled: true,
+	a := s.st.account(defaultAccount)
+	a.TrustAnchors[vectorAnchorID] = &trustAnchor{ID: vectorAnchorID, Name: "vector", Enabled: true,
 		SourceType: "CERTIFICATE_BUNDLE", CertificatePEM: anchorPEM, NotificationSettings: defaultNotificationSettings(), CreatedAt: at, UpdatedAt: at}
-	s.st.Profiles[vectorProfileID] = &profile{ID: vectorProfileID, Name: "vector", Enabled: true, RoleArns: []string{vectorRoleArn},
+	a.Profiles[vectorProfileID] = &profile{ID: vectorProfileID, Name: "vector", Enabled: true, RoleArns: []string{vectorRoleArn},
 		DurationSeconds: 3600, AcceptRoleSessionName: true, AttributeMappings: defaultAttributeMappings(), CreatedAt: at, UpdatedAt: at}
+	a.Roles["anchorage-vector-role"] = &iamRole{Name: "anchorage-vector-role", ID: "AROAVECTORROLE0000001", Path: "/", MaxSessionDuration: 3600,
+		TrustPolicy: rolesAnywhereTrustPolicy, InlinePolicies: map[string]string{}, Attached: []string{}, CreatedAt: at}
 }
 
 // replay writes raw to the server over TCP and reads the response.
@@ -284,7 +287,7 @@ func TestControlPlaneVectorsVerify(t *testing.T) {
 		s, ts := startServer(t, Config{Now: clock.Now, AccessKeyID: vectorAdminKey, SecretAccessKey: secret})
 		seedVectorState(t, s, string(readVector(t, "certs/ec-root-ca.pem")))
 		crl := readVector(t, "certs/ec-int-ca.crl.pem")
-		s.st.CRLs[vectorCRLID] = &crlRecord{ID: vectorCRLID, Name: "seed", TrustAnchorID: vectorAnchorID, PEM: crl}
+		s.st.account(defaultAccount).CRLs[vectorCRLID] = &crlRecord{ID: vectorCRLID, Name: "seed", TrustAnchorID: vectorAnchorID, PEM: crl}
 		for i := 1; i <= 6; i++ {
 			name := "sdk-control-plane/request" + string(rune('0'+i)) + ".raw"
 			raw := readVector(t, name)

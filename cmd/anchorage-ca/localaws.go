@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,16 +25,22 @@ func newLocalAWSCmd() *cobra.Command {
 	var (
 		listen, stateFile, region, account string
 		accessKeyID, secretAccessKey       string
-		readyFile                          string
+		readyFile, accountsFile            string
 		noRateLimit                        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "localaws",
-		Short: "Serve a strict local IAM Roles Anywhere and STS endpoint",
-		Long: "Serve a local stand-in for IAM Roles Anywhere (CreateSession and the control plane) and\n" +
-			"STS GetCallerIdentity on one plain-HTTP address. Control-plane calls must be SigV4-signed\n" +
-			"with the admin key pair (--access-key-id/--secret-access-key, default the AWS_ACCESS_KEY_ID\n" +
-			"and AWS_SECRET_ACCESS_KEY environment) or with session credentials it issued.",
+		Short: "Serve a strict local IAM Roles Anywhere, IAM and STS endpoint",
+		Long: "Serve a local stand-in for IAM Roles Anywhere (CreateSession and the control plane), IAM\n" +
+			"(roles, trust policies, inline and managed role policies: `aws iam ... --endpoint-url`) and\n" +
+			"STS GetCallerIdentity on one plain-HTTP address. Calls must be SigV4-signed with an admin key\n" +
+			"pair or with session credentials it issued; CreateSession evaluates the role's trust policy.\n" +
+			"\n" +
+			"Accounts: --account with --access-key-id/--secret-access-key (default the AWS_ACCESS_KEY_ID\n" +
+			"and AWS_SECRET_ACCESS_KEY environment) is the default account. --accounts FILE adds more, each\n" +
+			"with its own admin key pair; a request's access key selects its account:\n" +
+			"\n" +
+			"  {\"accounts\": [{\"id\": \"210987654321\", \"accessKeyId\": \"AKID...\", \"secretAccessKey\": \"...\"}]}",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if accessKeyID == "" {
@@ -51,6 +59,13 @@ func newLocalAWSCmd() *cobra.Command {
 			if noRateLimit {
 				cfg.RateLimits = localaws.NoRateLimits
 			}
+			if accountsFile != "" {
+				accounts, err := readAccountsFile(accountsFile)
+				if err != nil {
+					return err
+				}
+				cfg.Accounts = accounts
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return serveLocalAWS(ctx, cfg, listen, readyFile)
@@ -60,12 +75,37 @@ func newLocalAWSCmd() *cobra.Command {
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on (port 0 picks a free port; see --ready-file)")
 	f.StringVar(&stateFile, "state", "", "JSON file that keeps anchors, profiles, CRLs and issued credentials across restarts")
 	f.StringVar(&region, "region", "us-east-1", "the one region this endpoint answers for")
-	f.StringVar(&account, "account", "123456789012", "the 12-digit account that owns every resource")
+	f.StringVar(&account, "account", "123456789012", "the 12-digit default account (the one of --access-key-id)")
+	f.StringVar(&accountsFile, "accounts", "", "JSON file listing further accounts and their admin key pairs (see above)")
 	f.StringVar(&accessKeyID, "access-key-id", "", "admin access key id (default $AWS_ACCESS_KEY_ID)")
 	f.StringVar(&secretAccessKey, "secret-access-key", "", "admin secret access key (default $AWS_SECRET_ACCESS_KEY)")
 	f.StringVar(&readyFile, "ready-file", "", "write the base URL (http://HOST:PORT) to this file once listening")
 	f.BoolVar(&noRateLimit, "no-rate-limit", false, "turn off the AWS request quotas (1/s per control-plane group, 10/s CreateSession)")
 	return cmd
+}
+
+// readAccountsFile decodes an --accounts file strictly: unknown keys and
+// trailing data are errors that name the file.
+func readAccountsFile(path string) ([]localaws.Account, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("localaws: --accounts: %w", err)
+	}
+	var f struct {
+		Accounts []localaws.Account `json:"accounts"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("localaws: --accounts %s: %w", path, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("localaws: --accounts %s: data after the JSON document", path)
+	}
+	if len(f.Accounts) == 0 {
+		return nil, fmt.Errorf("localaws: --accounts %s: \"accounts\" lists no account", path)
+	}
+	return f.Accounts, nil
 }
 
 // serveLocalAWS listens, announces the URL, and serves until ctx ends, then

@@ -47,6 +47,7 @@ func newRoot() *cobra.Command {
 		newAdminCmd(),
 		newLocalAWSCmd(),
 		newMigrateCmd(),
+		newEventsCmd(),
 	)
 	root.AddCommand(newManCmd(root))
 	manhelp.Apply(root, manual)

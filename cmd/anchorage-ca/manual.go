@@ -123,4 +123,17 @@ CRL number, anchor status, ACME state, admins) into an empty PostgreSQL database
 progress, and verify counts and the newest CRL number. A non-empty target is refused.`,
 		Example: `anchorage-ca migrate --from /var/lib/anchorage-ca/anchorage.db --to 'postgres://anchorage@db.internal/anchorage?sslmode=verify-full' --to-password-file pgpass`,
 	},
+	"anchorage-ca events": {
+		Long: `Work with the CA's audit event stream: one JSON line per issuance, renewal, revocation,
+admin action, token mint, anchor push and refusal of note, each carrying the SHA-256 of
+the line before it (config "events": {"file", "maxSizeMB", "keep"} or {"stdout": true}).`,
+		Example: `anchorage-ca events verify /var/lib/anchorage-ca/events.jsonl.2 /var/lib/anchorage-ca/events.jsonl.1 /var/lib/anchorage-ca/events.jsonl`,
+	},
+	"anchorage-ca events verify": {
+		Long: `Check the hash chain of one or more event files, oldest first (rotated files continue
+the chain). Prints the number of events on success; on a break names the file and line,
+the hash expected and the one found, and exits 1. An edit to the last line or a cut-off
+end cannot be seen from the file alone: keep the newest hash elsewhere for that.`,
+		Example: `anchorage-ca events verify events.jsonl.1 events.jsonl`,
+	},
 }

@@ -50,6 +50,11 @@ func newTokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Recorded before it is printed: no token exists that the
+			// audit stream does not name.
+			if err := emitMint(cfg, name, tok); err != nil {
+				return err
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), tok)
 			return nil
 		},

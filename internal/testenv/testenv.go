@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -25,8 +26,14 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	ra "github.com/aws/aws-sdk-go-v2/service/rolesanywhere"
 	"github.com/aws/aws-sdk-go-v2/service/rolesanywhere/types"
 
@@ -231,12 +238,33 @@ func (a *AWS) Client() *ra.Client {
 		Credentials: credentials.NewStaticCredentialsProvider(AdminKeyID, AdminSecret, "")})
 }
 
-// Setup creates an enabled trust anchor for caPEM and a profile allowing
-// RoleARN, and returns their ARNs.
+// IAMClient is an SDK IAM client with the admin key.
+func (a *AWS) IAMClient() *iam.Client {
+	return iam.New(iam.Options{Region: "us-east-1", BaseEndpoint: aws.String(a.URL), RetryMaxAttempts: 3,
+		Credentials: credentials.NewStaticCredentialsProvider(AdminKeyID, AdminSecret, "")})
+}
+
+// TrustPolicy is the trust policy Setup gives RoleARN: what AWS documents
+// for a Roles Anywhere role (the service may assume it, tag the session and
+// set the source identity), limited to the account's trust anchors.
+const TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",` +
+	`"Principal":{"Service":"rolesanywhere.amazonaws.com"},` +
+	`"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"],` +
+	`"Condition":{"ArnLike":{"aws:SourceArn":"arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/*"}}}]}`
+
+// Setup creates the IAM role RoleARN with TrustPolicy (once per endpoint),
+// an enabled trust anchor for caPEM and a profile allowing RoleARN, and
+// returns the anchor's and the profile's ARNs.
 func (a *AWS) Setup(t testing.TB, caPEM []byte) (anchorARN, profileARN string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
+	_, err := a.IAMClient().CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("anchorage-e2e"),
+		AssumeRolePolicyDocument: aws.String(TrustPolicy)})
+	var exists *iamtypes.EntityAlreadyExistsException
+	if err != nil && !errors.As(err, &exists) {
+		t.Fatalf("CreateRole: %v", err)
+	}
 	c := a.Client()
 	ta, err := c.CreateTrustAnchor(ctx, &ra.CreateTrustAnchorInput{Name: aws.String("anchorage-e2e"), Enabled: aws.Bool(true),
 		Source: &types.Source{SourceType: types.TrustAnchorTypeCertificateBundle,
@@ -542,4 +570,61 @@ func (c *CA) Replica(t testing.TB) *CA {
 		t.Fatal(err)
 	}
 	return &CA{Dir: dir, URL: "https://" + cfg.Listen, Cfg: cfg, Root: c.Root}
+}
+
+// Families is a parsed /metrics scrape.
+type Families map[string]*dto.MetricFamily
+
+// Scrape reads /metrics and parses it with Prometheus's own text parser,
+// so what the tests read is what a Prometheus server would.
+func (c *CA) Scrape(t testing.TB) Families {
+	t.Helper()
+	return ParseMetrics(t, c.Metrics(t))
+}
+
+// ParseMetrics parses the Prometheus text format.
+func ParseMetrics(t testing.TB, text string) Families {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v\n%s", err, text)
+	}
+	return fams
+}
+
+// Value sums the samples of family name whose labels include the given
+// name, value pairs: counters' and gauges' values, histograms' sample
+// counts. ok is false if no sample matches.
+func (f Families) Value(name string, labels ...string) (v float64, ok bool) {
+	fam := f[name]
+	if fam == nil {
+		return 0, false
+	}
+	sum, found := 0.0, false
+	for _, m := range fam.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			match = match && have[labels[i]] == labels[i+1]
+		}
+		if !match {
+			continue
+		}
+		found = true
+		switch {
+		case m.Counter != nil:
+			sum += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			sum += m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.GetHistogram().GetSampleCount())
+		case m.Untyped != nil:
+			sum += m.GetUntyped().GetValue()
+		}
+	}
+	return sum, found
 }

@@ -1,8 +1,10 @@
-// Command awsdemo does the two things `make demo` needs from the AWS SDK
-// that are not anchorage's job: create a Roles Anywhere profile (normally
-// Terraform's or the console's), and call STS GetCallerIdentity the way any
-// SDK application would, with credentials from a credential_process line.
+// Command awsdemo does the things `make demo` needs from the AWS SDK that
+// are not anchorage's job: create the IAM role and the Roles Anywhere
+// profile (normally Terraform's or the console's), and call STS
+// GetCallerIdentity the way any SDK application would, with credentials
+// from a credential_process line.
 //
+//	awsdemo create-role --endpoint URL --role-name NAME --trust-anchor-arn ARN [--cn CN]   (prints the role ARN)
 //	awsdemo create-profile --endpoint URL --role-arn ARN        (prints the profile ARN)
 //	awsdemo whoami --endpoint URL --credential-process "CMD"    (prints the caller ARN)
 package main
@@ -13,30 +15,73 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	ra "github.com/aws/aws-sdk-go-v2/service/rolesanywhere"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: awsdemo create-profile|whoami [flags]")
+		fmt.Fprintln(os.Stderr, "usage: awsdemo create-role|create-profile|whoami [flags]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	endpoint := fs.String("endpoint", "", "Roles Anywhere / STS endpoint URL")
 	roleARN := fs.String("role-arn", "", "role the profile allows")
 	proc := fs.String("credential-process", "", "credential_process command line")
+	roleName := fs.String("role-name", "", "IAM role to create")
+	anchorARN := fs.String("trust-anchor-arn", "", "the only trust anchor the role's trust policy accepts")
+	cn := fs.String("cn", "", "the only certificate subject CN the role's trust policy accepts")
 	fs.Parse(os.Args[2:])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := run(ctx, os.Args[1], *endpoint, *roleARN, *proc); err != nil {
+	var err error
+	if os.Args[1] == "create-role" {
+		err = createRole(ctx, *endpoint, *roleName, *anchorARN, *cn)
+	} else {
+		err = run(ctx, os.Args[1], *endpoint, *roleARN, *proc)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "awsdemo:", err)
 		os.Exit(1)
 	}
+}
+
+// trustPolicy is the role's trust policy: Roles Anywhere may assume it, tag
+// the session and set its source identity, but only for certificates that
+// came through anchorARN and, with cn, carry that subject CN — the classic
+// pairing of aws:SourceArn with aws:PrincipalTag/x509Subject/CN.
+func trustPolicy(anchorARN, cn string) string {
+	cond := `"ArnEquals":{"aws:SourceArn":` + strconv.Quote(anchorARN) + `}`
+	if cn != "" {
+		cond += `,"StringEquals":{"aws:PrincipalTag/x509Subject/CN":` + strconv.Quote(cn) + `}`
+	}
+	return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",` +
+		`"Principal":{"Service":"rolesanywhere.amazonaws.com"},` +
+		`"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"],` +
+		`"Condition":{` + cond + `}}]}`
+}
+
+func createRole(ctx context.Context, endpoint, name, anchorARN, cn string) error {
+	if name == "" || anchorARN == "" {
+		return fmt.Errorf("create-role needs --role-name and --trust-anchor-arn")
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
+	if err != nil {
+		return err
+	}
+	out, err := iam.NewFromConfig(cfg, func(o *iam.Options) { o.BaseEndpoint = aws.String(endpoint) }).
+		CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(trustPolicy(anchorARN, cn))})
+	if err != nil {
+		return err
+	}
+	fmt.Println(aws.ToString(out.Role.Arn))
+	return nil
 }
 
 func run(ctx context.Context, cmd, endpoint, roleARN, proc string) error {
