@@ -6,7 +6,7 @@ TAGS    :=
 GOFLAGS ?=
 export GOFLAGS
 
-.PHONY: all build test demo lint bench deps clean
+.PHONY: all build test demo demo-ha lint bench deps clean dist dist-check
 
 all: build
 
@@ -21,19 +21,33 @@ test: deps lint
 demo: deps build
 	./scripts/demo.sh
 
+# Two CA replicas on one private PostgreSQL, kill -9 of the one that pushes
+# CRLs, the survivor taking over; see scripts/demo-ha.sh.
+demo-ha: deps build
+	./scripts/demo-ha.sh
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Go benchmarks of the enrollment path and CRL builds; BENCH_STEPCA=1 also
-# runs the step-ca peer from ../shared/harness/stepca in the same session
-# and prints anchorage's figures as ratios against it.
+# Enrollment against the step-ca peer (scripts/stepca, run in the same
+# session; BENCH_STEPCA=0 skips it), on bbolt and on PostgreSQL with 1-3
+# replicas (BENCH_PG=0 skips it), as ratios; then the Go benchmarks of the
+# enrollment path and CRL builds. See scripts/bench.sh for the knobs.
 bench:
 	./scripts/bench.sh
+
+# .deb packages (anchorage-ca, anchorage) with systemd units and man pages,
+# built with nfpm; dist-check installs them here and verifies (CI, as root).
+dist:
+	./scripts/dist.sh
+
+dist-check:
+	./scripts/dist-check.sh
 
 deps:
 	./.ci/install-deps
 
 clean:
-	rm -rf $(BIN) demo
+	rm -rf $(BIN) demo demo-ha dist/out

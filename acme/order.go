@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/events"
 	"github.com/anchorage-pki/anchorage/storage"
 )
 
@@ -388,7 +389,7 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request, p *provisioner
 	req.Lifetime, req.ClientOnly, req.Order = p.lifetime, p.clientOnly, id
 	// The order is claimed: finish issuing even if the client goes away,
 	// so a stored certificate never sits behind an order marked invalid.
-	ctx := context.WithoutCancel(r.Context())
+	ctx := events.WithWho(context.WithoutCancel(r.Context()), events.Who{Actor: "acme:account " + q.acct.ID})
 	issued, err := s.auth.Issue(ctx, req)
 	if err != nil {
 		pr := internal(fmt.Errorf("issuing: %w", err))

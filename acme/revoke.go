@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/events"
 )
 
 // ACME accepts the revocation reasons a subscriber may state (RFC 5280
@@ -74,7 +75,11 @@ func (s *Server) revokeCert(w http.ResponseWriter, r *http.Request, p *provision
 			return
 		}
 	}
-	res, err := s.auth.Revoke(r.Context(), ca.RevokeRequest{Serial: serial, Reason: reason})
+	actor := "acme:certificate key"
+	if q.acct != nil {
+		actor = "acme:account " + q.acct.ID
+	}
+	res, err := s.auth.Revoke(events.WithWho(r.Context(), events.Who{Actor: actor}), ca.RevokeRequest{Serial: serial, Reason: reason, Method: ca.MethodACME})
 	switch {
 	case err != nil:
 		s.fail(w, r, p, internal(err))

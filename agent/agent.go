@@ -46,7 +46,11 @@ type Status struct {
 	Failures       int       `json:"failures"` // consecutive failed attempts
 	LastError      string    `json:"lastError,omitempty"`
 	Credentials    string    `json:"credentials,omitempty"` // "serving", "stopped: …"
-	Updated        time.Time `json:"updated"`
+	// CredentialsExpire is when the AWS credentials last fetched expire.
+	CredentialsExpire   time.Time `json:"credentialsExpire,omitzero"`
+	CredentialRefreshes int       `json:"credentialRefreshes"` // CreateSession calls that succeeded
+	CredentialFailures  int       `json:"credentialFailures"`  // CreateSession calls that failed, in all
+	Updated             time.Time `json:"updated"`
 }
 
 // Agent keeps one workload certificate fresh. Create it with New and call
@@ -177,6 +181,21 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.Listening("health", ln.Addr())
 		}
 		srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		wg.Add(2)
+		go func() { defer wg.Done(); srv.Serve(ln) }()
+		go func() { defer wg.Done(); <-ctx.Done(); srv.Close() }()
+	}
+	if a.cfg.MetricsListen != "" {
+		ln, err := net.Listen("tcp", a.cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics endpoint: %w", err)
+		}
+		if a.Listening != nil {
+			a.Listening("metrics", ln.Addr())
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", a.MetricsHandler())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		wg.Add(2)
 		go func() { defer wg.Done(); srv.Serve(ln) }()
 		go func() { defer wg.Done(); <-ctx.Done(); srv.Close() }()

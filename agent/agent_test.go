@@ -119,6 +119,18 @@ func imdsCreds(addr string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+func scrapeAgent(t *testing.T, addr string) testenv.Families {
+	t.Helper()
+	hc := &http.Client{Timeout: 10 * time.Second}
+	resp, err := hc.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return testenv.ParseMetrics(t, string(b))
+}
+
 func health(addr string) (int, agent.Status) {
 	var st agent.Status
 	resp, err := http.Get("http://" + addr + "/health")
@@ -146,11 +158,12 @@ func TestAgentLifecycle(t *testing.T) {
 	cfg := agent.Config{
 		CA: c.URL, Root: filepath.Join(c.Dir, "root.crt"),
 		Cert: filepath.Join(dir, "host.crt"), Key: filepath.Join(dir, "host.key"),
-		TokenFile:    mintToken(t, c, dir, "agent-host"),
-		RetryMin:     agent.Duration(100 * time.Millisecond),
-		ReloadHook:   `echo "$ANCHORAGE_SERIAL" >> ` + hookLog,
-		HealthListen: "127.0.0.1:0",
-		StatusFile:   filepath.Join(dir, "status.json"),
+		TokenFile:     mintToken(t, c, dir, "agent-host"),
+		RetryMin:      agent.Duration(100 * time.Millisecond),
+		ReloadHook:    `echo "$ANCHORAGE_SERIAL" >> ` + hookLog,
+		HealthListen:  "127.0.0.1:0",
+		MetricsListen: "127.0.0.1:0",
+		StatusFile:    filepath.Join(dir, "status.json"),
 		Credentials: &agent.CredentialsConfig{Mode: "serve", TrustAnchorARN: anchorARN, ProfileARN: profileARN,
 			RoleARN: testenv.RoleARN, Endpoint: aws.URL, Port: freePort(t), SessionDuration: 900},
 	}
@@ -213,8 +226,18 @@ func TestAgentLifecycle(t *testing.T) {
 		t.Fatalf("reader: %d reads, %d mismatched or unreadable", reads.Load(), mismatches.Load())
 	}
 	t.Logf("reader made %d reads across renewals, all matching", reads.Load())
-	hooks, _ := os.ReadFile(hookLog)
-	if n := strings.Count(string(hooks), "\n"); n < 3 {
+	// The hook runs after the renewal is counted: give the last one its
+	// moment (a loaded machine starts /bin/sh slowly).
+	hookRuns := func() int {
+		hooks, _ := os.ReadFile(hookLog)
+		return strings.Count(string(hooks), "\n")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for hookRuns() < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := hookRuns(); n < 3 {
+		hooks, _ := os.ReadFile(hookLog)
 		t.Fatalf("reload hook ran %d times, want enrollment + 2 renewals:\n%s", n, hooks)
 	}
 
@@ -224,6 +247,32 @@ func TestAgentLifecycle(t *testing.T) {
 	}
 	if code, st := health(addr("health")); code != 200 || !st.Healthy {
 		t.Fatalf("health %d %+v", code, st)
+	}
+	// /metrics says the same, in Prometheus's format.
+	m := scrapeAgent(t, addr("metrics"))
+	for _, f := range []struct {
+		name   string
+		labels []string
+		ok     func(float64) bool
+	}{
+		{"anchorage_agent_renewals_total", nil, func(v float64) bool { return v >= 2 }},
+		{"anchorage_agent_certificate_expires_in_seconds", nil, func(v float64) bool { return v > 0 && v <= 6 }},
+		{"anchorage_agent_certificate_not_after_timestamp_seconds", nil, func(v float64) bool { return v > float64(time.Now().Unix()) }},
+		{"anchorage_agent_state", []string{"state", "ok"}, func(v float64) bool { return v == 1 }},
+		{"anchorage_agent_state", []string{"state", "revoked"}, func(v float64) bool { return v == 0 }},
+		{"anchorage_agent_healthy", nil, func(v float64) bool { return v == 1 }},
+		{"anchorage_agent_renewal_failures", nil, func(v float64) bool { return v == 0 }},
+		{"anchorage_agent_last_renewal_timestamp_seconds", nil, func(v float64) bool { return v > 0 }},
+		{"anchorage_agent_next_renewal_timestamp_seconds", nil, func(v float64) bool { return v > 0 }},
+		{"anchorage_agent_credentials_serving", nil, func(v float64) bool { return v == 1 }},
+		{"anchorage_agent_credential_refreshes_total", []string{"result", "ok"}, func(v float64) bool { return v >= 1 }},
+		{"anchorage_agent_credentials_expiry_timestamp_seconds", nil, func(v float64) bool { return v > float64(time.Now().Unix()) }},
+		{"go_goroutines", nil, func(v float64) bool { return v > 0 }},
+		{"process_open_fds", nil, func(v float64) bool { return v > 0 }},
+	} {
+		if v, found := m.Value(f.name, f.labels...); !found || !f.ok(v) {
+			t.Errorf("agent /metrics: %s%v = %v (present %v)", f.name, f.labels, v, found)
+		}
 	}
 	var fileSt agent.Status
 	b, _ := os.ReadFile(cfg.StatusFile)
@@ -257,6 +306,9 @@ func TestAgentLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "revoked state", 15*time.Second, func() bool { return a.Status().State == agent.StateRevoked })
+	if v, _ := scrapeAgent(t, addr("metrics")).Value("anchorage_agent_state", "state", "revoked"); v != 1 {
+		t.Errorf("agent /metrics: revoked state %v, want 1", v)
+	}
 	select {
 	case <-a.Revoked():
 	default:
@@ -389,11 +441,24 @@ func TestConfigStrict(t *testing.T) {
 		{func(c *agent.Config) { c.Key = "pkcs11:token=a;object=b"; c.Rekey = true }, `key "rekey"`},
 		{func(c *agent.Config) { c.RenewAt = 0.95 }, `key "unhealthyAt"`},
 		{func(c *agent.Config) { c.Credentials.Mode = "both" }, `key "credentials.mode"`},
+		{func(c *agent.Config) { c.Credentials.Address = "0.0.0.0:9911" }, `key "credentials.address": 0.0.0.0:9911 is not a loopback address: anyone who can reach it gets the role's credentials; pass "allowNonLoopback": true if you mean it`},
+		{func(c *agent.Config) { c.Credentials.Address = "9911" }, `key "credentials.address": invalid address`},
 	} {
 		cfg, _ := agent.LoadConfig("../dist/agent.json")
 		tc.mod(cfg)
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v, want %q", err, tc.want)
+		}
+	}
+	// The opt-in makes an off-host address valid; loopback needs none.
+	for _, mod := range []func(*agent.CredentialsConfig){
+		func(cc *agent.CredentialsConfig) { cc.Address, cc.AllowNonLoopback = "0.0.0.0:9911", true },
+		func(cc *agent.CredentialsConfig) { cc.Address = "127.0.0.1:9913" },
+	} {
+		cfg, _ := agent.LoadConfig("../dist/agent.json")
+		mod(cfg.Credentials)
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%+v: %v", cfg.Credentials, err)
 		}
 	}
 	_ = fmt.Sprint

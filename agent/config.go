@@ -75,6 +75,11 @@ type Config struct {
 	// HealthListen serves GET /health (200 healthy, 503 not) on a loopback
 	// address, e.g. 127.0.0.1:9912.
 	HealthListen string `json:"healthListen"`
+	// MetricsListen serves Prometheus metrics at /metrics: the
+	// certificate's expiry, renewal and credential refresh state. Any
+	// address (Prometheus usually scrapes from elsewhere); the metrics
+	// carry no names, serials or credentials.
+	MetricsListen string `json:"metricsListen"`
 	// StatusFile is rewritten (atomically) with the status JSON at every
 	// change and at least every minute.
 	StatusFile string `json:"statusFile"`
@@ -99,6 +104,11 @@ type CredentialsConfig struct {
 	// serve
 	Port     int `json:"port"`     // on 127.0.0.1, default 9911
 	HopLimit int `json:"hopLimit"` // default 64
+	// Address (HOST:PORT) replaces 127.0.0.1:port; an address off this
+	// host also needs allowNonLoopback, because anyone who can reach it
+	// gets the role's credentials (the IMDSv2 token does not stop them).
+	Address          string `json:"address"`
+	AllowNonLoopback bool   `json:"allowNonLoopback"`
 	// update
 	Profile         string `json:"profile"`         // default "default"
 	CredentialsFile string `json:"credentialsFile"` // default $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials
@@ -210,6 +220,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf(`key "healthListen": want a loopback address such as 127.0.0.1:9912, got %q`, c.HealthListen)
 		}
 	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return fmt.Errorf(`key "metricsListen": %v`, err)
+		}
+	}
 	if cc := c.Credentials; cc != nil {
 		switch cc.Mode {
 		case "serve", "update":
@@ -223,6 +238,12 @@ func (c *Config) Validate() error {
 		}
 		if cc.Port < 0 || cc.Port > 65535 {
 			return fmt.Errorf(`key "credentials.port": %d out of range`, cc.Port)
+		}
+		if cc.Address != "" {
+			if err := rolesanywhere.CheckServeAddress(cc.Address, cc.AllowNonLoopback); err != nil {
+				msg := strings.Replace(err.Error(), "--allow-non-loopback", `"allowNonLoopback": true`, 1)
+				return fmt.Errorf(`key "credentials.address": %s`, strings.Replace(msg, " (and prefer --ecs with a token)", "", 1))
+			}
 		}
 	}
 	return nil

@@ -91,13 +91,20 @@ func (a *Agent) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cache := rolesanywhere.NewCache(client, src, rolesanywhere.DefaultRefreshWindow)
+	cache := rolesanywhere.NewCache(a.recording(client), src, rolesanywhere.DefaultRefreshWindow)
 	if _, _, err := cache.Refresh(ctx); err != nil {
 		a.log.Warn("initial credential fetch failed (will retry on request)", "err", err)
 	}
-	l, err := rolesanywhere.ListenTTL(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.Port)), cc.HopLimit)
+	address := cc.Address
+	if address == "" {
+		address = net.JoinHostPort("127.0.0.1", strconv.Itoa(cc.Port))
+	}
+	l, err := rolesanywhere.ListenTTL(ctx, address, cc.HopLimit)
 	if err != nil {
 		return err
+	}
+	if ta, ok := l.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+		a.log.Warn("serving AWS credentials off this host (allowNonLoopback): anyone who can reach it gets the role's credentials", "address", ta.String())
 	}
 	if a.Listening != nil {
 		a.Listening("credentials", l.Addr())
@@ -152,7 +159,7 @@ func (a *Agent) updateLoop(ctx context.Context) error {
 		id, err := src.Identity(ctx)
 		var sess *rolesanywhere.Session
 		if err == nil {
-			sess, err = client.CreateSession(ctx, id)
+			sess, err = a.recording(client).CreateSession(ctx, id)
 		}
 		if err == nil {
 			err = rolesanywhere.UpdateCredentialsFile(path, cc.Profile, sess.Credentials)
@@ -174,6 +181,30 @@ func (a *Agent) updateLoop(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// recording counts CreateSession outcomes and remembers when the newest
+// credentials expire, for Status and metrics.
+func (a *Agent) recording(c rolesanywhere.SessionCreator) rolesanywhere.SessionCreator {
+	return recorder{c: c, a: a}
+}
+
+type recorder struct {
+	c rolesanywhere.SessionCreator
+	a *Agent
+}
+
+func (r recorder) CreateSession(ctx context.Context, id rolesanywhere.Identity) (*rolesanywhere.Session, error) {
+	sess, err := r.c.CreateSession(ctx, id)
+	r.a.update(func(s *Status) {
+		if err != nil {
+			s.CredentialFailures++
+			return
+		}
+		s.CredentialRefreshes++
+		s.CredentialsExpire = sess.Credentials.Expires
+	})
+	return sess, err
 }
 
 // slogWriter turns the helper-style log lines of rolesanywhere into slog.

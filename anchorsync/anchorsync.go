@@ -33,6 +33,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/anchorage-pki/anchorage/crl"
+	"github.com/anchorage-pki/anchorage/events"
 	"github.com/anchorage-pki/anchorage/storage"
 )
 
@@ -90,6 +91,13 @@ type Options struct {
 	MaxLifetime time.Duration
 	Logger      *slog.Logger
 	Now         func() time.Time
+	Meter       Meter       // push latency; may be nil
+	Events      events.Sink // one event per push attempt recorded; may be nil
+}
+
+// Meter records each push's latency; package metrics implements it.
+type Meter interface {
+	ObservePush(anchor string, d time.Duration, err error)
 }
 
 // Pusher pushes CRLs to trust anchors.
@@ -326,7 +334,11 @@ func (p *Pusher) pushAll(ctx context.Context) (behind bool) {
 			behind = true
 			continue
 		}
+		start := time.Now()
 		id, err := p.push(ctx, a, st.CRLID, c)
+		if p.o.Meter != nil {
+			p.o.Meter.ObservePush(a.ARN, time.Since(start), err)
+		}
 		throttled := isThrottle(err)
 		p.record(ctx, a, c, id, err, throttled)
 		if err != nil {
@@ -586,6 +598,15 @@ func (p *Pusher) record(ctx context.Context, a Anchor, c *crl.CRL, id string, er
 	if perr := p.o.Store.PutAnchorStatus(ctx, st); perr != nil {
 		p.o.Logger.Error("saving anchor status", "anchor", a.ARN, "err", perr)
 	}
+	// After the status is stored: the event says what the record says.
+	e := events.Event{Event: events.AnchorPush, Anchor: a.ARN, CRLNumber: c.Number, Actor: "anchorsync", Result: events.OK}
+	if err != nil {
+		e.Result, e.Error = events.Failed, err.Error()
+		if throttled {
+			e.Reason = "throttled"
+		}
+	}
+	events.Emit(ctx, p.o.Events, e)
 }
 
 // push makes the anchor hold c and returns the CRL id at the anchor.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/anchorage-pki/anchorage/apiv1"
 	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/events"
 	"github.com/anchorage-pki/anchorage/problem"
 	"github.com/anchorage-pki/anchorage/storage"
 )
@@ -80,6 +81,18 @@ func (s *Server) isAdminCert(leaf *x509.Certificate) bool {
 // the root), whose record in storage is an admin certificate, valid and
 // unexpired. The record is read on every call: revocation needs no restart.
 func (s *Server) admin(r *http.Request) (*x509.Certificate, error) {
+	c, err := s.checkAdmin(r)
+	if err != nil {
+		e := events.Event{Event: events.AdminRefused, Result: events.Refused, Reason: "bad_client_cert", Error: err.Error()}
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			e.Serial, e.Subject = ca.SerialHex(r.TLS.PeerCertificates[0].SerialNumber), r.TLS.PeerCertificates[0].Subject.CommonName
+		}
+		events.Emit(r.Context(), s.o.Events, e)
+	}
+	return c, err
+}
+
+func (s *Server) checkAdmin(r *http.Request) (*x509.Certificate, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil, problem.New(http.StatusUnauthorized, problem.Unauthenticated, "this endpoint needs an admin client certificate (mTLS)")
 	}
@@ -141,6 +154,7 @@ func (s *Server) admins(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) issueAdmin(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	adm, err := s.admin(r)
 	if err != nil {
 		problem.Write(w, r, err)
@@ -164,6 +178,24 @@ func (s *Server) issueAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	iss, err := s.o.AdminCA.IssueAdmin(r.Context(), ca.AdminRequest{Name: req.Name, CSR: csr, Lifetime: lifetime,
 		By: adm.Subject.CommonName + " " + ca.SerialHex(adm.SerialNumber), IssuedBy: ca.SerialHex(adm.SerialNumber)})
+	// Admin certificates are issued by the admin intermediate, not the
+	// Authority: this is the one place they are recorded as events.
+	e := events.Event{Event: events.Issue, Subject: req.Name, Actor: adminActor(adm)}
+	if iss != nil {
+		e.Serial, e.Lineage = iss.Record.Serial, iss.Record.LineageID()
+	}
+	if err != nil && (errors.Is(err, ca.ErrBadCSR) || errors.Is(err, ca.ErrAdminRequest) || errors.Is(err, ca.ErrNoAdminCA)) {
+		e.Reason = "bad_request"
+		s.refused(r, ca.OpIssue, string(storage.MethodAdmin), start, e, err)
+	} else {
+		result := ca.Result(err)
+		s.o.Metrics.Observe(ca.OpIssue, string(storage.MethodAdmin), result, time.Since(start))
+		e.Method, e.Result = string(storage.MethodAdmin), result
+		if err != nil {
+			e.Error = err.Error()
+		}
+		events.Emit(r.Context(), s.o.Events, e)
+	}
 	switch {
 	case errors.Is(err, ca.ErrBadCSR):
 		problem.Write(w, r, problem.New(http.StatusBadRequest, problem.BadCSR, "%v", err))

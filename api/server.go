@@ -18,6 +18,8 @@ import (
 	"github.com/anchorage-pki/anchorage/apiv1"
 	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/crl"
+	"github.com/anchorage-pki/anchorage/events"
+	"github.com/anchorage-pki/anchorage/metrics"
 	"github.com/anchorage-pki/anchorage/problem"
 	"github.com/anchorage-pki/anchorage/storage"
 )
@@ -84,9 +86,20 @@ type Options struct {
 	Certs     CertLookup                   // every admin call checks the caller's record here
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Step turns on step-ca's wire shapes (/sign, /renew, /roots,
+	// /root/{sha}, each also under /1.0) for the step CLI; nil: off.
+	Step *StepOptions
 	// CRLWait bounds how long a revoke waits for the CRL that carries it
 	// before answering without its number (default 10s).
 	CRLWait time.Duration
+	// Metrics is this server's registry and instruments (the issuing
+	// core and anchorsync report into the same); nil: a new one.
+	Metrics *metrics.CA
+	Root    *x509.Certificate // for anchorage_ca_expires_in_seconds; may be nil
+	// ExpiryCache is how long a count of expiring certificates is
+	// reused (default 30s): it reads every live certificate.
+	ExpiryCache time.Duration
+	Events      events.Sink // audit stream; may be nil
 }
 
 // Server routes the API.
@@ -94,6 +107,8 @@ type Server struct {
 	o            Options
 	mux          *http.ServeMux
 	legacyAdmins atomic.Pointer[[]string]
+
+	metricsHandler http.Handler
 }
 
 // New builds the router.
@@ -107,7 +122,18 @@ func New(o Options) *Server {
 	if o.CRLWait <= 0 {
 		o.CRLWait = 10 * time.Second
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewCA()
+	}
+	if o.ExpiryCache <= 0 {
+		o.ExpiryCache = 30 * time.Second
+	}
 	s := &Server{o: o, mux: http.NewServeMux()}
+	if err := o.Metrics.Register(&state{s: s}); err != nil {
+		// Only a second api.Server on one registry gets here: a wiring bug.
+		panic(err)
+	}
+	s.metricsHandler = metrics.Handler(o.Metrics.Registry)
 	s.SetAdmins(o.Admins)
 	s.mux.Handle(apiv1.PathEnroll, o.Enroll)
 	s.mux.HandleFunc(apiv1.PathRenew, s.post(s.renew))
@@ -120,13 +146,37 @@ func New(o Options) *Server {
 	s.mux.HandleFunc(apiv1.PathCRLPEM, s.get(s.crl(true)))
 	s.mux.HandleFunc(apiv1.PathHealth, s.get(s.health))
 	s.mux.HandleFunc(apiv1.PathMetrics, s.get(s.metrics))
+	if o.Step != nil {
+		s.stepRoutes(o.Step)
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, problem.NotFound, "no such endpoint %s", r.URL.Path))
 	})
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r.WithContext(events.WithWho(r.Context(), events.Who{Remote: r.RemoteAddr})))
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) { s.metricsHandler.ServeHTTP(w, r) }
+
+// refused records a request turned away before it reached the issuing
+// core: in the operation's metrics and as an audit event.
+func (s *Server) refused(r *http.Request, op, method string, start time.Time, e events.Event, err error) {
+	reason := e.Reason
+	s.o.Metrics.Observe(op, method, reason, time.Since(start))
+	e.Method, e.Result = method, events.Refused
+	if err != nil {
+		e.Error = err.Error()
+	}
+	events.Emit(r.Context(), s.o.Events, e)
+}
+
+// actor names an authenticated admin for events.
+func adminActor(c *x509.Certificate) string {
+	return "admin:" + c.Subject.CommonName + " " + ca.SerialHex(c.SerialNumber)
+}
 
 // TLSConfig is the server side of the API's TLS: 1.2 or newer, and a client
 // certificate requested but verified per endpoint, so a bad one gets a
@@ -177,11 +227,18 @@ func (s *Server) clientCert(r *http.Request) (*x509.Certificate, error) {
 }
 
 func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	cur, err := s.clientCert(r)
 	if err != nil {
+		e := events.Event{Event: events.Renew, Reason: "bad_client_cert"}
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			e.Serial, e.Subject = ca.SerialHex(r.TLS.PeerCertificates[0].SerialNumber), r.TLS.PeerCertificates[0].Subject.CommonName
+		}
+		s.refused(r, ca.OpRenew, ca.MethodMTLS, start, e, err)
 		problem.Write(w, r, err)
 		return
 	}
+	r = r.WithContext(events.WithWho(r.Context(), events.Who{Actor: "cert:" + ca.SerialHex(cur.SerialNumber)}))
 	_, csr, err := decodeWithCSR(w, r, func(q *apiv1.RenewRequest) string { return q.CSR })
 	if err != nil {
 		problem.Write(w, r, err)
@@ -189,25 +246,28 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
 	}
 	iss, err := s.o.Authority.Renew(r.Context(), cur, csr)
 	if err != nil {
-		serial := ca.SerialHex(cur.SerialNumber)
-		s.o.Logger.Warn("renewal refused", "serial", serial, "subject", cur.Subject.CommonName, "err", err)
-		switch {
-		case errors.Is(err, ca.ErrRevoked):
-			err = problem.New(http.StatusForbidden, problem.CertRevoked, "certificate %s (or its lineage) is revoked; it cannot be renewed", serial)
-		case errors.Is(err, ca.ErrSuperseded):
-			err = problem.New(http.StatusConflict, problem.CertSuperseded,
-				"certificate %s was renewed already by another key; only the newest certificate of a lineage renews (enroll again if this host lost its key)", serial)
-		case errors.Is(err, ca.ErrExpired):
-			err = problem.New(http.StatusUnauthorized, problem.CertExpired, "certificate %s has expired", serial)
-		case errors.Is(err, ca.ErrUnknownCert):
-			err = problem.New(http.StatusForbidden, problem.CertUnknown, "certificate %s: %v", serial, err)
-		default:
-			err = IssueProblem(err, s.o.Logger)
-		}
-		problem.Write(w, r, err)
+		problem.Write(w, r, s.renewProblem(cur, err))
 		return
 	}
 	WriteJSON(w, http.StatusCreated, CertResponse(iss))
+}
+
+// renewProblem maps a refused renewal of cur to its problem, and logs it.
+func (s *Server) renewProblem(cur *x509.Certificate, err error) error {
+	serial := ca.SerialHex(cur.SerialNumber)
+	s.o.Logger.Warn("renewal refused", "serial", serial, "subject", cur.Subject.CommonName, "err", err)
+	switch {
+	case errors.Is(err, ca.ErrRevoked):
+		return problem.New(http.StatusForbidden, problem.CertRevoked, "certificate %s (or its lineage) is revoked; it cannot be renewed", serial)
+	case errors.Is(err, ca.ErrSuperseded):
+		return problem.New(http.StatusConflict, problem.CertSuperseded,
+			"certificate %s was renewed already by another key; only the newest certificate of a lineage renews (enroll again if this host lost its key)", serial)
+	case errors.Is(err, ca.ErrExpired):
+		return problem.New(http.StatusUnauthorized, problem.CertExpired, "certificate %s has expired", serial)
+	case errors.Is(err, ca.ErrUnknownCert):
+		return problem.New(http.StatusForbidden, problem.CertUnknown, "certificate %s: %v", serial, err)
+	}
+	return IssueProblem(err, s.o.Logger)
 }
 
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
@@ -237,7 +297,8 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.o.Logger.Warn("revocation requested", "admin", adm.Subject.CommonName, "serial", req.Serial, "subject", req.Subject, "reason", ca.ReasonName(reason))
-	res, err := s.o.Authority.Revoke(r.Context(), ca.RevokeRequest{Serial: req.Serial, Subject: req.Subject, Reason: reason})
+	ctx := events.WithWho(r.Context(), events.Who{Actor: adminActor(adm)})
+	res, err := s.o.Authority.Revoke(ctx, ca.RevokeRequest{Serial: req.Serial, Subject: req.Subject, Reason: reason, Method: ca.MethodAdmin})
 	switch {
 	case errors.Is(err, ca.ErrNotFound):
 		what := "serial " + req.Serial
@@ -349,7 +410,8 @@ func (s *Server) anchorStatus(ctx context.Context) ([]storage.AnchorStatus, erro
 }
 
 func (s *Server) anchorsPush(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.admin(r); err != nil {
+	adm, err := s.admin(r)
+	if err != nil {
 		problem.Write(w, r, err)
 		return
 	}
@@ -358,6 +420,7 @@ func (s *Server) anchorsPush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.o.Anchors.Kick()
+	events.Emit(r.Context(), s.o.Events, events.Event{Event: events.AnchorsPush, Actor: adminActor(adm), Method: ca.MethodAdmin, Result: events.OK})
 	s.anchors(w, r)
 }
 

@@ -29,6 +29,7 @@ import (
 
 	"go.step.sm/crypto/x509util"
 
+	"github.com/anchorage-pki/anchorage/events"
 	"github.com/anchorage-pki/anchorage/lint"
 	"github.com/anchorage-pki/anchorage/storage"
 )
@@ -59,6 +60,8 @@ type Options struct {
 	Profile Profile
 	Logger  *slog.Logger
 	Now     func() time.Time
+	Meter   Meter       // may be nil
+	Events  events.Sink // audit stream; may be nil
 }
 
 // Counts are the Authority's running totals since start, for /metrics.
@@ -87,6 +90,8 @@ type Authority struct {
 	profile Profile
 	log     *slog.Logger
 	now     func() time.Time
+	meter   Meter
+	events  events.Sink
 }
 
 // Errors callers map to responses.
@@ -127,7 +132,7 @@ func New(o Options) (*Authority, error) {
 		o.Now = time.Now
 	}
 	a := &Authority{issuer: o.Issuer, signer: o.Signer, store: o.Store,
-		profile: o.Profile, log: o.Logger, now: o.Now, counts: Counts{Issued: map[storage.Method]uint64{}}}
+		profile: o.Profile, log: o.Logger, now: o.Now, meter: o.Meter, events: o.Events, counts: Counts{Issued: map[storage.Method]uint64{}}}
 	if err := a.lintProfile(); err != nil {
 		return nil, err
 	}
@@ -163,6 +168,11 @@ type Request struct {
 	TokenKeepUntil time.Time
 	Order          string // ACME order the certificate finalizes
 	ClientOnly     bool   // omit serverAuth even if the profile adds it
+	// keyProven: possession of CSR.PublicKey was proven by other means
+	// (the mTLS handshake with the certificate that holds it), so CSR
+	// carries only the key and has no self-signature to check. Set only
+	// by RenewSameKey, never from a caller's request.
+	keyProven bool
 }
 
 // Issued is a signed, stored certificate.
@@ -174,6 +184,17 @@ type Issued struct {
 
 // Issue signs and records a certificate that starts a lineage of its own.
 func (a *Authority) Issue(ctx context.Context, r Request) (*Issued, error) {
+	start := time.Now()
+	iss, err := a.issue(ctx, r)
+	e := events.Event{Event: events.Issue, Subject: r.Subject, TokenID: r.TokenID}
+	if iss != nil {
+		e.Serial, e.Lineage = iss.Record.Serial, iss.Record.LineageID()
+	}
+	a.observe(ctx, OpIssue, string(r.Method), start, err, e)
+	return iss, err
+}
+
+func (a *Authority) issue(ctx context.Context, r Request) (*Issued, error) {
 	iss, err := a.sign(r)
 	if err != nil {
 		return nil, err
@@ -192,7 +213,7 @@ func (a *Authority) Issue(ctx context.Context, r Request) (*Issued, error) {
 
 // sign checks the request and signs its certificate; nothing is recorded.
 func (a *Authority) sign(r Request) (*Issued, error) {
-	if err := CheckCSR(r.CSR); err != nil {
+	if err := checkCSR(r.CSR, r.keyProven); err != nil {
 		return nil, err
 	}
 	if err := CheckSubject(r.Subject); err != nil {
@@ -253,50 +274,84 @@ func csrKeyID(csr *x509.CertificateRequest) string {
 // itself out. Asking with another key is refused (ErrSuperseded) and
 // logged as a possible stolen certificate.
 func (a *Authority) Renew(ctx context.Context, current *x509.Certificate, csr *x509.CertificateRequest) (*Issued, error) {
+	return a.renewObserved(ctx, current, csr, false)
+}
+
+// RenewSameKey renews current keeping its key, with no CSR: the caller
+// proved possession of that key in the mTLS handshake that presented
+// current (step CLI's POST /renew). Every other rule is Renew's.
+func (a *Authority) RenewSameKey(ctx context.Context, current *x509.Certificate) (*Issued, error) {
+	csr := &x509.CertificateRequest{
+		PublicKey:               current.PublicKey,
+		PublicKeyAlgorithm:      current.PublicKeyAlgorithm,
+		RawSubjectPublicKeyInfo: current.RawSubjectPublicKeyInfo,
+	}
+	return a.renewObserved(ctx, current, csr, true)
+}
+
+// renewObserved is renew, counted and recorded as one event.
+func (a *Authority) renewObserved(ctx context.Context, current *x509.Certificate, csr *x509.CertificateRequest, keyProven bool) (*Issued, error) {
+	start := time.Now()
+	iss, retried, err := a.renew(ctx, current, csr, keyProven)
+	e := events.Event{Event: events.Renew, Serial: SerialHex(current.SerialNumber), Subject: current.Subject.CommonName}
+	if iss != nil {
+		e.Serial, e.Lineage, e.RenewedFrom = iss.Record.Serial, iss.Record.LineageID(), iss.Record.RenewedFrom
+		if retried {
+			e.Result = resultRetried
+		}
+	} else if rec, lerr := a.store.Cert(ctx, e.Serial); lerr == nil && bytes.Equal(rec.DER, current.Raw) {
+		e.Lineage = rec.LineageID()
+	}
+	a.observe(ctx, OpRenew, MethodMTLS, start, err, e)
+	return iss, err
+}
+
+func (a *Authority) renew(ctx context.Context, current *x509.Certificate, csr *x509.CertificateRequest, keyProven bool) (_ *Issued, retried bool, _ error) {
 	serial := SerialHex(current.SerialNumber)
 	stripe := &a.renewing[fnv32(serial)%uint32(len(a.renewing))]
 	stripe.Lock()
 	defer stripe.Unlock()
 	rec, err := a.store.Cert(ctx, serial)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, ErrUnknownCert
+		return nil, false, ErrUnknownCert
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ca: look up certificate: %w", err)
+		return nil, false, fmt.Errorf("ca: look up certificate: %w", err)
 	}
 	if !bytes.Equal(rec.DER, current.Raw) {
-		return nil, fmt.Errorf("%w: serial %s is recorded with a different certificate", ErrUnknownCert, serial)
+		return nil, false, fmt.Errorf("%w: serial %s is recorded with a different certificate", ErrUnknownCert, serial)
 	}
 	if rec.Method == storage.MethodAdmin || rec.Method == storage.MethodTLS {
-		return nil, fmt.Errorf("%w: %s certificates are not renewed over the API", ErrUnknownCert, rec.Method)
+		return nil, false, fmt.Errorf("%w: %s certificates are not renewed over the API", ErrUnknownCert, rec.Method)
 	}
 	now := a.now()
 	switch {
 	case rec.Status == storage.StatusRevoked:
-		return nil, ErrRevoked
+		return nil, false, ErrRevoked
 	case rec.Expired(now):
-		return nil, ErrExpired
+		return nil, false, ErrExpired
 	case rec.RenewedTo != "":
-		if err := CheckCSR(csr); err != nil {
-			return nil, err
+		if err := checkCSR(csr, keyProven); err != nil {
+			return nil, false, err
 		}
 		next, err := a.store.Cert(ctx, rec.RenewedTo)
 		if err != nil {
-			return nil, fmt.Errorf("ca: look up successor: %w", err)
+			return nil, false, fmt.Errorf("ca: look up successor: %w", err)
 		}
 		return a.renewedAlready(rec, next, csr, now)
 	}
 	names, err := ParseSANs(rec.SANs)
 	if err != nil {
-		return nil, fmt.Errorf("ca: stored names of %s: %w", rec.Serial, err)
+		return nil, false, fmt.Errorf("ca: stored names of %s: %w", rec.Serial, err)
 	}
 	iss, err := a.sign(Request{
 		CSR: csr, Subject: rec.Subject, Names: names, Method: storage.MethodRenew,
 		Lifetime:   rec.NotAfter.Sub(rec.NotBefore) - backdate,
 		ClientOnly: !slices.Contains(current.ExtKeyUsage, x509.ExtKeyUsageServerAuth),
+		keyProven:  keyProven,
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	err = a.store.PutRenewal(ctx, rec.Serial, iss.Record, now)
 	var sup *storage.SupersededError
@@ -307,14 +362,14 @@ func (a *Authority) Renew(ctx context.Context, current *x509.Certificate, csr *x
 		a.log.Info("renewal lost a race; its certificate is recorded as superseded", "serial", iss.Record.Serial, "renewed_from", rec.Serial)
 		return a.renewedAlready(rec, sup.Successor, csr, now)
 	case errors.Is(err, storage.ErrRevoked):
-		return nil, ErrRevoked
+		return nil, false, ErrRevoked
 	case errors.Is(err, storage.ErrExpired):
-		return nil, ErrExpired
+		return nil, false, ErrExpired
 	case err != nil:
-		return nil, fmt.Errorf("ca: record renewal: %w", err)
+		return nil, false, fmt.Errorf("ca: record renewal: %w", err)
 	}
 	a.issued(iss.Record)
-	return iss, nil
+	return iss, false, nil
 }
 
 func fnv32(s string) uint32 {
@@ -325,24 +380,24 @@ func fnv32(s string) uint32 {
 
 // renewedAlready answers a renewal of pred, which was renewed as next: the
 // same key gets next back (the answer was lost), another key is refused.
-func (a *Authority) renewedAlready(pred, next *storage.Cert, csr *x509.CertificateRequest, now time.Time) (*Issued, error) {
+func (a *Authority) renewedAlready(pred, next *storage.Cert, csr *x509.CertificateRequest, now time.Time) (_ *Issued, retried bool, _ error) {
 	if next.KeyID == csrKeyID(csr) && next.RenewedTo == "" && next.Status == storage.StatusValid && !next.Expired(now) {
 		cert, err := x509.ParseCertificate(next.DER)
 		if err != nil {
-			return nil, fmt.Errorf("ca: stored successor %s: %w", next.Serial, err)
+			return nil, false, fmt.Errorf("ca: stored successor %s: %w", next.Serial, err)
 		}
 		a.log.Info("renewal retried; returning the successor already issued", "serial", next.Serial, "renewed_from", pred.Serial)
-		return &Issued{Cert: cert, Chain: []*x509.Certificate{cert, a.issuer}, Record: next}, nil
+		return &Issued{Cert: cert, Chain: []*x509.Certificate{cert, a.issuer}, Record: next}, true, nil
 	}
 	if next.Status == storage.StatusRevoked {
-		return nil, ErrRevoked
+		return nil, false, ErrRevoked
 	}
 	a.countMu.Lock()
 	a.counts.Superseded++
 	a.countMu.Unlock()
 	a.log.Warn("renewal of a superseded certificate refused: another key holds its successor (possible stolen certificate)",
 		"serial", pred.Serial, "successor", next.Serial, "subject", pred.Subject, "lineage", pred.LineageID())
-	return nil, fmt.Errorf("%w: %s was renewed as %s", ErrSuperseded, pred.Serial, next.Serial)
+	return nil, false, fmt.Errorf("%w: %s was renewed as %s", ErrSuperseded, pred.Serial, next.Serial)
 }
 
 // RevokeRequest selects what to revoke: one serial (and everything renewed
@@ -351,6 +406,7 @@ type RevokeRequest struct {
 	Serial  string // hex, any case, optional colons
 	Subject string
 	Reason  int
+	Method  string // who asks, for metrics and events: MethodAdmin (default) or MethodACME
 }
 
 // RevokeResult says what changed and the revocation sequence that covers
@@ -365,6 +421,28 @@ type RevokeResult struct {
 // pushing it are storage's consumers' work (crl.Updater, anchorsync), so a
 // revocation stands once this returns, whatever happens to them.
 func (a *Authority) Revoke(ctx context.Context, r RevokeRequest) (*RevokeResult, error) {
+	start := time.Now()
+	if r.Method == "" {
+		r.Method = MethodAdmin
+	}
+	res, err := a.revoke(ctx, r)
+	if err != nil {
+		a.observe(ctx, OpRevoke, r.Method, start, err, events.Event{Event: events.Revoke, Serial: r.Serial, Subject: r.Subject, Reason: ReasonName(r.Reason)})
+		return nil, err
+	}
+	if a.meter != nil {
+		a.meter.Observe(OpRevoke, r.Method, events.OK, time.Since(start))
+	}
+	// One line per certificate this commit revoked (a lineage revokes
+	// together); none for what was revoked already.
+	for _, c := range res.Revoked {
+		events.Emit(ctx, a.events, events.Event{Event: events.Revoke, Serial: c.Serial, Subject: c.Subject, Lineage: c.LineageID(),
+			Method: r.Method, Result: events.OK, Reason: ReasonName(r.Reason)})
+	}
+	return res, nil
+}
+
+func (a *Authority) revoke(ctx context.Context, r RevokeRequest) (*RevokeResult, error) {
 	if (r.Serial == "") == (r.Subject == "") {
 		return nil, errors.New("give exactly one of serial or subject")
 	}
@@ -472,12 +550,17 @@ func (a *Authority) lintProfile() error {
 
 // CheckCSR verifies the request's self-signature and that its key is one
 // the CA accepts: ECDSA P-256/P-384 or RSA 2048–4096.
-func CheckCSR(csr *x509.CertificateRequest) error {
+func CheckCSR(csr *x509.CertificateRequest) error { return checkCSR(csr, false) }
+
+// checkCSR is CheckCSR, without the self-signature when keyProven.
+func checkCSR(csr *x509.CertificateRequest, keyProven bool) error {
 	if csr == nil {
 		return fmt.Errorf("%w: missing", ErrBadCSR)
 	}
-	if err := csr.CheckSignature(); err != nil {
-		return fmt.Errorf("%w: signature does not verify: %v", ErrBadCSR, err)
+	if !keyProven {
+		if err := csr.CheckSignature(); err != nil {
+			return fmt.Errorf("%w: signature does not verify: %v", ErrBadCSR, err)
+		}
 	}
 	switch k := csr.PublicKey.(type) {
 	case *ecdsa.PublicKey:

@@ -23,9 +23,13 @@ func ParseSANs(sans []string) (Names, error) {
 	for _, s := range sans {
 		typ, val, ok := strings.Cut(s, ":")
 		if !ok || (typ != "DNS" && typ != "IP" && typ != "URI") {
+			// Untyped, as step's tokens and CLI write them: an IP, an
+			// absolute URI (a DNS name never holds "://"), else DNS.
 			typ, val = "DNS", s
 			if net.ParseIP(s) != nil {
 				typ = "IP"
+			} else if strings.Contains(s, "://") {
+				typ = "URI"
 			}
 		}
 		switch typ {
@@ -62,6 +66,23 @@ func (n Names) Strings() []string {
 	}
 	for _, u := range n.URIs {
 		out = append(out, "URI:"+u.String())
+	}
+	return out
+}
+
+// Plain renders the names untyped, as step-ca's tokens carry them (its
+// CLI puts each in the CSR by its shape): DNS names, IPs, URIs as they are.
+// ParseSANs reads them back to the same Names.
+func (n Names) Plain() []string {
+	var out []string
+	for _, d := range n.DNS {
+		out = append(out, d)
+	}
+	for _, ip := range n.IPs {
+		out = append(out, ip.String())
+	}
+	for _, u := range n.URIs {
+		out = append(out, u.String())
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 
 	"go.step.sm/crypto/x509util"
 
+	"github.com/anchorage-pki/anchorage/events"
 	"github.com/anchorage-pki/anchorage/lint"
 	"github.com/anchorage-pki/anchorage/storage"
 )
@@ -43,6 +44,17 @@ type ServiceIssued struct {
 // a workload certificate — lint before signing, record before returning,
 // count, log — so the CA's own certificate is never the one nobody checked.
 func (a *Authority) IssueTLS(ctx context.Context, r TLSRequest) (*ServiceIssued, error) {
+	start := time.Now()
+	out, err := a.issueTLS(ctx, r)
+	e := events.Event{Event: events.Issue, Subject: r.CommonName, Actor: "ca"}
+	if out != nil {
+		e.Serial, e.Lineage = out.Record.Serial, out.Record.LineageID()
+	}
+	a.observe(ctx, OpIssue, string(storage.MethodTLS), start, err, e)
+	return out, err
+}
+
+func (a *Authority) issueTLS(ctx context.Context, r TLSRequest) (*ServiceIssued, error) {
 	if r.Names.Empty() {
 		return nil, errors.New("ca: a TLS certificate needs at least one DNS name or IP")
 	}

@@ -151,12 +151,23 @@ func (c *Client) Health(ctx context.Context) (*apiv1.Health, error) {
 	return out, c.do(ctx, http.MethodGet, apiv1.PathHealth, nil, out)
 }
 
-// NewCSR makes a PEM PKCS#10 request for cn and sans (TYPE:value strings)
-// signed by key.
+// NewCSR makes a PEM PKCS#10 request for cn and sans signed by key. A SAN
+// is TYPE:value (DNS:, IP:, URI:) or untyped, as tokens carry them since
+// they match step-ca's: an IP, an absolute URI, else a DNS name.
 func NewCSR(key crypto.Signer, cn string, sans []string) ([]byte, error) {
 	t := &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}
 	for _, s := range sans {
 		typ, val, _ := strings.Cut(s, ":")
+		if typ != "DNS" && typ != "IP" && typ != "URI" {
+			switch {
+			case net.ParseIP(s) != nil:
+				typ, val = "IP", s
+			case strings.Contains(s, "://"):
+				typ, val = "URI", s
+			case s != "" && !strings.ContainsAny(s, ": /"):
+				typ, val = "DNS", s
+			}
+		}
 		switch typ {
 		case "DNS":
 			t.DNSNames = append(t.DNSNames, val)

@@ -63,7 +63,7 @@ func newPusher(ctx context.Context, cfg *config.CA, s *Server) (*anchorsync.Push
 	return anchorsync.New(ctx, anchorsync.Options{
 		Anchors: anchorsOf(cfg), CRLName: "anchorage-" + anchorsync.SafeName(cfg.Name), Source: s.CRL, Store: s.Store,
 		Client: anchorsync.SDKClients(creds, nil), Verify: cfg.AnchorCheck.D(), Issuer: s.Issuer,
-		MaxLifetime: cfg.Leaf.MaxLifetime.D(), Logger: s.log,
+		MaxLifetime: cfg.Leaf.MaxLifetime.D(), Logger: s.log, Meter: s.Metrics, Events: sink(s.Events),
 	})
 }
 

@@ -26,6 +26,8 @@ import (
 	"github.com/anchorage-pki/anchorage/config"
 	"github.com/anchorage-pki/anchorage/crl"
 	"github.com/anchorage-pki/anchorage/enroll"
+	"github.com/anchorage-pki/anchorage/events/stream"
+	"github.com/anchorage-pki/anchorage/metrics"
 	"github.com/anchorage-pki/anchorage/signer"
 	"github.com/anchorage-pki/anchorage/storage"
 	"github.com/anchorage-pki/anchorage/tlsfile"
@@ -42,6 +44,8 @@ type Server struct {
 	Root      *x509.Certificate
 	Issuer    *x509.Certificate
 	Anchors   *anchorsync.Pusher
+	Metrics   *metrics.CA // this server's registry, served at /metrics
+	Events    *stream.Log // the audit stream; nil if none is configured
 	log       *slog.Logger
 	tlsCert   serverCert
 	adminCA   *adminCA
@@ -89,6 +93,19 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 	if err := checkCRLFile(ctx, store, where, cfg.Path(cfg.Paths.CRL), log); err != nil {
 		return nil, err
 	}
+	ev, err := OpenEvents(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			ev.Close()
+		}
+	}()
+	m := metrics.NewCA()
+	if err := registerEvents(m, ev); err != nil {
+		return nil, err
+	}
 	pub, err := crl.New(ctx, crl.Options{
 		Issuer: issuer, Signer: caKey, Store: store, File: cfg.Path(cfg.Paths.CRL),
 		NextUpdate: cfg.CRL.NextUpdate.D(), Resign: cfg.CRL.Resign.D(), Logger: log,
@@ -102,7 +119,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 			DefaultLifetime: cfg.Leaf.DefaultLifetime.D(), MaxLifetime: cfg.Leaf.MaxLifetime.D(),
 			ServerAuth: cfg.Leaf.ServerAuth, CRLURL: cfg.CRL.URL,
 		},
-		Logger: log,
+		Logger: log, Meter: m, Events: sink(ev),
 	})
 	if err != nil {
 		return nil, err
@@ -113,9 +130,11 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 		Verifier: &enroll.Verifier{Key: provKey.Public(), Audience: cfg.URL, MaxTTL: cfg.Token.MaxTTL.D(), Used: store, Now: time.Now},
 		CA:       auth,
 		Logger:   log,
+		Meter:    m,
+		Events:   sink(ev),
 	}
 	s := &Server{Config: cfg, Store: store, Authority: auth, CRL: pub,
-		Root: root, Issuer: issuer, log: log}
+		Root: root, Issuer: issuer, Metrics: m, Events: ev, log: log}
 	s.tlsCert.cur.Store(tlsCert)
 	s.TLS = api.TLSConfig(s.tlsCert.get)
 	s.adminCA = &adminCA{cfg: cfg, root: root, store: store, log: log}
@@ -125,7 +144,8 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 	apiOpts := api.Options{
 		Authority: auth, Lister: store, CRL: pub, Enroll: enr, Counter: auth, Leases: store, Storage: store,
 		Roots: roots, Issuers: []*x509.Certificate{issuer}, Admins: cfg.Admins, Logger: log,
-		AdminCA: s.adminCA, Certs: store,
+		AdminCA: s.adminCA, Certs: store, Metrics: m, Root: root, Events: sink(ev),
+		Step: &api.StepOptions{Enroll: enr, Renew: auth, Roots: []*x509.Certificate{root}},
 	}
 	if s.Anchors, err = newPusher(ctx, cfg, s); err != nil {
 		return nil, err
@@ -142,7 +162,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 		mux := http.NewServeMux()
 		mux.Handle(acme.Prefix, s.acme)
 		mux.Handle("/", s.Handler)
-		s.Handler = mux
+		s.Handler = withRemote(mux)
 	}
 	return s, nil
 }
@@ -152,6 +172,7 @@ func (s *Server) Close() error {
 	if s.acme != nil {
 		s.acme.Close()
 	}
+	s.Events.Close()
 	return s.Store.Close()
 }
 

@@ -111,7 +111,16 @@ func raceOnce(t *testing.T, by string, round int) {
 			}
 		}()
 	}
+	// Revoke mid-race: after a round-dependent delay and once the race is
+	// on (renewals landing, the stolen copy refused), however slow the
+	// machine; the deadline only bounds a broken CA.
 	time.Sleep(time.Duration(250+100*round) * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); renewed.Load() < 5 || superseded.Load() == 0; {
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	req := apiv1.RevokeRequest{Subject: name, Reason: "keyCompromise"}
 	if by == "serial" {
 		req = apiv1.RevokeRequest{Serial: first.Serial, Reason: "keyCompromise"}

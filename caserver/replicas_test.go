@@ -289,9 +289,9 @@ func TestPushLeaseFailover(t *testing.T) {
 	if l.Since.IsZero() || l.Since.After(time.Now()) {
 		t.Fatalf("push lease since %v", l.Since)
 	}
-	m := cl.reps[(i+1)%3].Metrics(t)
-	if !strings.Contains(m, `anchorage_lease_held_since_timestamp_seconds{lease="push",holder="`+l.Holder+`"}`) {
-		t.Errorf("/metrics of a non-holder does not name the push holder %q:\n%s", l.Holder, m)
+	m := cl.reps[(i+1)%3].Scrape(t)
+	if _, ok := m.Value("anchorage_lease_held_since_timestamp_seconds", "lease", "push", "holder", l.Holder); !ok {
+		t.Errorf("/metrics of a non-holder does not name the push holder %q", l.Holder)
 	}
 
 	// The stored anchor status, which revoke --wait on every replica reads,

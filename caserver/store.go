@@ -59,7 +59,7 @@ func openStore(ctx context.Context, cfg *config.CA) (st Store, where string, err
 	defer cancel()
 	d, err := postgres.Open(octx, p.URL, o)
 	if err != nil {
-		return nil, "", fmt.Errorf("storage.postgres: %w", err)
+		return nil, "", fmt.Errorf("%s: %w", p.Origin(), err)
 	}
 	return d, "PostgreSQL " + describe(p.URL), nil
 }

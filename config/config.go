@@ -115,6 +115,8 @@ type CA struct {
 	AWS         *AWS     `json:"aws,omitempty"`
 	// Storage is the bbolt file at paths.db when absent.
 	Storage *Storage `json:"storage,omitempty"`
+	// Events is the audit stream; none when absent.
+	Events *Events `json:"events,omitempty"`
 	// Audit is what `anchorage-ca audit` reads and checks against.
 	Audit *Audit `json:"audit,omitempty"`
 
@@ -201,6 +203,9 @@ func (c *CA) Validate() error {
 		}
 	}
 	if err := c.Storage.validate(); err != nil {
+		return err
+	}
+	if err := c.Events.validate(); err != nil {
 		return err
 	}
 	if c.Paths.TLS == "" && (c.Paths.TLSCert == "" || c.Paths.TLSKey == "") {

@@ -20,6 +20,40 @@ type Postgres struct {
 	// directory unless absolute, so the URL in the config carries none.
 	PasswordFile string `json:"passwordFile,omitempty"`
 	MaxConns     int32  `json:"maxConns,omitempty"` // pool size; pgx's default when 0
+	// From names where URL came from in messages: "" for the config's
+	// key, else the flag that set it (UsePostgres).
+	From string `json:"-"`
+}
+
+// Origin names where the URL was set, for messages: the flag, or the
+// config key.
+func (p *Postgres) Origin() string {
+	if p.From != "" {
+		return p.From
+	}
+	return "storage.postgres"
+}
+
+// UsePostgres points the CA at the PostgreSQL database url, set by flag
+// (named in errors), over whatever "storage" the config file says; the
+// password file and pool size of a configured "storage.postgres" stay.
+// The URL is checked as the config key is; an error never shows its
+// password.
+func (c *CA) UsePostgres(flag, url string) error {
+	p := &Postgres{}
+	if c.Storage != nil && c.Storage.Postgres != nil {
+		*p = *c.Storage.Postgres
+	}
+	p.URL, p.From = url, flag
+	if err := (&Storage{Postgres: p}).validate(); err != nil {
+		// The same checks, named by the flag instead of the key.
+		msg := strings.TrimPrefix(err.Error(), `key "storage.postgres.url": `)
+		msg = strings.Replace(msg, `key "storage.postgres.passwordFile": the URL has a password already`,
+			"the URL has a password and storage.postgres.passwordFile is set", 1)
+		return fmt.Errorf("%s: %s", flag, msg)
+	}
+	c.Storage = &Storage{Postgres: p}
+	return nil
 }
 
 func (s *Storage) validate() error {

@@ -190,6 +190,22 @@ func (u *Updater) update(ctx context.Context, force bool) (*CRL, error) {
 		}
 	}
 	c, err := u.build(ctx)
+	if errors.Is(err, storage.ErrStaleCRL) {
+		// Another replica stored a CRL with this number first (one
+		// starting up builds outside the crl lease, or a lease changed
+		// hands mid-build): the store has a newer list, which is what
+		// this build was for; it is served, and the lease holder builds
+		// again if revocations remain uncovered.
+		fresh, lerr := u.load(ctx)
+		if lerr != nil {
+			return nil, lerr
+		}
+		if fresh != nil {
+			u.writeFile(fresh.Number, fresh.DER)
+			u.o.Logger.Info("CRL stored by another replica first; serving it", "crl_number", fresh.Number, "revocation_seq", fresh.Seq)
+			return fresh, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

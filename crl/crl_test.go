@@ -286,3 +286,52 @@ func BenchmarkUpdate(b *testing.B) {
 		})
 	}
 }
+
+// raceStore lets another replica's updater store its CRL just before this
+// one's SaveCRL, as when a replica starting up builds outside the crl
+// lease while the holder builds.
+type raceStore struct {
+	*storage.DB
+	first func()
+	once  sync.Once
+}
+
+func (r *raceStore) SaveCRL(ctx context.Context, c storage.CRL) error {
+	r.once.Do(r.first)
+	return r.DB.SaveCRL(ctx, c)
+}
+
+// A build that loses its CRL number to another replica serves the newer
+// stored CRL instead of failing.
+func TestSyncLosesNumberToAnotherReplica(t *testing.T) {
+	ctx := context.Background()
+	holder, db, iss, key := newUpdaterKey(t)
+	if _, err := holder.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rs := &raceStore{DB: db}
+	starting, err := crl.New(ctx, crl.Options{Issuer: iss, Signer: key, Store: rs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutCert(ctx, &storage.Cert{Serial: "0b", Subject: "s", NotAfter: time.Now().Add(time.Hour), Status: storage.StatusValid}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.RevokeSerial(ctx, "0b", 1, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var won *crl.CRL
+	rs.first = func() {
+		if won, err = holder.Sync(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	c, err := starting.Sync(ctx)
+	if err != nil {
+		t.Fatalf("Sync that lost the number: %v", err)
+	}
+	if won == nil || c.Number != won.Number || c.Seq < res.Seq {
+		t.Fatalf("Sync served CRL %+v; the other replica stored %+v", c, won)
+	}
+}

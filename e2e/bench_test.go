@@ -60,14 +60,15 @@ func BenchmarkRevokeToDenied(b *testing.B) {
 
 // BenchmarkCredentialProcess measures `anchorage credential-process` as
 // the SDK runs it: a new process, file reads, signing, one CreateSession.
-// Every run is cold (the helper keeps no cache between processes); compare
-// BenchmarkCachedCredentials for what serve/update hand out.
+// Every run is cold (--no-cache, as the helper, which keeps no cache
+// between processes); compare BenchmarkCachedCredentials for what
+// serve/update hand out.
 func BenchmarkCredentialProcess(b *testing.B) {
 	w := newWorld(b)
 	_, cert, key := w.ca.Enroll(b, w.workDir, "cp-bench")
 	bin := anchorageBin(b)
 	for b.Loop() {
-		out, err := exec.Command(bin, "credential-process", "--certificate", cert, "--private-key", key,
+		out, err := exec.Command(bin, "credential-process", "--no-cache", "--certificate", cert, "--private-key", key,
 			"--trust-anchor-arn", w.anchor, "--profile-arn", w.profile, "--role-arn", testenv.RoleARN,
 			"--endpoint", w.aws.URL).Output()
 		if err != nil || len(out) == 0 {

@@ -61,10 +61,14 @@ type world struct {
 }
 
 // newWorld starts the endpoint, creates the anchor and profile for a new
-// CA, and starts that CA pushing its CRL to the anchor.
-func newWorld(t testing.TB) *world {
+// CA, and starts that CA pushing its CRL to the anchor. configure may
+// change the CA's config before it starts.
+func newWorld(t testing.TB, configure ...func(*testenv.CA)) *world {
 	w := &world{aws: testenv.StartAWS(t), ca: testenv.InitCA(t), workDir: t.TempDir()}
 	w.anchor, w.profile = w.aws.Setup(t, w.ca.CACert(t))
+	for _, f := range configure {
+		f(w.ca)
+	}
 	w.ca.AddAnchor(t, w.anchor, w.aws.URL)
 	w.ca.Start(t)
 	w.sessionCfg = rolesanywhere.Config{TrustAnchorARN: w.anchor, ProfileARN: w.profile, RoleARN: testenv.RoleARN,
@@ -221,11 +225,29 @@ func TestEndpointDownThenBack(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// /metrics shows the lag and the error, as an alert would read them.
+	m := w.ca.Scrape(t)
+	if v, _ := m.Value("anchorage_trust_anchor_crl_lag", "anchor", w.anchor); v < 1 {
+		t.Errorf("anchorage_trust_anchor_crl_lag = %v while the endpoint is down", v)
+	}
+	if v, ok := m.Value("anchorage_trust_anchor_last_error_info", "anchor", w.anchor); v != 1 || !ok {
+		t.Errorf("anchorage_trust_anchor_last_error_info = %v (%v) while the endpoint is down", v, ok)
+	}
+	if v, _ := m.Value("anchorage_trust_anchor_push_duration_seconds", "anchor", w.anchor, "result", "error"); v < 1 {
+		t.Errorf("no failed push in anchorage_trust_anchor_push_duration_seconds")
+	}
 	time.Sleep(1500 * time.Millisecond)
 	w.aws.Start(t)
 	list := w.ca.WaitAnchors(t, rr.CRLNumber, 40*time.Second)
 	if list.Anchors[0].LastError != "" {
 		t.Errorf("error not cleared after success: %+v", list.Anchors[0])
+	}
+	m = w.ca.Scrape(t)
+	if v, _ := m.Value("anchorage_trust_anchor_crl_lag", "anchor", w.anchor); v != 0 {
+		t.Errorf("anchorage_trust_anchor_crl_lag = %v after the push landed", v)
+	}
+	if _, ok := m.Value("anchorage_trust_anchor_last_error_info", "anchor", w.anchor); ok {
+		t.Errorf("anchorage_trust_anchor_last_error_info still present after a successful push")
 	}
 	if _, err := w.createSession(t, certFile, keyFile); !accessDenied(err) {
 		t.Errorf("after the endpoint returned: %v", err)
@@ -292,6 +314,7 @@ func TestCredentialProcessWithSDK(t *testing.T) {
 	}
 	t.Setenv("AWS_CONFIG_FILE", cfgFile)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(w.workDir, "none"))
+	t.Setenv("XDG_RUNTIME_DIR", w.workDir) // credential-process's cache, not the user's
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithSharedConfigProfile("e2e"))

@@ -12,7 +12,9 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -43,10 +45,23 @@ var (
 )
 
 // Claims are the token's payload: sub is the workload name (subject CN),
-// sans the extra names the certificate may carry.
+// sans the extra names the certificate may carry, untyped (host, IP, URI)
+// as step-ca's tokens carry them, so the step CLI builds the same CSR from
+// them. sha is the hex SHA-256 of the root certificate: the step CLI then
+// finds the CA at aud and pins its root without --ca-url or --root.
 type Claims struct {
 	jose.Claims
 	SANs []string `json:"sans,omitempty"`
+	SHA  string   `json:"sha,omitempty"`
+}
+
+// MintOption adds to what Mint puts in a token.
+type MintOption func(*Claims)
+
+// WithRootFingerprint adds the sha claim: the root certificate's SHA-256,
+// hex, as `step ca certificate` uses it to fetch and pin the root.
+func WithRootFingerprint(sha256Hex string) MintOption {
+	return func(c *Claims) { c.SHA = strings.ToLower(sha256Hex) }
 }
 
 // Grant is a verified token: what the bearer may be issued.
@@ -63,7 +78,7 @@ func (g *Grant) KeepUntil() time.Time { return g.Expiry.Add(Leeway) }
 
 // Mint signs a token for name and sans, valid for ttl, bound to audience
 // (the CA's URL).
-func Mint(key crypto.Signer, audience, name string, sans []string, ttl time.Duration, now time.Time) (string, error) {
+func Mint(key crypto.Signer, audience, name string, sans []string, ttl time.Duration, now time.Time, opts ...MintOption) (string, error) {
 	if err := ca.CheckSubject(name); err != nil {
 		return "", err
 	}
@@ -95,7 +110,10 @@ func Mint(key crypto.Signer, audience, name string, sans []string, ttl time.Dura
 			NotBefore: jose.NewNumericDate(now),
 			Expiry:    jose.NewNumericDate(now.Add(ttl)),
 		},
-		SANs: names.Strings(),
+		SANs: names.Plain(),
+	}
+	for _, o := range opts {
+		o(&c)
 	}
 	tok, err := jose.Signed(sig).Claims(c).Serialize()
 	if err != nil {
@@ -166,4 +184,25 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Grant, error) {
 		return nil, ErrReplayed
 	}
 	return &Grant{ID: c.ID, Subject: c.Subject, Names: names, Expiry: c.Expiry.Time()}, nil
+}
+
+// ClaimedID is the jti a token claims, read without verifying anything:
+// only for naming a token in logs and audit events (which never carry the
+// token itself). "" if the token has no readable id.
+func ClaimedID(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		ID string `json:"jti"`
+	}
+	if json.Unmarshal(b, &c) != nil || len(c.ID) > 128 {
+		return ""
+	}
+	return c.ID
 }

@@ -75,21 +75,52 @@ func New(status int, typ, format string, args ...any) *Error {
 	return &Error{Type: typ, Status: status, Detail: fmt.Sprintf(format, args...)}
 }
 
+// unavailable is an error that says a dependency could not be reached
+// (storage.ErrUnavailable has this method), declared here so problem
+// imports nothing of the CA's.
+type unavailable interface{ Unavailable() bool }
+
 // Write sends err as a problem document. Errors that are not *Error become
-// a 500 whose detail hides internals.
+// a 503 when they say a dependency is unavailable (Unavailable() true),
+// else a 500 whose detail hides internals.
 func Write(w http.ResponseWriter, r *http.Request, err error) {
+	d := Describe(r, err)
+	WriteDetails(w, d, d)
+}
+
+// Describe is the problem document err answers r with: its own type and
+// status if it is an *Error, a 503 if a dependency is unavailable, else a
+// 500 that reveals nothing.
+func Describe(r *http.Request, err error) Details {
 	var pe *Error
-	if !errors.As(err, &pe) {
+	var un unavailable
+	switch {
+	case errors.As(err, &pe):
+	case errors.As(err, &un) && un.Unavailable():
+		// The request was not judged (storage down or restarting): a
+		// retry later may succeed. Nothing internal goes in the detail;
+		// WriteDetails adds Retry-After.
+		pe = &Error{Type: Unavailable, Status: http.StatusServiceUnavailable, Detail: "the CA's storage is unavailable; retry shortly"}
+	default:
 		pe = &Error{Type: Internal, Status: http.StatusInternalServerError, Detail: "internal error; see the CA log"}
 	}
 	d := Details{Type: pe.Type, Title: http.StatusText(pe.Status), Status: pe.Status, Detail: pe.Error()}
 	if r != nil {
 		d.Instance = r.URL.Path
 	}
+	return d
+}
+
+// WriteDetails writes body (d, or a document that embeds d and adds
+// extension members, RFC 7807 §3.2) as a problem response with d's status.
+func WriteDetails(w http.ResponseWriter, d Details, body any) {
 	w.Header().Set("Content-Type", ContentType)
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(pe.Status)
-	_ = json.NewEncoder(w).Encode(d)
+	if d.Type == Unavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(d.Status)
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // Read turns a non-2xx response into an error: the problem document when the

@@ -8,9 +8,10 @@
 //	  → Identity{crypto.Signer, leaf, chain}
 //	  → Client.CreateSession (AWS4-X509 signature, retries)
 //	  → Credentials
-//	  → one of the three outputs: CredentialProcess (stdout JSON),
-//	    Serve (IMDSv2 emulation backed by a Cache), Update (shared
-//	    credentials file).
+//	  → one of the three outputs: CredentialProcess (stdout JSON,
+//	    shared across processes through a FileCache), Serve (IMDSv2
+//	    emulation or, with ECS, the container credentials protocol,
+//	    backed by a Cache), Update (shared credentials file).
 //
 // The signing input is a crypto.Signer so keys held in a PKCS#11 token or
 // a TPM plug in through SourceConfig.OpenKey without touching the signer.

@@ -13,6 +13,9 @@ import (
 type Options struct {
 	Client Config
 	Source SourceConfig
+	// Cache, if set, lets credential-process runs share credentials
+	// across processes; serve and update keep theirs in memory.
+	Cache *FileCache
 }
 
 // open builds the client and loads the identity source.
@@ -80,7 +83,13 @@ func FetchCredentials(ctx context.Context, opts Options) (Credentials, error) {
 // line ("2006/01/02 15:04:05 <error>"), because that is what tools wrapping
 // the helper parse.
 func CredentialProcess(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
-	creds, err := FetchCredentials(ctx, opts)
+	var creds Credentials
+	var err error
+	if opts.Cache != nil {
+		creds, err = opts.Cache.Credentials(ctx, opts)
+	} else {
+		creds, err = FetchCredentials(ctx, opts)
+	}
 	if err == nil {
 		err = WriteCredentialProcess(stdout, creds)
 	}

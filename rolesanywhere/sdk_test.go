@@ -34,7 +34,17 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(CredentialProcess(context.Background(), opts, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	// Built binaries run credential-process with its file cache on: keep
+	// it out of the user's directory and away from other runs.
+	dir, err := os.MkdirTemp("", "anchorage-test-run-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_RUNTIME_DIR", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // loadProcessConfig loads an SDK config whose only credential source is

@@ -250,8 +250,16 @@ func ListenTTL(ctx context.Context, addr string, ttl int) (net.Listener, error) 
 	if ttl < 1 || ttl > 255 {
 		return nil, fmt.Errorf("invalid hop limit %d: must be 1–255", ttl)
 	}
+	// One family, so the TTL option below is the right one: IPv6 only
+	// for an IPv6 literal ([::1]:9911), IPv4 otherwise (localhost too).
+	network := "tcp4"
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+			network = "tcp6"
+		}
+	}
 	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, "tcp4", addr)
+	l, err := lc.Listen(ctx, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
@@ -288,9 +296,13 @@ func setTTL(c net.Conn, ttl int) error {
 	if err != nil {
 		return fmt.Errorf("set TTL: %w", err)
 	}
+	level, opt := syscall.IPPROTO_IP, syscall.IP_TTL
+	if a, ok := tc.LocalAddr().(*net.TCPAddr); ok && a.IP.To4() == nil {
+		level, opt = syscall.IPPROTO_IPV6, syscall.IPV6_UNICAST_HOPS
+	}
 	var serr error
 	if err := raw.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_TTL, ttl)
+		serr = syscall.SetsockoptInt(int(fd), level, opt, ttl)
 	}); err != nil {
 		return fmt.Errorf("set TTL: %w", err)
 	}
@@ -304,6 +316,15 @@ func setTTL(c net.Conn, ttl int) error {
 type ServeConfig struct {
 	// Port on 127.0.0.1; 0 picks a free one.
 	Port int
+	// Address (HOST:PORT) replaces 127.0.0.1:Port. A non-loopback host
+	// needs AllowNonLoopback (see CheckServeAddress).
+	Address          string
+	AllowNonLoopback bool
+	// ECS serves the container credentials protocol at
+	// ContainerCredentialsPath instead of IMDSv2; callers must send the
+	// content of AuthTokenFile (see ReadAuthToken) as Authorization.
+	ECS           bool
+	AuthTokenFile string
 	// HopLimit is the IP TTL of accepted connections; 0 means 64.
 	HopLimit int
 	// Stderr gets the helper's log lines; nil means discarded.
@@ -327,6 +348,23 @@ func Serve(ctx context.Context, opts Options, sc ServeConfig) error {
 		opts.Client.Logger = sc.Logger
 	}
 	out := log.New(sc.Stderr, "", log.LstdFlags)
+	address := sc.Address
+	if address == "" {
+		address = net.JoinHostPort("127.0.0.1", strconv.Itoa(sc.Port))
+	}
+	if err := CheckServeAddress(address, sc.AllowNonLoopback); err != nil {
+		return err
+	}
+	var token []byte
+	if sc.ECS {
+		if sc.AuthTokenFile == "" {
+			return errors.New("--ecs needs --auth-token-file: the container endpoint never serves without a token")
+		}
+		var err error
+		if token, err = ReadAuthToken(sc.AuthTokenFile); err != nil {
+			return err
+		}
+	}
 	client, src, err := opts.open(ctx)
 	if err != nil {
 		return err
@@ -336,25 +374,38 @@ func Serve(ctx context.Context, opts Options, sc ServeConfig) error {
 		out.Printf("initial credential fetch failed (will retry on request): %v", err)
 	}
 
-	l, err := ListenTTL(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(sc.Port)), sc.HopLimit)
+	l, err := ListenTTL(ctx, address, sc.HopLimit)
 	if err != nil {
 		return err
 	}
 	addr := l.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if !addr.IP.IsLoopback() {
+		out.Printf("WARNING: serving credentials on %s, off this host: anyone who can reach it gets the role's credentials", addr)
+		host = "127.0.0.1"
+	}
+	base := "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 	out.Printf("Local server started on port: %d", addr.Port)
 	out.Println("Make it available to the sdk by running:")
-	out.Printf("export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:%d/", addr.Port)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var handler http.Handler
+	if sc.ECS {
+		out.Printf("export AWS_CONTAINER_CREDENTIALS_FULL_URI=%s%s", base, ContainerCredentialsPath)
+		out.Printf("export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=%s", sc.AuthTokenFile)
+		handler = NewContainerEndpoint(cache, token, client.cfg.RoleARN, out, sc.Logger)
+	} else {
+		out.Printf("export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s/", base)
+		imds := NewIMDS(cache, client.RoleName(), out, sc.Logger)
+		go imds.Run(ctx)
+		handler = imds
+	}
 	if sc.Listening != nil {
 		sc.Listening(addr)
 	}
 
-	imds := NewIMDS(cache, client.RoleName(), out, sc.Logger)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go imds.Run(ctx)
-
 	srv := &http.Server{
-		Handler:           imds,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}

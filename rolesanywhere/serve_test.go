@@ -279,8 +279,19 @@ func TestTokenStore(t *testing.T) {
 }
 
 func TestListenTTL(t *testing.T) {
-	for _, ttl := range []int{1, 64} {
-		l, err := ListenTTL(context.Background(), "127.0.0.1:0", ttl)
+	tests := []struct {
+		addr       string
+		ttl        int
+		level, opt int
+	}{
+		{"127.0.0.1:0", 1, syscall.IPPROTO_IP, syscall.IP_TTL},
+		{"127.0.0.1:0", 64, syscall.IPPROTO_IP, syscall.IP_TTL},
+		{"localhost:0", 1, syscall.IPPROTO_IP, syscall.IP_TTL},
+		{"[::1]:0", 1, syscall.IPPROTO_IPV6, syscall.IPV6_UNICAST_HOPS},
+	}
+	for _, tt := range tests {
+		ttl := tt.ttl
+		l, err := ListenTTL(context.Background(), tt.addr, ttl)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,9 +311,9 @@ func TestListenTTL(t *testing.T) {
 		}
 		raw, _ := c.(*net.TCPConn).SyscallConn()
 		var got int
-		raw.Control(func(fd uintptr) { got, _ = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_TTL) })
+		raw.Control(func(fd uintptr) { got, _ = syscall.GetsockoptInt(int(fd), tt.level, tt.opt) })
 		if got != ttl {
-			t.Errorf("accepted connection TTL %d, want %d", got, ttl)
+			t.Errorf("%s: accepted connection TTL %d, want %d", tt.addr, got, ttl)
 		}
 		stop.Stop()
 		c.Close()

@@ -1,24 +1,51 @@
 #!/usr/bin/env bash
 # make bench: anchorage's token enrollment under the same load as step-ca's
-# /1.0/sign (../shared/harness/stepca), both measured in this session, with
-# figures printed as ratios against step-ca; then the Go benchmarks of CRL
-# builds (10k/100k entries) and the in-process enrollment path.
+# /1.0/sign (scripts/stepca, our copy of the peer harness), both measured
+# in this session, with figures printed as ratios against step-ca; then
+# the same on PostgreSQL: one anchorage replica, and 2 and 3 replicas on one
+# database with the requests spread across them, against step-ca on
+# PostgreSQL; then the Go benchmarks of CRL builds (10k/100k entries) and
+# the in-process enrollment path.
 #
 # Environment: RUNS [3], N [5000], C [16], N1 [2000], BENCH_STEPCA [1]
-# (0 skips the step-ca peer), STEPCA_BIN (reuse a built step-ca), KEEP [0].
+# (0 skips the step-ca peer), STEPCA_BIN (reuse a built step-ca), KEEP [0],
+# BENCH_PG [1] (0 skips PostgreSQL), REPLICAS ["2 3"] (replica counts
+# besides 1), BENCH_PG_PORT [18559], PG_BIN (see scripts/pg.sh), BENCH_HA [1]
+# (0 skips the failover figures), HA_KILLS [10], BENCH_GO [1] (0 skips the
+# Go benchmarks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3} N=${N:-5000} C=${C:-16} N1=${N1:-2000}
+BENCH_PG=${BENCH_PG:-1} REPLICAS=${REPLICAS:-2 3} PGPORT=${BENCH_PG_PORT:-18559}
+STEPCA_VERSION=${STEPCA_VERSION:-v0.30.2}
+# shellcheck source=scripts/pg.sh
+. ./scripts/pg.sh
 make -s build
 go build -o bin/ ./internal/cmd/enrollload
 out=$(mktemp -d "${TMPDIR:-/tmp}/anchorage-bench.XXXXXX")
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; [ "${KEEP:-0}" = 1 ] || rm -rf "$out"; }
+pids=()
+stop_servers() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done; pids=(); }
+cleanup() { stop_servers; pg_stop; [ "${KEEP:-0}" = 1 ] || rm -rf "$out"; }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
+# wait_ready FILE...: each file names a serving CA (at most 20 s).
+wait_ready() {
+  local f
+  for f in "$@"; do
+    for _ in $(seq 200); do [ -s "$f" ] && break; sleep 0.1; done
+    [ -s "$f" ] || { echo "bench: no CA came up (${f%/*}); log:" >&2; tail -n 5 "${f%.ready}.log" >&2; exit 1; }
+  done
+}
 
 if [ "${BENCH_STEPCA:-1}" = 1 ]; then
-  echo "== step-ca v0.30.2 (../shared/harness/stepca/run.sh, RUNS=$RUNS)"
-  RUNS=$RUNS N=$N C=$C N1=$N1 ../shared/harness/stepca/run.sh | tee "$out/stepca.txt"
+  if [ -z "${STEPCA_BIN:-}" ]; then
+    echo "== building step-ca $STEPCA_VERSION (once for every run below)"
+    CGO_ENABLED=0 GOBIN="$out/stepca-bin" go install -trimpath "github.com/smallstep/certificates/cmd/step-ca@$STEPCA_VERSION"
+    STEPCA_BIN=$out/stepca-bin/step-ca
+  fi
+  export STEPCA_BIN STEPCA_VERSION
+  echo "== step-ca $STEPCA_VERSION (scripts/stepca/run.sh, RUNS=$RUNS)"
+  RUNS=$RUNS N=$N C=$C N1=$N1 ./scripts/stepca/run.sh | tee "$out/stepca.txt"
 fi
 
 echo "== anchorage (same n, c, keep-alive HTTPS/1.1, durable bbolt under ${TMPDIR:-/tmp}, log to a file)"
@@ -27,13 +54,13 @@ for i in $(seq "$RUNS"); do
   # Port 0: tokens are bound to the configured URL, the load goes to the
   # address the server reports.
   bin/anchorage-ca init --dir "$d/ca" --name Bench --listen 127.0.0.1:0 >/dev/null
-  bin/anchorage-ca serve --dir "$d/ca" --ready-file "$d/ready" 2>"$d/ca.log" & pid=$!
-  for _ in $(seq 100); do [ -s "$d/ready" ] && break; sleep 0.1; done
+  bin/anchorage-ca serve --dir "$d/ca" --ready-file "$d/ca.ready" 2>"$d/ca.log" & pids+=($!)
+  wait_ready "$d/ca.ready"
   sleep 1.1
-  url=$(cat "$d/ready")
-  bin/enrollload -dir "$d/ca" -url "$url" -n "$N" -c "$C" -pid "$pid" | tee -a "$out/anchorage.txt"
-  if [ "$N1" -gt 0 ]; then bin/enrollload -dir "$d/ca" -url "$url" -n "$N1" -c 1 -pid "$pid" | tee -a "$out/anchorage.txt"; fi
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  url=$(cat "$d/ca.ready")
+  bin/enrollload -dir "$d/ca" -url "$url" -n "$N" -c "$C" -pid "${pids[0]}" | tee -a "$out/anchorage.txt"
+  if [ "$N1" -gt 0 ]; then bin/enrollload -dir "$d/ca" -url "$url" -n "$N1" -c 1 -pid "${pids[0]}" | tee -a "$out/anchorage.txt"; fi
+  stop_servers
 done
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else print a[int((NR+1)/2)]}'; }
@@ -53,6 +80,79 @@ echo "== medians of $RUNS runs (ratio = anchorage / step-ca)"
 for m in rps p50 p99 srv_cpu_us rss_mb; do report "$C" "$m"; done
 if [ "$N1" -gt 0 ]; then for m in rps p50 p99; do report 1 "$m"; done; fi
 
+if [ "$BENCH_PG" = 1 ]; then
+  port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+  port_free "$PGPORT" || { echo "bench: port $PGPORT is busy; set BENCH_PG_PORT" >&2; exit 1; }
+  (umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$out/pg.pass")
+  pg_start "$out/pg" "$PGPORT" "$out/pg.pass" >/dev/null
+  pgurl() { echo "postgres://anchorage@127.0.0.1:$PGPORT/$1?sslmode=disable"; }
+  echo "== anchorage on PostgreSQL $(basename "$(dirname "$(pg_bin)")") (private cluster on 127.0.0.1:$PGPORT, TCP, SCRAM; fsync and synchronous_commit on, data under ${TMPDIR:-/tmp}); replicas: 1 $REPLICAS"
+  echo "   (srv_cpu_us and rss_mb: the anchorage replicas only, added up; PostgreSQL's own CPU is not counted)"
+  for i in $(seq "$RUNS"); do
+    for k in 1 $REPLICAS; do
+      d="$out/pg-run$i-x$k"
+      db="anchorage_r${i}_x$k"
+      pg_createdb "$db"
+      bin/anchorage-ca init --dir "$d/ca1" --name Bench --listen 127.0.0.1:0 \
+        --postgres "$(pgurl "$db")" --postgres-password-file "$out/pg.pass" >/dev/null
+      urls="" plist="" ready=()
+      for j in $(seq "$k"); do
+        [ "$j" = 1 ] || cp -a "$d/ca1" "$d/ca$j"
+        bin/anchorage-ca serve --dir "$d/ca$j" --ready-file "$d/ca$j.ready" 2>"$d/ca$j.log" & pids+=($!)
+        ready+=("$d/ca$j.ready")
+      done
+      wait_ready "${ready[@]}"
+      sleep 1.1
+      for j in $(seq "$k"); do urls+="${urls:+,}$(cat "$d/ca$j.ready")"; done
+      plist=$(IFS=,; echo "${pids[*]}")
+      bin/enrollload -dir "$d/ca1" -url "$urls" -n "$N" -c "$C" -pid "$plist" -label "anchorage-pg$k" | tee -a "$out/anchorage-pg.txt"
+      if [ "$N1" -gt 0 ]; then bin/enrollload -dir "$d/ca1" -url "$urls" -n "$N1" -c 1 -pid "$plist" -label "anchorage-pg$k" | tee -a "$out/anchorage-pg.txt"; fi
+      stop_servers
+    done
+  done
+  if [ "${BENCH_STEPCA:-1}" = 1 ]; then
+    echo "== step-ca $STEPCA_VERSION on the same PostgreSQL (\"db\": {\"type\": \"postgresql\"}, a fresh database per run)"
+    for i in $(seq "$RUNS"); do
+      if ! PGPASSWORD=$(cat "$out/pg.pass") STEPCA_DB_TYPE=postgresql STEPCA_DB_SOURCE="postgresql://anchorage@127.0.0.1:$PGPORT/stepca_r$i?sslmode=disable" \
+          STEPCA_LABEL=stepca-pg RUNS=1 N=$N C=$C N1=$N1 ./scripts/stepca/run.sh | tee -a "$out/stepca-pg.txt"; then
+        echo "step-ca on PostgreSQL failed (above); its PostgreSQL figures are left out" >&2
+        rm -f "$out/stepca-pg.txt"
+        break
+      fi
+    done
+  fi
+  pg_stop
+
+  # One table: every figure as a ratio against step-ca on bbolt (the
+  # harness's baseline), and the PostgreSQL ones also against step-ca on
+  # PostgreSQL.
+  med() { [ -f "$2" ] && field "$1" "$3" "$2" "$4" | median || echo nan; }
+  echo "== by store, medians of $RUNS runs (x/sb = ratio to step-ca on bbolt, x/sp = ratio to step-ca on PostgreSQL)"
+  for c in "$C" $([ "$N1" -gt 0 ] && echo 1); do
+    for m in rps p50 p99; do
+      sb=$(med stepca "$out/stepca.txt" "$c" "$m")
+      sp=$(med stepca-pg "$out/stepca-pg.txt" "$c" "$m")
+      printf '  c=%-2s %-4s step-ca bbolt %8s  step-ca pg %8s\n' "$c" "$m" "$sb" "$sp"
+      rows=("anchorage bbolt:anchorage:$out/anchorage.txt" "anchorage pg x1:anchorage-pg1:$out/anchorage-pg.txt")
+      for k in $REPLICAS; do rows+=("anchorage pg x$k:anchorage-pg$k:$out/anchorage-pg.txt"); done
+      for row in "${rows[@]}"; do
+        IFS=: read -r name label file <<<"$row"
+        v=$(med "$label" "$file" "$c" "$m")
+        awk -v n="$name" -v v="$v" -v sb="$sb" -v sp="$sp" 'BEGIN {
+          r1 = (sb+0 > 0 && v != "nan") ? sprintf("%.2f", v/sb) : "-"
+          r2 = (sp+0 > 0 && v != "nan" && n ~ /pg/) ? sprintf("%.2f", v/sp) : "-"
+          printf "         %-16s %8s  x/sb %5s  x/sp %5s\n", n, v, r1, r2 }'
+      done
+    done
+  done
+fi
+
+if [ "$BENCH_PG" = 1 ] && [ "${BENCH_HA:-1}" = 1 ]; then
+  echo "== Lease failover over ${HA_KILLS:-10} real kill -9 of the push-lease holder (3 replicas on PostgreSQL), and revoke through a replica holding no lease -> CreateSession denied at localaws"
+  HA_KILLS=${HA_KILLS:-10} go test -run '^$' -bench Failover -benchtime 1x ./e2e/ha
+fi
+
+[ "${BENCH_GO:-1}" = 1 ] || exit 0
 echo "== Go benchmarks: CRL build+check at 10k / 100k entries (stops at the size cap), whole re-sign with zlint at 1k / 4k; enrollment core"
 go test -run '^$' -bench . -benchtime 5x ./crl
 go test -run '^$' -bench 'Enroll' -benchtime 2000x ./caserver

@@ -41,8 +41,10 @@ bold "3. Register the issuing CA as a trust anchor, the workload's IAM role, and
 show "anchorage-ca anchors create --dir ca --region us-east-1 --endpoint $AWS"
 ANCHOR=$("$BIN/anchorage-ca" anchors create --dir ca --region us-east-1 --endpoint "$AWS")
 echo "trust anchor: $ANCHOR (added to ca/config.json)"
-ROLE=$("$BIN/awsdemo" create-role --endpoint "$AWS" --role-name demo-workload --trust-anchor-arn "$ANCHOR")
-echo "IAM role:     $ROLE (trust policy: rolesanywhere.amazonaws.com may AssumeRole, TagSession, SetSourceIdentity when aws:SourceArn is the anchor)"
+ROLE=$("$BIN/awsdemo" create-role --endpoint "$AWS" --role-name demo-workload --trust-anchor-arn "$ANCHOR" --cn ci-runner-7.demo.internal)
+echo "IAM role:     $ROLE"
+echo "              trust policy: rolesanywhere.amazonaws.com may AssumeRole, TagSession, SetSourceIdentity"
+echo "              when aws:SourceArn is the anchor AND aws:PrincipalTag/x509Subject/CN is ci-runner-7.demo.internal"
 PROFILE=$("$BIN/awsdemo" create-profile --endpoint "$AWS" --role-arn "$ROLE")
 echo "profile:      $PROFILE (allows $ROLE)"
 
@@ -67,18 +69,33 @@ bold "7. An AWS SDK application uses them: STS GetCallerIdentity via credential_
 show "awsdemo whoami --endpoint $AWS --credential-process 'anchorage credential-process ...'"
 "$BIN/awsdemo" whoami --endpoint "$AWS" --credential-process "${CP[*]}"
 
+bold "7b. Another workload of the same CA, another CN: the role's trust policy refuses it"
+show "anchorage-ca token --dir ca --name build-box-2.demo.internal > other.token"
+"$BIN/anchorage-ca" token --dir ca --name build-box-2.demo.internal > other.token
+run "$BIN/anchorage" enroll --ca "$CA" --root ca/root.crt --token-file other.token --cert other.crt --key other.key
+show "anchorage credential-process --certificate other.crt --private-key other.key ... --role-arn $ROLE"
+if "$BIN/anchorage" credential-process --certificate other.crt --private-key other.key \
+    --trust-anchor-arn "$ANCHOR" --profile-arn "$PROFILE" --role-arn "$ROLE" --endpoint "$AWS" >other.out 2>other.err; then
+  echo "UNEXPECTED: build-box-2 got credentials for a role that names ci-runner-7 only" >&2; exit 1
+fi
+cat other.err
+grep -q "AccessDenied" other.err || { echo "UNEXPECTED: refused, but not by AccessDenied" >&2; exit 1; }
+echo "denied at CreateSession: same CA, same anchor, same profile, but the trust policy names another CN"
+
 bold "8. Incident: revoke the runner and wait until every trust anchor enforces it"
 START=$(now_ms)
 run "$BIN/anchorage-ca" revoke --dir ca --subject ci-runner-7.demo.internal --reason keyCompromise --wait
 
 bold "9. The runner's next CreateSession is denied"
+echo "(credential-process caches sessions across processes until 5 minutes before they expire; a session"
+echo " already issued lives until then, as at AWS. --no-cache makes each call a new CreateSession:)"
 for _ in $(seq 100); do
-  if ! "${CP[@]}" >cp.out 2>cp.err; then break; fi
+  if ! "${CP[@]}" --no-cache >cp.out 2>cp.err; then break; fi
   sleep 0.1
 done
 DENIED=$(now_ms)
 if [ -s cp.out ]; then echo "UNEXPECTED: credentials still issued" >&2; exit 1; fi
-show "anchorage credential-process ..."; cat cp.err
+show "anchorage credential-process --no-cache ..."; cat cp.err
 echo "revoke → denied: $((DENIED - START)) ms (request to first denied CreateSession)"
 echo "(anchorsync spaces its calls to stay under AWS's 1 request/s CRL quota; the anchor got its first CRL moments ago, so part of this is that spacing)"
 run "$BIN/anchorage-ca" crl --dir ca

@@ -31,7 +31,20 @@ var (
 	ErrStaleCRL     = errors.New("CRL number does not increase")
 	ErrRevoked      = errors.New("certificate or its lineage is revoked")
 	ErrExpired      = errors.New("certificate has expired")
+	// ErrUnavailable marks a failure to reach the store at all (database
+	// down or restarting, connection lost): nothing about the request
+	// was judged, and a retry later may succeed. A write that meets it
+	// may or may not have committed, as with any lost answer.
+	ErrUnavailable error = unavailableError{}
 )
+
+type unavailableError struct{}
+
+func (unavailableError) Error() string { return "storage unavailable" }
+
+// Unavailable lets front ends that must not import storage (package
+// problem) answer 503 instead of 500.
+func (unavailableError) Unavailable() bool { return true }
 
 // SupersededError refuses a renewal of a certificate that was renewed
 // already: only the newest certificate of a lineage may renew. Successor is

@@ -21,7 +21,9 @@ import (
 	"github.com/anchorage-pki/anchorage/caclient"
 	"github.com/anchorage-pki/anchorage/caserver"
 	"github.com/anchorage-pki/anchorage/config"
+	"github.com/anchorage-pki/anchorage/events"
 	"github.com/anchorage-pki/anchorage/signer"
+	"github.com/anchorage-pki/anchorage/storage"
 )
 
 // newAdminCmd groups the commands that manage admin client certificates.
@@ -152,6 +154,12 @@ func issueAdminLocal(ctx context.Context, dir, name string, csrPEM []byte, lifet
 	}
 	iss, err := adm.Issue(ctx, ca.AdminRequest{Name: name, CSR: csr, Lifetime: lifetime, By: "local", IssuedBy: "local:" + host})
 	if err != nil {
+		return nil, err
+	}
+	// Recorded, as it is stored already; a break-glass admin is what an
+	// audit most needs to see.
+	if err := emitLocal(cfg, events.Event{Event: events.Issue, Serial: iss.Record.Serial, Subject: name, Lineage: iss.Record.LineageID(),
+		Method: string(storage.MethodAdmin), Result: events.OK, Reason: "break-glass"}); err != nil {
 		return nil, err
 	}
 	r := api.CertResponse(iss)

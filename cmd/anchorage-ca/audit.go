@@ -37,14 +37,8 @@ func newAuditCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit --dir DIR [--endpoint URL] [--json | --format table|json|dot] [--html FILE] [--fail-on high|medium|low]",
 		Short: "Report which certificate can become which AWS role, with what permissions, and what looks wrong",
-		Long: "Read the CA's live certificates (its database) and, in every AWS account of \"audit.accounts\" in\n" +
-			"config.json (default: the accounts of \"trustAnchors\"), the Roles Anywhere trust anchors, profiles,\n" +
-			"CRLs and subjects and the IAM roles and policies they lead to. Print the map certificate → anchor →\n" +
-			"profile → role (trust policies evaluated for each certificate), findings, anomalies and a blast\n" +
-			"radius per certificate. The snapshot kept in the database tells the next audit what is new.\n" +
-			"With the bbolt file the CA must be stopped (serve holds the file); PostgreSQL works while it runs.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runAudit(cmd, &f) },
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runAudit(cmd, &f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.dir, "dir", "", "CA directory")

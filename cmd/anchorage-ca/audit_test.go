@@ -214,7 +214,7 @@ func awsProfiles(t testing.TB) {
 // runAuditCmd runs `anchorage-ca audit` in-process.
 func runAuditCmd(t testing.TB, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	root := newRootCmd()
+	root := newRoot()
 	var o, e bytes.Buffer
 	root.SetOut(&o)
 	root.SetErr(&e)

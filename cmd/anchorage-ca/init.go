@@ -18,7 +18,7 @@ import (
 )
 
 func newInitCmd() *cobra.Command {
-	var dir, name, listen, url, caKey, pgURL, pgPassFile string
+	var dir, name, listen, url, caKey, pgURL, pgPassFile, eventsFile string
 	var dns []string
 	var lifetime time.Duration
 	cmd := &cobra.Command{
@@ -37,6 +37,9 @@ func newInitCmd() *cobra.Command {
 				cfg.Leaf.MaxLifetime = config.Duration(max(lifetime, cfg.Leaf.MaxLifetime.D()))
 			}
 			cfg.SetDir(dir)
+			if eventsFile != "" {
+				cfg.Events = &config.Events{File: eventsFile}
+			}
 			if caKey != "" {
 				cfg.Paths.CAKey = caKey
 			}
@@ -107,6 +110,7 @@ func newInitCmd() *cobra.Command {
 	f.StringVar(&url, "url", "", "URL workloads use to reach the CA (default https://FIRST-DNS:PORT)")
 	f.StringVar(&pgURL, "postgres", "", "keep the CA's records in this empty PostgreSQL database (postgres://USER@HOST/DB?sslmode=verify-full) instead of DIR/anchorage.db")
 	f.StringVar(&pgPassFile, "postgres-password-file", "", "file holding the PostgreSQL password, relative to DIR unless absolute")
+	f.StringVar(&eventsFile, "events", "", "write the audit event stream to this file (relative to DIR unless absolute; rotated at 100 MB, 10 kept)")
 	f.StringVar(&caKey, "ca-key", "", "make the issuing CA key in a PKCS#11 token or TPM instead of DIR/ca.key, e.g. pkcs11:module-path=…;token=ca;object=issuing?pin-source=/etc/anchorage/pin")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/anchorage-pki/anchorage/internal/manhelp"
 	"github.com/anchorage-pki/anchorage/internal/version"
 )
 
@@ -17,7 +18,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 // run executes the CLI and returns the process exit code; errors are printed
 // as one line on stderr.
 func run(args []string) int {
-	root := newRootCmd()
+	root := newRoot()
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "anchorage-ca: %v\n", err)
@@ -26,8 +27,8 @@ func run(args []string) int {
 	return 0
 }
 
-// newRootCmd is the whole command tree.
-func newRootCmd() *cobra.Command {
+// newRoot builds the whole command tree with its manual text.
+func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "anchorage-ca",
 		Short:         "anchorage certificate authority",
@@ -46,7 +47,10 @@ func newRootCmd() *cobra.Command {
 		newAdminCmd(),
 		newLocalAWSCmd(),
 		newMigrateCmd(),
+		newEventsCmd(),
 		newAuditCmd(),
 	)
+	root.AddCommand(newManCmd(root))
+	manhelp.Apply(root, manual)
 	return root
 }

@@ -16,7 +16,7 @@ import (
 )
 
 func newServeCmd() *cobra.Command {
-	var dir, listen, readyFile, logFormat string
+	var dir, listen, readyFile, logFormat, db string
 	cmd := &cobra.Command{
 		Use:   "serve --dir DIR [--listen ADDR]",
 		Short: "Serve enrollment, renewal, revocation and CRLs over HTTPS",
@@ -31,6 +31,11 @@ func newServeCmd() *cobra.Command {
 			}
 			if listen != "" {
 				cfg.Listen = listen
+			}
+			if db != "" {
+				if err := cfg.UsePostgres("--db", db); err != nil {
+					return err
+				}
 			}
 			var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
 			if logFormat == "json" {
@@ -80,5 +85,6 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&listen, "listen", "", "listen address (default from config)")
 	f.StringVar(&readyFile, "ready-file", "", "write the listening URL here once serving")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&db, "db", "", `keep the records in this PostgreSQL database (postgres://USER@HOST/DB?sslmode=verify-full) instead of the config's "storage"`)
 	return cmd
 }

@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,8 +42,17 @@ func newTokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tok, err := enroll.Mint(key, cfg.URL, name, sans, ttl, time.Now())
+			root, err := rootFingerprint(cfg.Path(cfg.Paths.Root))
 			if err != nil {
+				return err
+			}
+			tok, err := enroll.Mint(key, cfg.URL, name, sans, ttl, time.Now(), enroll.WithRootFingerprint(root))
+			if err != nil {
+				return err
+			}
+			// Recorded before it is printed: no token exists that the
+			// audit stream does not name.
+			if err := emitMint(cfg, name, tok); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), tok)
@@ -52,4 +65,19 @@ func newTokenCmd() *cobra.Command {
 	f.StringSliceVar(&sans, "san", nil, "extra name the certificate may carry: DNS:host, IP:addr, URI:spiffe://... (repeatable)")
 	f.DurationVar(&ttl, "ttl", 0, "token lifetime (default from config, 10m; at most 24h)")
 	return cmd
+}
+
+// rootFingerprint is the hex SHA-256 of the root certificate's DER, the
+// token's sha claim.
+func rootFingerprint(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("root certificate: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return "", fmt.Errorf("root certificate %s: not a PEM certificate", path)
+	}
+	sum := sha256.Sum256(blk.Bytes)
+	return hex.EncodeToString(sum[:]), nil
 }

@@ -21,7 +21,8 @@ func newAgentCmd() *cobra.Command {
 		Long: `agent enrolls on first start (when there is no certificate and a token file is
 configured), renews at about 2/3 of the certificate's lifetime with jitter, retries
 with backoff while the CA is down, writes the certificate atomically, runs a reload
-hook, reports health on --health-listen and in --status-file, and optionally serves
+hook, reports health on --health-listen and in --status-file, metrics on --metrics,
+and optionally serves
 AWS credentials through IAM Roles Anywhere. Flags override the config file.
 SIGTERM stops it cleanly. Exit status 3 means the certificate was revoked.`,
 		Args: cobra.NoArgs,
@@ -49,6 +50,7 @@ SIGTERM stops it cleanly. Exit status 3 means the certificate was revoked.`,
 			set("tpm-device", &cfg.TPMDevice, c.TPMDevice)
 			set("reload-hook", &cfg.ReloadHook, c.ReloadHook)
 			set("health-listen", &cfg.HealthListen, c.HealthListen)
+			set("metrics", &cfg.MetricsListen, c.MetricsListen)
 			set("status-file", &cfg.StatusFile, c.StatusFile)
 			if fl.Changed("rekey") {
 				cfg.Rekey = c.Rekey
@@ -87,6 +89,7 @@ SIGTERM stops it cleanly. Exit status 3 means the certificate was revoked.`,
 	f.StringVar(&c.TPMDevice, "tpm-device", "", "TPM device or swtpm socket (default $TPM_DEVICE, /dev/tpmrm0)")
 	f.StringVar(&c.ReloadHook, "reload-hook", "", "command run with /bin/sh -c after each new certificate")
 	f.StringVar(&c.HealthListen, "health-listen", "", "serve GET /health on this loopback address, e.g. 127.0.0.1:9912")
+	f.StringVar(&c.MetricsListen, "metrics", "", "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9913 (certificate expiry, renewal and credential refresh state)")
 	f.StringVar(&c.StatusFile, "status-file", "", "keep the status JSON in this file")
 	f.BoolVar(&c.Rekey, "rekey", false, "new key at every renewal (key files only)")
 	f.BoolVar(&debug, "debug", false, "debug logging")

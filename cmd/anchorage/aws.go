@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -123,6 +124,7 @@ func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 
 func newCredentialProcessCmd() *cobra.Command {
 	var f awsFlags
+	var noCache bool
 	cmd := &cobra.Command{
 		Use:   "credential-process",
 		Short: "Print AWS credentials from IAM Roles Anywhere for credential_process",
@@ -136,6 +138,9 @@ func newCredentialProcessCmd() *cobra.Command {
 				log.New(os.Stderr, "", log.LstdFlags).Println(err)
 				os.Exit(1)
 			}
+			if !noCache {
+				opts.Cache = &rolesanywhere.FileCache{Logger: opts.Client.Logger}
+			}
 			if code := rolesanywhere.CredentialProcess(cmd.Context(), opts, os.Stdout, os.Stderr); code != 0 {
 				os.Exit(code)
 			}
@@ -143,37 +148,72 @@ func newCredentialProcessCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "always call CreateSession; by default runs share credentials through a 0600 file under $XDG_RUNTIME_DIR/anchorage (or ~/.cache/anchorage) until 5 minutes before they expire")
 	return cmd
 }
 
 func newServeCmd() *cobra.Command {
 	var f awsFlags
 	var port, hopLimit int
+	var address, tokenFile string
+	var ecs, allowNonLoopback bool
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve IAM Roles Anywhere credentials on a local IMDSv2 endpoint",
+		Short: "Serve IAM Roles Anywhere credentials on a local IMDSv2 or container credentials endpoint",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts, err := f.options(cmd)
-			if err != nil {
-				return err
+			changed := cmd.Flags().Changed
+			switch {
+			case changed("address") && changed("port"):
+				return errors.New("--address and --port cannot be used together: --address takes HOST:PORT")
+			case changed("auth-token-file") && !ecs:
+				return errors.New("--auth-token-file works with --ecs only")
+			case ecs && tokenFile == "":
+				return errors.New("--ecs needs --auth-token-file: the container endpoint never serves without a token")
 			}
 			if port < 0 || port > 65535 {
 				return fmt.Errorf("invalid --port %d", port)
 			}
+			if address != "" {
+				if err := rolesanywhere.CheckServeAddress(address, allowNonLoopback); errors.Is(err, rolesanywhere.ErrNonLoopback) {
+					return fmt.Errorf("--address %w", err)
+				} else if err != nil {
+					return fmt.Errorf("--address: %w", err)
+				}
+			}
+			if tokenFile != "" {
+				abs, err := filepath.Abs(tokenFile)
+				if err != nil {
+					return fmt.Errorf("--auth-token-file: %w", err)
+				}
+				tokenFile = abs
+			}
+			opts, err := f.options(cmd)
+			if err != nil {
+				return err
+			}
 			ctx, stop := signalContext(cmd)
 			defer stop()
 			return rolesanywhere.Serve(ctx, opts, rolesanywhere.ServeConfig{
-				Port:     port,
-				HopLimit: hopLimit,
-				Stderr:   os.Stderr,
-				Logger:   opts.Client.Logger,
+				Port:             port,
+				Address:          address,
+				AllowNonLoopback: allowNonLoopback,
+				ECS:              ecs,
+				AuthTokenFile:    tokenFile,
+				HopLimit:         hopLimit,
+				Stderr:           os.Stderr,
+				Logger:           opts.Client.Logger,
 			})
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().IntVar(&port, "port", rolesanywhere.DefaultServePort, "port on 127.0.0.1 (0 picks a free one)")
-	cmd.Flags().IntVar(&hopLimit, "hop-limit", rolesanywhere.DefaultHopLimit, "IP TTL of responses (1 keeps them on this host, as EC2 does)")
+	fs := cmd.Flags()
+	fs.IntVar(&port, "port", rolesanywhere.DefaultServePort, "port on 127.0.0.1 (0 picks a free one)")
+	fs.StringVar(&address, "address", "", "HOST:PORT to listen on instead of 127.0.0.1:--port; off-host addresses need --allow-non-loopback")
+	fs.BoolVar(&allowNonLoopback, "allow-non-loopback", false, "allow an --address that is not loopback: anyone who can reach it gets the role's credentials")
+	fs.BoolVar(&ecs, "ecs", false, "serve the container credentials protocol (AWS_CONTAINER_CREDENTIALS_FULL_URI) instead of IMDSv2")
+	fs.StringVar(&tokenFile, "auth-token-file", "", "with --ecs: file holding the token clients must send (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE); mode 0600, no newline")
+	fs.IntVar(&hopLimit, "hop-limit", rolesanywhere.DefaultHopLimit, "IP TTL of responses (1 keeps them on this host, as EC2 does)")
 	return cmd
 }
 

@@ -19,15 +19,6 @@ import (
 	"github.com/anchorage-pki/anchorage/signer/signertest"
 )
 
-// The test binary doubles as the anchorage CLI, so the commands run as a
-// user runs them: separate processes, exit codes, stdout and stderr.
-func TestMain(m *testing.M) {
-	if os.Getenv("ANCHORAGE_TEST_CLI") == "1" {
-		os.Exit(run(os.Args[1:]))
-	}
-	os.Exit(m.Run())
-}
-
 type result struct {
 	code           int
 	stdout, stderr string

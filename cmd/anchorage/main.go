@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/anchorage-pki/anchorage/internal/manhelp"
 	"github.com/anchorage-pki/anchorage/internal/version"
 )
 
@@ -17,6 +18,17 @@ func main() { os.Exit(run(os.Args[1:])) }
 // run executes the CLI and returns the process exit code; errors are printed
 // as one line on stderr.
 func run(args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "anchorage: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// newRoot builds the whole command tree with its manual text.
+func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "anchorage",
 		Short:         "anchorage workload client: enroll, renew, AWS credentials",
@@ -32,10 +44,7 @@ func run(args []string) int {
 		newUpdateCmd(),
 		newAgentCmd(),
 	)
-	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "anchorage: %v\n", err)
-		return 1
-	}
-	return 0
+	root.AddCommand(newManCmd(root))
+	manhelp.Apply(root, manual)
+	return root
 }

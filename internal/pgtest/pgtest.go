@@ -74,10 +74,16 @@ func URL(t testing.TB) string {
 	if started != nil {
 		t.Fatalf("pgtest: %v", started)
 	}
+	return cluster.createDB(t)
+}
+
+// createDB creates a fresh database on s and returns its URL.
+func (s *server) createDB(t testing.TB) string {
+	t.Helper()
 	name := fmt.Sprintf("t%d", dbs.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, cluster.url("postgres"))
+	conn, err := pgx.Connect(ctx, s.url("postgres"))
 	if err != nil {
 		t.Fatalf("pgtest: connect: %v", err)
 	}
@@ -85,7 +91,7 @@ func URL(t testing.TB) string {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
-	return cluster.url(name)
+	return s.url(name)
 }
 
 func (s *server) url(db string) string {
@@ -150,21 +156,30 @@ func start() (*server, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
-	// Durability is not under test here; fsync off keeps each test fast.
-	opts := fmt.Sprintf("-k %s -c listen_addresses= -p %d -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c timezone=UTC", dir, port)
-	if out, err := s.run(60*time.Second, "pg_ctl", "-D", data, "-w", "-t", "30", "-l", filepath.Join(dir, "log"), "-o", opts, "start"); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "log"))
-		s.pid = readPID(data)
+	if err := s.serve(); err != nil {
 		s.stop()
-		return nil, fmt.Errorf("pg_ctl start: %v\n%s\n%s", err, out, log)
+		return nil, err
+	}
+	return s, nil
+}
+
+// serve starts the postmaster on the cluster's data directory and a
+// watchdog for it.
+func (s *server) serve() error {
+	data := filepath.Join(s.dir, "data")
+	// Durability is not under test here; fsync off keeps each test fast.
+	opts := fmt.Sprintf("-k %s -c listen_addresses= -p %d -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c timezone=UTC", s.dir, port)
+	if out, err := s.run(60*time.Second, "pg_ctl", "-D", data, "-w", "-t", "30", "-l", filepath.Join(s.dir, "log"), "-o", opts, "start"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(s.dir, "log"))
+		s.pid = readPID(data)
+		return fmt.Errorf("pg_ctl start: %v\n%s\n%s", err, out, log)
 	}
 	s.pid = readPID(data)
 	if s.pid == 0 {
-		s.stop()
-		return nil, errors.New("pg_ctl started PostgreSQL but postmaster.pid has no PID")
+		return errors.New("pg_ctl started PostgreSQL but postmaster.pid has no PID")
 	}
 	s.startWatchdog()
-	return s, nil
+	return nil
 }
 
 // startWatchdog starts a process of its own that stops the cluster if the
@@ -209,9 +224,18 @@ func (s *server) run(timeout time.Duration, name string, args ...string) ([]byte
 	return cmd.CombinedOutput()
 }
 
-// stop asks for a fast shutdown and kills the postmaster by PID if it is
-// still there after the deadline, then removes the cluster.
+// stop halts the cluster and removes it.
 func (s *server) stop() error {
+	errs := []error{s.halt()}
+	if err := os.RemoveAll(s.dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// halt asks for a fast shutdown and kills the postmaster by PID if it is
+// still there after the deadline; the data directory stays.
+func (s *server) halt() error {
 	var errs []error
 	if _, err := s.run(40*time.Second, "pg_ctl", "-D", filepath.Join(s.dir, "data"), "-m", "fast", "-w", "-t", "30", "stop"); err != nil {
 		errs = append(errs, fmt.Errorf("pg_ctl stop: %w", err))
@@ -222,11 +246,67 @@ func (s *server) stop() error {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	if err := os.RemoveAll(s.dir); err != nil {
-		errs = append(errs, err)
-	}
 	if s.watchdog != nil {
 		s.watchdog.Kill()
+		s.watchdog = nil
 	}
+	s.pid = 0
 	return errors.Join(errs...)
+}
+
+// Cluster is a private cluster for one test, which the test may stop and
+// start again on the same data and socket: a database outage. The shared
+// cluster behind URL is never stopped under other tests.
+type Cluster struct {
+	mu sync.Mutex
+	s  *server
+}
+
+// Private starts a cluster of the test's own; it is stopped and removed
+// when the test ends (and by its watchdog if the test binary dies).
+func Private(t testing.TB) *Cluster {
+	t.Helper()
+	s, err := start()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	c := &Cluster{s: s}
+	t.Cleanup(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err := c.s.stop(); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return c
+}
+
+// URL creates a fresh database on the cluster and returns its URL. The
+// cluster must be running.
+func (c *Cluster) URL(t testing.TB) string {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.s.createDB(t)
+}
+
+// Stop shuts the cluster down (fast: sessions are terminated, the socket
+// goes away) and makes sure by PID that the postmaster is gone.
+func (c *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.s.halt(); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+}
+
+// Start brings a stopped cluster back with its data.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.s.serve(); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
 }

@@ -5,12 +5,14 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -18,10 +20,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -65,13 +72,86 @@ type AWS struct {
 	srv     *http.Server
 	counts  sync.Map // "METHOD path-prefix" -> *atomic.Int64
 	handler http.Handler
+
+	hold   atomic.Pointer[func(*http.Request) bool]
+	wmu    sync.Mutex
+	writes []CRLWrite
+}
+
+// CRLWrite is one ImportCrl or UpdateCrl the endpoint served.
+type CRLWrite struct {
+	Method string // POST: ImportCrl; PATCH: UpdateCrl
+	Status int
+	CRL    []byte // crlData as sent (PEM from anchorsync)
+	At     time.Time
+}
+
+// HoldCRLWrites is a test-only hook: fn sees each ImportCrl and UpdateCrl
+// before the endpoint serves it, and the request waits until fn returns.
+// When fn returns false the request is dropped unserved, its connection
+// cut, as a request lost on the way (what a caller killed meanwhile
+// amounts to). nil removes the hook.
+func (a *AWS) HoldCRLWrites(fn func(r *http.Request) bool) {
+	if fn == nil {
+		a.hold.Store(nil)
+		return
+	}
+	a.hold.Store(&fn)
+}
+
+// CRLWrites returns the ImportCrl and UpdateCrl calls served so far, in
+// the order they were answered.
+func (a *AWS) CRLWrites() []CRLWrite {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	return append([]CRLWrite(nil), a.writes...)
+}
+
+// crlWrite serves an ImportCrl or UpdateCrl through the hook and records
+// it.
+func (a *AWS) crlWrite(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if fn := a.hold.Load(); fn != nil && !(*fn)(r) {
+		panic(http.ErrAbortHandler)
+	}
+	var in struct {
+		CRLData []byte `json:"crlData"`
+	}
+	_ = json.Unmarshal(body, &in)
+	rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	a.Server.ServeHTTP(rec, r)
+	a.wmu.Lock()
+	a.writes = append(a.writes, CRLWrite{Method: r.Method, Status: rec.status, CRL: in.CRLData, At: time.Now()})
+	a.wmu.Unlock()
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 // StartAWS starts the endpoint with AWS's default rate limits.
 func StartAWS(t testing.TB) *AWS {
 	t.Helper()
+	return StartAWSWithLimits(t, localaws.RateLimits{})
+}
+
+// StartAWSWithLimits starts the endpoint with the given rate limits
+// (localaws.NoRateLimits for load tests that count every CreateSession).
+func StartAWSWithLimits(t testing.TB, limits localaws.RateLimits) *AWS {
+	t.Helper()
 	s, err := localaws.New(localaws.Config{Region: Region, AccessKeyID: AdminKeyID, SecretAccessKey: AdminSecret,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RateLimits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +160,10 @@ func StartAWS(t testing.TB) *AWS {
 		key := r.Method + " " + firstSegment(r.URL.Path)
 		v, _ := a.counts.LoadOrStore(key, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
+		if r.Method == http.MethodPost && r.URL.Path == "/crls" || r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/crl/") {
+			a.crlWrite(w, r)
+			return
+		}
 		s.ServeHTTP(w, r)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -486,4 +570,61 @@ func (c *CA) Replica(t testing.TB) *CA {
 		t.Fatal(err)
 	}
 	return &CA{Dir: dir, URL: "https://" + cfg.Listen, Cfg: cfg, Root: c.Root}
+}
+
+// Families is a parsed /metrics scrape.
+type Families map[string]*dto.MetricFamily
+
+// Scrape reads /metrics and parses it with Prometheus's own text parser,
+// so what the tests read is what a Prometheus server would.
+func (c *CA) Scrape(t testing.TB) Families {
+	t.Helper()
+	return ParseMetrics(t, c.Metrics(t))
+}
+
+// ParseMetrics parses the Prometheus text format.
+func ParseMetrics(t testing.TB, text string) Families {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v\n%s", err, text)
+	}
+	return fams
+}
+
+// Value sums the samples of family name whose labels include the given
+// name, value pairs: counters' and gauges' values, histograms' sample
+// counts. ok is false if no sample matches.
+func (f Families) Value(name string, labels ...string) (v float64, ok bool) {
+	fam := f[name]
+	if fam == nil {
+		return 0, false
+	}
+	sum, found := 0.0, false
+	for _, m := range fam.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			match = match && have[labels[i]] == labels[i+1]
+		}
+		if !match {
+			continue
+		}
+		found = true
+		switch {
+		case m.Counter != nil:
+			sum += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			sum += m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.GetHistogram().GetSampleCount())
+		case m.Untyped != nil:
+			sum += m.GetUntyped().GetValue()
+		}
+	}
+	return sum, found
 }

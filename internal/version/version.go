@@ -3,9 +3,16 @@ package version
 
 import "runtime/debug"
 
-// String is the module version, or the VCS revision for a development
-// build.
+// override is the package version, set by `make dist` with -ldflags -X so
+// the installed binary names the .deb it came in.
+var override string
+
+// String is the package version, the module version, or the VCS revision
+// for a development build.
 func String() string {
+	if override != "" {
+		return override
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"

@@ -156,7 +156,7 @@ func (d *DB) TokenUsed(ctx context.Context, jti string) (bool, error) {
 	var used bool
 	err := d.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM tokens WHERE jti = $1)", jti).Scan(&used)
 	if err != nil {
-		return false, fmt.Errorf("storage: token used: %w", err)
+		return false, fmt.Errorf("storage: token used: %w", unavailable(err))
 	}
 	return used, nil
 }
@@ -179,7 +179,7 @@ func (d *DB) PruneTokens(ctx context.Context, now time.Time) (int, error) {
 func (d *DB) Cert(ctx context.Context, serial string) (*storage.Cert, error) {
 	c, err := scanCert(d.pool.QueryRow(ctx, "SELECT rec FROM certs WHERE serial = $1", serial))
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("storage: certificate %s: %w", serial, err)
+		return nil, fmt.Errorf("storage: certificate %s: %w", serial, unavailable(err))
 	}
 	return c, err
 }
@@ -204,19 +204,19 @@ func (d *DB) ListCerts(ctx context.Context, f storage.Filter, now time.Time) ([]
 	}
 	rows, err := d.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("storage: list certs: %w", err)
+		return nil, fmt.Errorf("storage: list certs: %w", unavailable(err))
 	}
 	defer rows.Close()
 	var out []*storage.Cert
 	for rows.Next() {
 		c, err := scanCert(rows)
 		if err != nil {
-			return nil, fmt.Errorf("storage: list certs: %w", err)
+			return nil, fmt.Errorf("storage: list certs: %w", unavailable(err))
 		}
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("storage: list certs: %w", err)
+		return nil, fmt.Errorf("storage: list certs: %w", unavailable(err))
 	}
 	return out, nil
 }
@@ -485,7 +485,7 @@ func (d *DB) Revocations(ctx context.Context, now time.Time) (storage.Revocation
 func (d *DB) RevocationSeq(ctx context.Context) (uint64, error) {
 	var seq int64
 	if err := d.pool.QueryRow(ctx, "SELECT rev_seq FROM counters").Scan(&seq); err != nil {
-		return 0, fmt.Errorf("storage: revocation sequence: %w", err)
+		return 0, fmt.Errorf("storage: revocation sequence: %w", unavailable(err))
 	}
 	return uint64(seq), nil
 }
@@ -509,7 +509,7 @@ func (d *DB) CRL(ctx context.Context) (storage.CRL, error) {
 	var n, s int64
 	var der []byte
 	if err := d.pool.QueryRow(ctx, "SELECT crl_number, crl_seq, crl_der FROM counters").Scan(&n, &s, &der); err != nil {
-		return storage.CRL{}, fmt.Errorf("storage: crl: %w", err)
+		return storage.CRL{}, fmt.Errorf("storage: crl: %w", unavailable(err))
 	}
 	return storage.CRL{Number: uint64(n), Seq: uint64(s), DER: der}, nil
 }
@@ -518,7 +518,7 @@ func (d *DB) CRL(ctx context.Context) (storage.CRL, error) {
 func (d *DB) CRLNumber(ctx context.Context) (number, seq uint64, err error) {
 	var n, s int64
 	if err := d.pool.QueryRow(ctx, "SELECT crl_number, crl_seq FROM counters").Scan(&n, &s); err != nil {
-		return 0, 0, fmt.Errorf("storage: crl number: %w", err)
+		return 0, 0, fmt.Errorf("storage: crl number: %w", unavailable(err))
 	}
 	return uint64(n), uint64(s), nil
 }
@@ -557,7 +557,7 @@ func (d *DB) PutAnchorStatus(ctx context.Context, s storage.AnchorStatus) error 
 func (d *DB) AnchorStatuses(ctx context.Context) (map[string]storage.AnchorStatus, error) {
 	rows, err := d.pool.Query(ctx, "SELECT arn, rec FROM anchors")
 	if err != nil {
-		return nil, fmt.Errorf("storage: anchor statuses: %w", err)
+		return nil, fmt.Errorf("storage: anchor statuses: %w", unavailable(err))
 	}
 	defer rows.Close()
 	out := map[string]storage.AnchorStatus{}

@@ -136,7 +136,7 @@ func (d *DB) Leases(ctx context.Context) ([]storage.LeaseInfo, error) {
 			AND ((k.classid::bigint << 32) | k.objid::bigint) = l.lock_key)
 		ORDER BY l.name`)
 	if err != nil {
-		return nil, fmt.Errorf("storage: leases: %w", err)
+		return nil, fmt.Errorf("storage: leases: %w", unavailable(err))
 	}
 	defer rows.Close()
 	out := []storage.LeaseInfo{}

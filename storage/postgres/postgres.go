@@ -26,7 +26,8 @@
 // again). Every other write — tokens, CRLs, ACME, where a count and an
 // insert must agree — runs SERIALIZABLE, retried on serialization failure
 // and deadlock. A token id is a primary key, so a replay fails on every
-// replica. The revocation sequence and the newest CRL number live in one
+// replica; so is a used ACME nonce id, inserted in a statement of its own
+// (nonce.go), and the nonce HMAC key is one row every replica reads. The revocation sequence and the newest CRL number live in one
 // row updated in the transaction that changes them, so CRL numbers
 // increase strictly across failover.
 //
@@ -51,14 +52,17 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -251,7 +255,7 @@ func (d *DB) run(ctx context.Context, iso pgx.TxIsoLevel, fn func(tx pgx.Tx) err
 	for attempt := 0; ; attempt++ {
 		err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: iso}, fn)
 		if err == nil || !retryable(err) || attempt >= 50 {
-			return err
+			return unavailable(err)
 		}
 		t := time.NewTimer(backoff + rand.N(backoff))
 		select {
@@ -266,7 +270,36 @@ func (d *DB) run(ctx context.Context, iso pgx.TxIsoLevel, fn func(tx pgx.Tx) err
 
 // read runs fn on one consistent snapshot.
 func (d *DB) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+	return unavailable(pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn))
+}
+
+// unavailable marks err with storage.ErrUnavailable when it says the
+// database could not be reached or the session died (server down or
+// restarting, connection refused or cut), rather than that it judged the
+// request: the API answers those 503 (retry later), not 500.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, storage.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// 08: connection exception; 57P01-57P03: administrator or crash
+		// shutdown, cannot connect now (starting up); 53300: too many
+		// connections.
+		if strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code == "53300" {
+			return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+		}
+		return err
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.EPIPE) ||
+		strings.Contains(err.Error(), "conn closed") {
+		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+	}
+	return err
 }
 
 var channels = [...]string{

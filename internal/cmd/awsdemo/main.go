@@ -4,7 +4,7 @@
 // GetCallerIdentity the way any SDK application would, with credentials
 // from a credential_process line.
 //
-//	awsdemo create-role --endpoint URL --role-name NAME --trust-anchor-arn ARN   (prints the role ARN)
+//	awsdemo create-role --endpoint URL --role-name NAME --trust-anchor-arn ARN [--cn CN]   (prints the role ARN)
 //	awsdemo create-profile --endpoint URL --role-arn ARN        (prints the profile ARN)
 //	awsdemo whoami --endpoint URL --credential-process "CMD"    (prints the caller ARN)
 package main
@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,12 +36,13 @@ func main() {
 	proc := fs.String("credential-process", "", "credential_process command line")
 	roleName := fs.String("role-name", "", "IAM role to create")
 	anchorARN := fs.String("trust-anchor-arn", "", "the only trust anchor the role's trust policy accepts")
+	cn := fs.String("cn", "", "the only certificate subject CN the role's trust policy accepts")
 	fs.Parse(os.Args[2:])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var err error
 	if os.Args[1] == "create-role" {
-		err = createRole(ctx, *endpoint, *roleName, *anchorARN)
+		err = createRole(ctx, *endpoint, *roleName, *anchorARN, *cn)
 	} else {
 		err = run(ctx, os.Args[1], *endpoint, *roleARN, *proc)
 	}
@@ -52,15 +54,20 @@ func main() {
 
 // trustPolicy is the role's trust policy: Roles Anywhere may assume it, tag
 // the session and set its source identity, but only for certificates that
-// came through anchorARN.
-func trustPolicy(anchorARN string) string {
+// came through anchorARN and, with cn, carry that subject CN — the classic
+// pairing of aws:SourceArn with aws:PrincipalTag/x509Subject/CN.
+func trustPolicy(anchorARN, cn string) string {
+	cond := `"ArnEquals":{"aws:SourceArn":` + strconv.Quote(anchorARN) + `}`
+	if cn != "" {
+		cond += `,"StringEquals":{"aws:PrincipalTag/x509Subject/CN":` + strconv.Quote(cn) + `}`
+	}
 	return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",` +
 		`"Principal":{"Service":"rolesanywhere.amazonaws.com"},` +
 		`"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"],` +
-		`"Condition":{"ArnEquals":{"aws:SourceArn":"` + anchorARN + `"}}}]}`
+		`"Condition":{` + cond + `}}]}`
 }
 
-func createRole(ctx context.Context, endpoint, name, anchorARN string) error {
+func createRole(ctx context.Context, endpoint, name, anchorARN, cn string) error {
 	if name == "" || anchorARN == "" {
 		return fmt.Errorf("create-role needs --role-name and --trust-anchor-arn")
 	}
@@ -69,7 +76,7 @@ func createRole(ctx context.Context, endpoint, name, anchorARN string) error {
 		return err
 	}
 	out, err := iam.NewFromConfig(cfg, func(o *iam.Options) { o.BaseEndpoint = aws.String(endpoint) }).
-		CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(trustPolicy(anchorARN))})
+		CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(trustPolicy(anchorARN, cn))})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,12 @@
 // (201, the CSR's key and name, a chain that verifies to the root).
 //
 //	enrollload -dir CADIR -url https://127.0.0.1:PORT -n 5000 -c 16 -pid SERVERPID
+//	enrollload -dir CADIR -url URL1,URL2,URL3 -pid PID1,PID2,PID3 ...   (replicas)
+//
+// With several URLs (replicas on one database) request i goes to URL
+// i mod len: the load is spread evenly whatever c is, each worker keeping
+// a keep-alive connection to each replica. With several PIDs, srv_cpu_us
+// is the replicas' CPU added up and rss_mb their peak RSS added up.
 //
 // It prints one line:
 //
@@ -45,10 +51,10 @@ import (
 
 func main() {
 	dir := flag.String("dir", "", "CA directory (provisioner key, root, config)")
-	url := flag.String("url", "", "CA base URL to load (default: config url)")
+	url := flag.String("url", "", "CA base URL to load, or several, comma-separated, to spread the load over (default: config url)")
 	n := flag.Int("n", 5000, "requests")
 	c := flag.Int("c", 16, "concurrent workers (keep-alive connections)")
-	pid := flag.Int("pid", 0, "server PID, for its CPU time and peak RSS")
+	pid := flag.String("pid", "", "server PID (or several, comma-separated), for CPU time and peak RSS")
 	label := flag.String("label", "anchorage", "first word of the summary line")
 	flag.Parse()
 	if err := run(*dir, *url, *n, *c, *pid, *label); err != nil {
@@ -63,13 +69,25 @@ type item struct {
 	body []byte
 }
 
-func run(dir, url string, n, c, pid int, label string) error {
+func run(dir, url string, n, c int, pidList, label string) error {
 	cfg, err := config.Load(dir)
 	if err != nil {
 		return err
 	}
 	if url == "" {
 		url = cfg.URL
+	}
+	urls := strings.Split(url, ",")
+	var pids []int
+	for _, p := range strings.Split(pidList, ",") {
+		if p == "" {
+			continue
+		}
+		v, err := strconv.Atoi(p)
+		if err != nil {
+			return fmt.Errorf("-pid %q: %v", pidList, err)
+		}
+		pids = append(pids, v)
 	}
 	pk, err := signer.Open(context.Background(), cfg.Path(cfg.Paths.ProvisionerKey))
 	if err != nil {
@@ -101,17 +119,19 @@ func run(dir, url string, n, c, pid int, label string) error {
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"},
 		MaxIdleConnsPerHost: c, MaxConnsPerHost: c, ForceAttemptHTTP2: false}
 	hc := &http.Client{Transport: tr, Timeout: time.Minute}
-	// Untimed: open c connections.
+	// Untimed: open c connections to each replica.
 	var wg sync.WaitGroup
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if resp, err := hc.Get(url + apiv1.PathHealth); err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		}()
+	for _, u := range urls {
+		for range c {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if resp, err := hc.Get(u + apiv1.PathHealth); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}()
+		}
 	}
 	wg.Wait()
 
@@ -119,7 +139,7 @@ func run(dir, url string, n, c, pid int, label string) error {
 	status := make([]int, n)
 	bodies := make([][]byte, n)
 	var next atomic.Int64
-	srvCPU0, cliCPU0 := procCPU(pid), selfCPU()
+	srvCPU0, cliCPU0 := procCPU(pids), selfCPU()
 	start := time.Now()
 	for range c {
 		wg.Add(1)
@@ -131,7 +151,7 @@ func run(dir, url string, n, c, pid int, label string) error {
 					return
 				}
 				t0 := time.Now()
-				resp, err := hc.Post(url+apiv1.PathEnroll, "application/json", bytes.NewReader(items[i].body))
+				resp, err := hc.Post(urls[i%len(urls)]+apiv1.PathEnroll, "application/json", bytes.NewReader(items[i].body))
 				if err != nil {
 					status[i] = -1
 					lat[i] = time.Since(t0)
@@ -145,7 +165,7 @@ func run(dir, url string, n, c, pid int, label string) error {
 	}
 	wg.Wait()
 	wall := time.Since(start)
-	srvCPU, cliCPU := procCPU(pid)-srvCPU0, selfCPU()-cliCPU0
+	srvCPU, cliCPU := procCPU(pids)-srvCPU0, selfCPU()-cliCPU0
 
 	// Untimed: check every answer.
 	errors := 0
@@ -165,7 +185,7 @@ func run(dir, url string, n, c, pid int, label string) error {
 		return float64(sorted[max(0, min(i, n-1))].Microseconds()) / 1000
 	}
 	fmt.Printf("%s c=%d n=%d rps=%.1f p50=%.2fms p99=%.2fms errors=%d rss_mb=%.1f srv_cpu_us=%d cli_cpu_us=%d\n",
-		label, c, n, float64(n)/wall.Seconds(), pct(0.5), pct(0.99), errors, peakRSS(pid),
+		label, c, n, float64(n)/wall.Seconds(), pct(0.5), pct(0.99), errors, peakRSS(pids),
 		srvCPU.Microseconds()/int64(n), cliCPU.Microseconds()/int64(n))
 	if errors > 0 {
 		return fmt.Errorf("%d of %d requests failed; first: %s", errors, n, firstErr)
@@ -206,11 +226,17 @@ func check(status int, body []byte, it item, roots *x509.CertPool) error {
 	return err
 }
 
-// procCPU is utime+stime of pid (USER_HZ = 100).
-func procCPU(pid int) time.Duration {
-	if pid == 0 {
-		return 0
+// procCPU is utime+stime of pids, added up.
+func procCPU(pids []int) time.Duration {
+	var d time.Duration
+	for _, p := range pids {
+		d += pidCPU(p)
 	}
+	return d
+}
+
+// pidCPU is utime+stime of pid (USER_HZ = 100).
+func pidCPU(pid int) time.Duration {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
 		return 0
@@ -228,10 +254,16 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func peakRSS(pid int) float64 {
-	if pid == 0 {
-		return 0
+// peakRSS is the peak RSS of pids, added up, in MiB.
+func peakRSS(pids []int) float64 {
+	var mb float64
+	for _, p := range pids {
+		mb += pidRSS(p)
 	}
+	return mb
+}
+
+func pidRSS(pid int) float64 {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
 		return 0

@@ -1,0 +1,173 @@
+package caserver_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anchorage-pki/anchorage/apiv1"
+	"github.com/anchorage-pki/anchorage/caclient"
+	"github.com/anchorage-pki/anchorage/problem"
+)
+
+// stepHTTP is a plain HTTPS client trusting the CA's root, presenting cert.
+func (tc *testCA) stepHTTP(t *testing.T, cert *tls.Certificate) *http.Client {
+	t.Helper()
+	cfg := &tls.Config{RootCAs: pool(t, mustRead(t, tc.Dir+"/root.crt"))}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+}
+
+type stepAnswer struct {
+	status int
+	ctype  string
+	body   map[string]any
+}
+
+func stepDo(t *testing.T, c *http.Client, method, url string, body any) stepAnswer {
+	t.Helper()
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s %s: %d, body is not JSON: %q", method, url, resp.StatusCode, raw)
+	}
+	return stepAnswer{resp.StatusCode, resp.Header.Get("Content-Type"), m}
+}
+
+func csrPEM(t *testing.T, name string, sans []string) string {
+	t.Helper()
+	csr, err := caclient.NewCSR(mustKey(), name, sans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(csr)
+}
+
+// The step-ca wire shapes take the same refusals as /v1: a CSR beyond the
+// grant, a replayed token, a revoked certificate's renewal; errors are
+// problem documents that also carry step's "message".
+func TestStepEndpoints(t *testing.T) {
+	tc := startCA(t)
+	anon := tc.stepHTTP(t, nil)
+	tok := tc.token(t, "s.example.com", []string{"DNS:s.example.com"}, 10*time.Minute, time.Now())
+
+	ok := stepDo(t, anon, "POST", tc.URL+"/1.0/sign", map[string]any{"csr": csrPEM(t, "s.example.com", []string{"DNS:s.example.com"}), "ott": tok, "notAfter": "2h"})
+	if ok.status != http.StatusCreated {
+		t.Fatalf("/1.0/sign: %d %v", ok.status, ok.body)
+	}
+	blk, _ := pem.Decode([]byte(ok.body["crt"].(string)))
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := leaf.NotAfter.Sub(leaf.NotBefore); got < 2*time.Hour-time.Minute || got > 2*time.Hour+2*time.Minute {
+		t.Errorf("notAfter 2h gave a lifetime of %v", got)
+	}
+	if chain := ok.body["certChain"].([]any); len(chain) != 2 || ok.body["ca"] != chain[1] {
+		t.Errorf("certChain/ca: %v", ok.body)
+	}
+
+	other := tc.token(t, "t.example.com", nil, 10*time.Minute, time.Now())
+	root := mustRead(t, tc.Dir+"/root.crt")
+	rb, _ := pem.Decode(root)
+	sum := sha256.Sum256(rb.Bytes)
+
+	cases := []struct {
+		name, method, path string
+		body               any
+		status             int
+		typ, detail        string
+	}{
+		{"replayed token", "POST", "/sign", map[string]any{"csr": csrPEM(t, "s.example.com", []string{"DNS:s.example.com"}), "ott": tok},
+			http.StatusForbidden, problem.TokenReplayed, "already been used"},
+		{"CSR beyond the grant", "POST", "/1.0/sign", map[string]any{"csr": csrPEM(t, "t.example.com", []string{"DNS:evil.example.com"}), "ott": other},
+			http.StatusForbidden, problem.NameNotAllowed, "evil.example.com"},
+		{"later start", "POST", "/sign", map[string]any{"csr": csrPEM(t, "t.example.com", nil), "ott": other, "notBefore": "1h"},
+			http.StatusBadRequest, problem.Malformed, "start now"},
+		{"template data", "POST", "/sign", map[string]any{"csr": csrPEM(t, "t.example.com", nil), "ott": other, "templateData": map[string]any{"x": 1}},
+			http.StatusBadRequest, problem.Malformed, "templateData"},
+		{"bad token", "POST", "/sign", map[string]any{"csr": csrPEM(t, "t.example.com", nil), "ott": "x.y.z"},
+			http.StatusUnauthorized, problem.TokenInvalid, ""},
+		{"renew without a client certificate", "POST", "/renew", nil, http.StatusUnauthorized, problem.Unauthenticated, "client certificate"},
+		{"sign by GET", "GET", "/sign", nil, http.StatusMethodNotAllowed, problem.MethodNotAllowed, ""},
+		{"root by a bad fingerprint", "GET", "/root/zz", nil, http.StatusBadRequest, problem.Malformed, ""},
+		{"root not ours", "GET", "/1.0/root/" + strings.Repeat("ab", 32), nil, http.StatusNotFound, problem.NotFound, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := stepDo(t, anon, c.method, tc.URL+c.path, c.body)
+			if a.status != c.status || a.ctype != problem.ContentType || a.body["type"] != c.typ {
+				t.Fatalf("%d %s %v, want %d %s", a.status, a.ctype, a.body, c.status, c.typ)
+			}
+			msg, _ := a.body["message"].(string)
+			if msg == "" || msg != a.body["detail"] || !strings.Contains(msg, c.detail) {
+				t.Errorf("message %q (detail %v), want it to say %q", msg, a.body["detail"], c.detail)
+			}
+		})
+	}
+	// None of the refusals above spent the other token: it enrolls once.
+	if a := stepDo(t, anon, "POST", tc.URL+"/sign", map[string]any{"csr": csrPEM(t, "t.example.com", nil), "ott": other}); a.status != http.StatusCreated {
+		t.Fatalf("the refused requests spent the token: %d %v", a.status, a.body)
+	}
+
+	r := stepDo(t, anon, "GET", tc.URL+"/root/"+hex.EncodeToString(sum[:]), nil)
+	if r.status != 200 || r.body["ca"] != string(root) {
+		t.Errorf("/root/sha: %d %v", r.status, r.body)
+	}
+	rs := stepDo(t, anon, "GET", tc.URL+"/1.0/roots", nil)
+	if crts, _ := rs.body["crts"].([]any); rs.status != 200 || len(crts) != 1 || crts[0] != string(root) {
+		t.Errorf("/roots: %d %v", rs.status, rs.body)
+	}
+
+	// Renew over mTLS with no body: same key, successor in the lineage.
+	pair, res := tc.enroll(t, "r.example.com")
+	mtls := tc.stepHTTP(t, &pair)
+	rn := stepDo(t, mtls, "POST", tc.URL+"/renew", nil)
+	if rn.status != http.StatusCreated {
+		t.Fatalf("/renew: %d %v", rn.status, rn.body)
+	}
+	nb, _ := pem.Decode([]byte(rn.body["crt"].(string)))
+	next, _ := x509.ParseCertificate(nb.Bytes)
+	if !bytes.Equal(next.RawSubjectPublicKeyInfo, pair.Leaf.RawSubjectPublicKeyInfo) {
+		t.Error("step renew changed the key")
+	}
+	// Asked again (a lost answer): the same successor, not a second one.
+	again := stepDo(t, mtls, "POST", tc.URL+"/1.0/renew", nil)
+	if again.status != http.StatusCreated || again.body["crt"] != rn.body["crt"] {
+		t.Errorf("retried renew: %d, same successor %v", again.status, again.body["crt"] == rn.body["crt"])
+	}
+	// A body is not step's renew.
+	if a := stepDo(t, mtls, "POST", tc.URL+"/renew", map[string]any{"csr": "x"}); a.status != http.StatusBadRequest {
+		t.Errorf("renew with a body: %d %v", a.status, a.body)
+	}
+	// Revoked: the lineage cannot renew.
+	if _, err := tc.Admin(t).Revoke(t.Context(), apiv1.RevokeRequest{Serial: res.Serial, Reason: "keyCompromise"}); err != nil {
+		t.Fatal(err)
+	}
+	if a := stepDo(t, mtls, "POST", tc.URL+"/renew", nil); a.status != http.StatusForbidden || a.body["type"] != problem.CertRevoked {
+		t.Errorf("renew after revoke: %d %v", a.status, a.body)
+	}
+}
