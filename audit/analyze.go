@@ -491,7 +491,7 @@ func (an *analysis) subject(a *Account, su Subject, prev map[string]bool) {
 		an.add(Finding{ID: "subject-multiple-hosts", Severity: Medium, Kind: "subject", Subject: su.ARN, Account: a.Name,
 			Explanation: fmt.Sprintf("%s got sessions from %d different hosts (%s): one certificate and key in several places, or a copied key", name, len(hs), strings.Join(hs, " | "))})
 	}
-	if w.Previous != nil && !prev[subjectKey(a.ID, su.ID)] {
+	if w.Previous != nil && !prev[subjectKey(a.Name, su.ID)] {
 		an.add(Finding{ID: "subject-new", Severity: Low, Kind: "subject", Subject: su.ARN, Account: a.Name,
 			Explanation: fmt.Sprintf("%s is new at AWS since the audit of %s", name, w.Previous.TakenAt.UTC().Format(time.RFC3339))})
 	}

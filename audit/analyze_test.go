@@ -138,8 +138,9 @@ func fixedWorld(t *testing.T) (*World, map[string]Cert) {
 					{Serial: "4098", Failed: true, SeenAt: now.Add(-10 * time.Minute)}}},
 		},
 	}
+	a.SubjectsRead = true
 	w.Accounts = []*Account{a}
-	w.Previous = &Snapshot{TakenAt: now.Add(-24 * time.Hour), Subjects: []string{acct + "/s-web", acct + "/s-db"}}
+	w.Previous = &Snapshot{TakenAt: now.Add(-24 * time.Hour), Subjects: []string{"prod/s-web", "prod/s-db"}}
 	return w, certs
 }
 
@@ -393,5 +394,31 @@ func TestUnreadableAccount(t *testing.T) {
 	}
 	if len(r.Certificates[0].Access) == 0 {
 		t.Error("the readable account was not audited")
+	}
+}
+
+// The snapshot keeps what this audit saw, and the previous subjects of an
+// account whose subjects were skipped.
+func TestNextSnapshot(t *testing.T) {
+	tests := []struct {
+		name string
+		read bool
+		want string
+	}{
+		{"subjects read", true, "prod/s-db,prod/s-out,prod/s-web"},
+		{"subjects skipped", false, "prod/s-db,prod/s-web"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, _ := fixedWorld(t)
+			w.Accounts[0].SubjectsRead = tt.read
+			if !tt.read {
+				w.Accounts[0].Subjects = nil
+			}
+			s := Analyze(w).NextSnapshot()
+			if got := strings.Join(s.Subjects, ","); got != tt.want || s.Certs != 4 || !s.TakenAt.Equal(now) {
+				t.Errorf("snapshot %q %d %v, want %q", got, s.Certs, s.TakenAt, tt.want)
+			}
+		})
 	}
 }

@@ -10,7 +10,9 @@ import (
 // Snapshot is what an audit stores for the next one to compare with.
 type Snapshot struct {
 	TakenAt time.Time `json:"takenAt"`
-	// Subjects are "ACCOUNT-ID/SUBJECT-ID" of every subject seen at AWS.
+	// Subjects are "ACCOUNT/SUBJECT-ID" of every subject seen at AWS, by
+	// the account's configured name (known even when the account cannot
+	// be read).
 	Subjects []string `json:"subjects"`
 	Certs    int      `json:"certs"`
 }
@@ -29,27 +31,24 @@ func DecodeSnapshot(data []byte) (*Snapshot, error) {
 	return s, nil
 }
 
-func subjectKey(accountID, subjectID string) string { return accountID + "/" + subjectID }
+func subjectKey(account, subjectID string) string { return account + "/" + subjectID }
 
 func newSnapshot(w *World) *Snapshot {
 	s := &Snapshot{TakenAt: w.Now, Certs: len(w.Certs), Subjects: []string{}}
+	// An account that failed this time, or whose subjects were not read,
+	// keeps its previous subjects known, so they are not all "new" once
+	// they are read again.
+	failed := map[string]bool{}
 	for _, a := range w.Accounts {
-		if a.Err != nil {
+		if a.Err != nil || !a.SubjectsRead {
+			failed[a.Name] = true
 			continue
 		}
 		for _, su := range a.Subjects {
-			s.Subjects = append(s.Subjects, subjectKey(a.ID, su.ID))
+			s.Subjects = append(s.Subjects, subjectKey(a.Name, su.ID))
 		}
 	}
 	if w.Previous != nil {
-		// An account that failed this time keeps its subjects known, so
-		// they are not all "new" once it answers again.
-		failed := map[string]bool{}
-		for _, a := range w.Accounts {
-			if a.Err != nil && a.ID != "" {
-				failed[a.ID] = true
-			}
-		}
 		for _, k := range w.Previous.Subjects {
 			for id := range failed {
 				if len(k) > len(id) && k[:len(id)+1] == id+"/" {

@@ -222,6 +222,7 @@ func (s *AWSSource) readRolesAnywhere(ctx context.Context, c *ra.Client, a *Acco
 	if !s.Subjects {
 		return nil
 	}
+	a.SubjectsRead = true
 	rate := s.SubjectRate
 	if rate <= 0 {
 		rate = 1

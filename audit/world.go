@@ -49,7 +49,10 @@ type Account struct {
 	CRLs     []CRL
 	Roles    map[string]*Role // by ARN; roles named by profiles
 	Subjects []Subject
-	Err      error
+	// SubjectsRead is false when subjects were skipped (--no-subjects):
+	// the snapshot then keeps the previous audit's subjects of the account.
+	SubjectsRead bool
+	Err          error
 }
 
 // Anchor is a Roles Anywhere trust anchor.
