@@ -322,7 +322,9 @@ type ServeConfig struct {
 	AllowNonLoopback bool
 	// ECS serves the container credentials protocol at
 	// ContainerCredentialsPath instead of IMDSv2; callers must send the
-	// content of AuthTokenFile (see ReadAuthToken) as Authorization.
+	// content of AuthTokenFile (see ReadAuthToken) as Authorization. The
+	// file is re-read when it changes (see AuthTokenFile), so a token is
+	// rotated by rewriting or replacing it, without a restart.
 	ECS           bool
 	AuthTokenFile string
 	// HopLimit is the IP TTL of accepted connections; 0 means 64.
@@ -355,13 +357,13 @@ func Serve(ctx context.Context, opts Options, sc ServeConfig) error {
 	if err := CheckServeAddress(address, sc.AllowNonLoopback); err != nil {
 		return err
 	}
-	var token []byte
+	var tokens *AuthTokenFile
 	if sc.ECS {
 		if sc.AuthTokenFile == "" {
 			return errors.New("--ecs needs --auth-token-file: the container endpoint never serves without a token")
 		}
 		var err error
-		if token, err = ReadAuthToken(sc.AuthTokenFile); err != nil {
+		if tokens, err = OpenAuthTokenFile(sc.AuthTokenFile); err != nil {
 			return err
 		}
 	}
@@ -393,7 +395,7 @@ func Serve(ctx context.Context, opts Options, sc ServeConfig) error {
 	if sc.ECS {
 		out.Printf("export AWS_CONTAINER_CREDENTIALS_FULL_URI=%s%s", base, ContainerCredentialsPath)
 		out.Printf("export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=%s", sc.AuthTokenFile)
-		handler = NewContainerEndpoint(cache, token, client.cfg.RoleARN, out, sc.Logger)
+		handler = NewContainerEndpoint(cache, tokens, client.cfg.RoleARN, out, sc.Logger)
 	} else {
 		out.Printf("export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s/", base)
 		imds := NewIMDS(cache, client.RoleName(), out, sc.Logger)
