@@ -503,6 +503,8 @@ func TestConfigECS(t *testing.T) {
 		}, `contains a newline`},
 		{"empty", func(cc *agent.CredentialsConfig) { cc.Mode, cc.AuthTokenFile = "ecs", file("empty", "", 0o600) }, `is empty`},
 		{"a directory", func(cc *agent.CredentialsConfig) { cc.Mode, cc.AuthTokenFile = "ecs", dir }, `not a regular file`},
+		{"noSocket with ecs", func(cc *agent.CredentialsConfig) { cc.Mode, cc.AuthTokenFile, cc.NoSocket = "ecs", good, true }, ""},
+		{"noSocket with update", func(cc *agent.CredentialsConfig) { cc.Mode, cc.NoSocket = "update", true }, `key "credentials.noSocket": works with`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -115,6 +115,10 @@ type CredentialsConfig struct {
 	// (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE): 0600, no newline. It is
 	// re-read when it changes, so the token rotates without a restart.
 	AuthTokenFile string `json:"authTokenFile"`
+	// NoSocket (serve and ecs) turns off the unix socket in
+	// $XDG_RUNTIME_DIR/anchorage on which credential-process runs of the
+	// same user and identity get the agent's credentials.
+	NoSocket bool `json:"noSocket"`
 	// update
 	Profile         string `json:"profile"`         // default "default"
 	CredentialsFile string `json:"credentialsFile"` // default $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials
@@ -254,6 +258,8 @@ func (c *Config) Validate() error {
 		switch {
 		case cc.Mode == "ecs" && cc.AuthTokenFile == "":
 			return errors.New(`key "credentials.authTokenFile": required with "mode": "ecs" (the container endpoint never serves without a token)`)
+		case cc.Mode == "update" && cc.NoSocket:
+			return errors.New(`key "credentials.noSocket": works with "mode": "serve" or "ecs" only (update serves no socket)`)
 		case cc.Mode != "ecs" && cc.AuthTokenFile != "":
 			return fmt.Errorf(`key "credentials.authTokenFile": works with "mode": "ecs" only, not %q`, cc.Mode)
 		case cc.Mode == "ecs":

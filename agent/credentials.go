@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/anchorage-pki/anchorage/rolesanywhere"
@@ -105,6 +106,15 @@ func (a *Agent) serve(ctx context.Context) error {
 	cache := rolesanywhere.NewCache(a.recording(client), src, rolesanywhere.DefaultRefreshWindow)
 	if _, _, err := cache.Refresh(ctx); err != nil {
 		a.log.Warn("initial credential fetch failed (will retry on request)", "err", err)
+	}
+	if !cc.NoSocket {
+		// credential-process runs for this identity ask here first; the
+		// socket closes when serving stops (revocation included).
+		var socketDone sync.WaitGroup
+		defer socketDone.Wait()
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		socketDone.Go(func() { rolesanywhere.ServeSocket(sctx, client, a.sourceConfig().PrivateKey, cache, a.log) })
 	}
 	address := cc.Address
 	if address == "" {

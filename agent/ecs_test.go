@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/anchorage-pki/anchorage/agent"
 	"github.com/anchorage-pki/anchorage/internal/testenv"
+	"github.com/anchorage-pki/anchorage/rolesanywhere"
 )
 
 // sdkEnv points aws-sdk-go-v2 at the container endpoint uri and nothing
@@ -211,6 +213,38 @@ func TestAgentECS(t *testing.T) {
 			}
 		})
 	}
+	// credential-process for the agent's identity asks the agent over its
+	// unix socket and makes no CreateSession. (A renewal landing between
+	// the two reads of the certificate makes a run miss; hence the tries.)
+	t.Run("credential-process over the socket", func(t *testing.T) {
+		waitFor(t, "the credential socket", 10*time.Second, func() bool {
+			m, _ := filepath.Glob(filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "anchorage", "s-*.sock"))
+			return len(m) == 1
+		})
+		opts := rolesanywhere.Options{
+			Client: rolesanywhere.Config{TrustAnchorARN: anchorARN, ProfileARN: profileARN, RoleARN: testenv.RoleARN,
+				Endpoint: aws.URL, SessionDuration: 900},
+			Source: rolesanywhere.SourceConfig{Certificate: cfg.Cert, PrivateKey: cfg.Key},
+		}
+		var last string
+		for try := 0; try < 3; try++ {
+			sdkEnv(t, uri, map[string]string{"AWS_CONTAINER_AUTHORIZATION_TOKEN": newToken})
+			_, served, err := callerIdentity(t, aws.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := sessions()
+			creds, err := (&rolesanywhere.FileCache{}).Credentials(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sessions() == before && creds.AccessKeyID == served {
+				return
+			}
+			last = fmt.Sprintf("%d CreateSession calls, AccessKeyId %s (agent's %s)", sessions()-before, creds.AccessKeyID, served)
+		}
+		t.Fatalf("credential-process was not answered by the agent: %s", last)
+	})
 	for _, secret := range []string{token[:12], newToken[:12]} {
 		if strings.Contains(logs.String(), secret) {
 			t.Fatalf("the agent logged a token:\n%s", logs.String())
@@ -219,4 +253,18 @@ func TestAgentECS(t *testing.T) {
 	if !strings.Contains(logs.String(), "container credentials request refused") {
 		t.Errorf("refusals not logged:\n%s", logs.String())
 	}
+}
+
+// TestMain keeps the credential sockets the agents under test open (in
+// $XDG_RUNTIME_DIR/anchorage) out of the user's directory. The path is
+// short: a unix socket path must stay under 108 bytes.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "agt")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_RUNTIME_DIR", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }

@@ -327,6 +327,9 @@ type ServeConfig struct {
 	// rotated by rewriting or replacing it, without a restart.
 	ECS           bool
 	AuthTokenFile string
+	// NoSocket turns off the unix socket on which credential-process runs
+	// for the same identity get these credentials (see SocketServer).
+	NoSocket bool
 	// HopLimit is the IP TTL of accepted connections; 0 means 64.
 	HopLimit int
 	// Stderr gets the helper's log lines; nil means discarded.
@@ -389,8 +392,13 @@ func Serve(ctx context.Context, opts Options, sc ServeConfig) error {
 	base := "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 	out.Printf("Local server started on port: %d", addr.Port)
 	out.Println("Make it available to the sdk by running:")
+	var socketDone sync.WaitGroup
+	defer socketDone.Wait() // after cancel below: the socket file is gone on return
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if !sc.NoSocket {
+		socketDone.Go(func() { ServeSocket(ctx, client, opts.Source.PrivateKey, cache, sc.Logger) })
+	}
 	var handler http.Handler
 	if sc.ECS {
 		out.Printf("export AWS_CONTAINER_CREDENTIALS_FULL_URI=%s%s", base, ContainerCredentialsPath)
