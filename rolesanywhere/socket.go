@@ -153,7 +153,15 @@ func (s *SocketServer) Listen() (net.Listener, error) {
 // Serve answers on l until ctx ends, then closes l (which removes the
 // socket file).
 func (s *SocketServer) Serve(ctx context.Context, l net.Listener) error {
-	go func() { <-ctx.Done(); l.Close() }()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		l.Close()
+	}()
 	sem := make(chan struct{}, maxSocketConns)
 	var wg sync.WaitGroup
 	defer wg.Wait()
