@@ -146,7 +146,16 @@ func (a *Agent) serve(ctx context.Context) error {
 	}
 	gate := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.isRevoked() {
-			http.Error(w, "certificate revoked: this host no longer gets AWS credentials", http.StatusServiceUnavailable)
+			const msg = "certificate revoked: this host no longer gets AWS credentials"
+			if tokens != nil {
+				// The container-credentials clients (the SDKs, the CLI)
+				// decode a JSON error and show its message.
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintf(w, "{\"code\":\"CertificateRevoked\",\"message\":%q}\n", msg)
+				return
+			}
+			http.Error(w, msg, http.StatusServiceUnavailable)
 			return
 		}
 		handler.ServeHTTP(w, r)
