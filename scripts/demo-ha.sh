@@ -55,6 +55,9 @@ command -v curl >/dev/null || fail "curl is needed (.ci/install-deps installs it
 rm -rf "$W" && mkdir -p "$W" && cd "$W"
 export AWS_ACCESS_KEY_ID=AKIDANCHORAGEDEMO001 AWS_SECRET_ACCESS_KEY=demo/secret/not/real/000000000000000000 AWS_REGION=us-east-1
 export AWS_CONFIG_FILE=$W/no-aws-config AWS_SHARED_CREDENTIALS_FILE=$W/no-aws-credentials
+# credential-process's cache and serve's socket live in the demo directory, not
+# in the user's runtime directory.
+export XDG_RUNTIME_DIR=$W/run && mkdir -m 0700 "$XDG_RUNTIME_DIR"
 
 bold "1. Start a private PostgreSQL on 127.0.0.1:$PGPORT (initdb into demo-ha/pg, password auth)"
 # A fresh random password for this run, kept out of the config and the URL.

@@ -28,6 +28,9 @@ CA=https://localhost:$PORT
 # the same pair through the AWS SDK's default credential chain.
 export AWS_ACCESS_KEY_ID=AKIDANCHORAGEDEMO001 AWS_SECRET_ACCESS_KEY=demo/secret/not/real/000000000000000000 AWS_REGION=us-east-1
 export AWS_CONFIG_FILE=$W/no-aws-config AWS_SHARED_CREDENTIALS_FILE=$W/no-aws-credentials
+# credential-process's cache and serve's socket live in the demo directory, not
+# in the user's runtime directory.
+export XDG_RUNTIME_DIR=$W/run && mkdir -m 0700 "$XDG_RUNTIME_DIR"
 
 bold "1. Create the CA (root + issuing CA + API TLS + admin certificate)"
 run "$BIN/anchorage-ca" init --dir ca --name "Demo Corp" --listen "127.0.0.1:$PORT"
