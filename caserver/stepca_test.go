@@ -2,6 +2,8 @@ package caserver_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,6 +12,8 @@ import (
 	"encoding/pem"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +173,71 @@ func TestStepEndpoints(t *testing.T) {
 	}
 	if a := stepDo(t, mtls, "POST", tc.URL+"/renew", nil); a.status != http.StatusForbidden || a.body["type"] != problem.CertRevoked {
 		t.Errorf("renew after revoke: %d %v", a.status, a.body)
+	}
+}
+
+// step's /renew records and counts what /v1/renew does: the renewing
+// certificate as the actor, and a certificate that cannot renew (an admin
+// certificate) as a refused renewal. /renew used to leave the actor empty
+// and record no refusal at all.
+func TestStepRenewObservedLikeV1(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		body func(key *ecdsa.PrivateKey) any // the request body renewing with key
+	}{
+		{"/v1/renew", func(key *ecdsa.PrivateKey) any {
+			csr, _ := caclient.NewCSR(key, "x", nil)
+			return map[string]any{"csr": string(csr)}
+		}},
+		{"/renew", func(*ecdsa.PrivateKey) any { return nil }},
+		{"/1.0/renew", func(*ecdsa.PrivateKey) any { return nil }},
+	} {
+		t.Run(c.path, func(t *testing.T) {
+			tc, file := startObservedCA(t)
+			tok := tc.token(t, "r.example.com", nil, 10*time.Minute, time.Now())
+			key := mustKey()
+			csr, _ := caclient.NewCSR(key, "r.example.com", nil)
+			res, err := tc.Client(t, nil).Enroll(context.Background(), tok, csr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pair := tlsPair(t, res.Chain, key)
+			if a := stepDo(t, tc.stepHTTP(t, &pair), "POST", tc.URL+c.path, c.body(key)); a.status != http.StatusCreated {
+				t.Fatalf("renew: %d %v", a.status, a.body)
+			}
+			adm, err := tls.LoadX509KeyPair(filepath.Join(tc.Dir, "admin.crt"), filepath.Join(tc.Dir, "admin.key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := stepDo(t, tc.stepHTTP(t, &adm), "POST", tc.URL+c.path, c.body(mustKey())); a.status != http.StatusForbidden {
+				t.Fatalf("renew with an admin certificate: %d %v", a.status, a.body)
+			}
+			if v, _ := tc.Scrape(t).Value("anchorage_renewal_requests_total", "method", "mtls", "result", "bad_client_cert"); v != 1 {
+				t.Errorf("anchorage_renewal_requests_total{bad_client_cert} = %v, want 1", v)
+			}
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var renews []map[string]any
+			for _, l := range bytes.Split(bytes.TrimSpace(raw), []byte{'\n'}) {
+				var e map[string]any
+				if err := json.Unmarshal(l, &e); err != nil {
+					t.Fatal(err)
+				}
+				if e["event"] == "renew" {
+					renews = append(renews, e)
+				}
+			}
+			if len(renews) != 2 {
+				t.Fatalf("%d renew events, want 2:\n%s", len(renews), raw)
+			}
+			if renews[0]["result"] != "ok" || renews[0]["actor"] != "cert:"+res.Serial {
+				t.Errorf("renewal event %v: want result ok, actor cert:%s", renews[0], res.Serial)
+			}
+			if renews[1]["result"] != "refused" || renews[1]["reason"] != "bad_client_cert" {
+				t.Errorf("admin certificate's renewal event %v: want refused, bad_client_cert", renews[1])
+			}
+		})
 	}
 }
