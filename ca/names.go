@@ -109,6 +109,10 @@ func checkDNSName(s string) error {
 	labels := strings.Split(s, ".")
 	for i, l := range labels {
 		if i == 0 && l == "*" {
+			// A bare "*" would match every single-label host name.
+			if len(labels) == 1 {
+				return fmt.Errorf("DNS name %q: a wildcard needs a domain after it (*.example.internal)", s)
+			}
 			continue
 		}
 		if l == "" || len(l) > 63 || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {

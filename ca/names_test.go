@@ -46,3 +46,17 @@ func TestPlainRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestParseSANsRefuses: names no certificate should carry. A bare "*" was
+// accepted, and Go's and most TLS clients' matching lets it stand for any
+// single-label host (localhost, db).
+func TestParseSANsRefuses(t *testing.T) {
+	for _, san := range []string{"DNS:*", "*", "DNS:*.*.example.com", "DNS:a.*.example.com", "dns:web.internal",
+		"DNS:web.internal.", "DNS:", "IP:[::1]", "IP:fe80::1%eth0", "URI:/relative", "DNS:web_01 .internal"} {
+		t.Run(san, func(t *testing.T) {
+			if n, err := ca.ParseSANs([]string{san}); err == nil {
+				t.Fatalf("ParseSANs(%q) = %v, want an error", san, n.Strings())
+			}
+		})
+	}
+}
