@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
+	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/caclient"
 	"github.com/anchorage-pki/anchorage/problem"
 )
@@ -239,5 +241,60 @@ func TestStepRenewObservedLikeV1(t *testing.T) {
 				t.Errorf("admin certificate's renewal event %v: want refused, bad_client_cert", renews[1])
 			}
 		})
+	}
+}
+
+// /v1/enroll and step's /sign issue the same names for the same token, and
+// those are the names the token was minted with, each with its type. The
+// CSR is built from the token's own sans, as `anchorage enroll` does. A DNS
+// name shaped like an IP used to come out as an IP SAN, and a token with an
+// opaque URI (urn:...) was refused as malformed.
+func TestSignAndEnrollIssueTheMintedNames(t *testing.T) {
+	tc := startCA(t)
+	anon := tc.stepHTTP(t, nil)
+	for i, sans := range [][]string{
+		{"DNS:w.example.com", "IP:10.0.0.7", "IP:fd00::7", "URI:spiffe://example.com/w"},
+		{"DNS:10.0.0.8"},
+		{"URI:urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"},
+		{"DNS:*.w.example.com"},
+	} {
+		want, err := ca.ParseSANs(sans)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{apiv1.PathEnroll, "/1.0/sign"} {
+			t.Run(path+" "+strings.Join(sans, ","), func(t *testing.T) {
+				name := fmt.Sprintf("n%d.example.com", i)
+				tok := tc.token(t, name, sans, 10*time.Minute, time.Now())
+				claims, err := caclient.InspectToken(tok)
+				if err != nil {
+					t.Fatal(err)
+				}
+				csr := csrPEM(t, name, claims.SANs)
+				var chain string
+				if path == apiv1.PathEnroll {
+					res, err := tc.Client(t, nil).Enroll(context.Background(), tok, []byte(csr))
+					if err != nil {
+						t.Fatalf("enroll: %v", err)
+					}
+					chain = res.Chain
+				} else {
+					a := stepDo(t, anon, "POST", tc.URL+path, map[string]any{"csr": csr, "ott": tok})
+					if a.status != http.StatusCreated {
+						t.Fatalf("sign: %d %v", a.status, a.body)
+					}
+					chain = a.body["crt"].(string)
+				}
+				blk, _ := pem.Decode([]byte(chain))
+				leaf, err := x509.ParseCertificate(blk.Bytes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := ca.Names{DNS: leaf.DNSNames, IPs: leaf.IPAddresses, URIs: leaf.URIs}
+				if g, w := strings.Join(got.Strings(), ","), strings.Join(want.Strings(), ","); g != w {
+					t.Errorf("certificate names %s, token minted with %s", g, w)
+				}
+			})
+		}
 	}
 }
