@@ -15,6 +15,12 @@
 // revokeCert goes through ca.Authority.Revoke, so it reaches the CRL and the
 // trust anchors like an admin revocation.
 //
+// Anti-replay nonces (nonce.go) are HMAC tokens that carry their issue
+// time, under a key shared through storage: any replica of the CA accepts
+// a nonce any replica minted, minting writes nothing, and a nonce is
+// consumed in storage, once across replicas, only by a request whose JWS
+// passed every other check (structure, signature, url).
+//
 // What a client can make the CA store before proving control of a name is
 // bounded (config "acme.limits"): identifiers per order, unfinished orders
 // and authorizations per account, new accounts and orders per client IP per
@@ -118,7 +124,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		o.ValidationWait = 5 * time.Second
 	}
 	s := &Server{
-		provs: map[string]*provisioner{}, nonces: newNonces(), auth: o.Authority, store: o.Store,
+		provs: map[string]*provisioner{}, auth: o.Authority, store: o.Store,
 		baseURL: strings.TrimSuffix(o.BaseURL, "/"), log: o.Logger, now: o.Now, wait: o.ValidationWait, crl: o.CRL,
 		limits: o.Config.Limits.WithDefaults(),
 	}
@@ -132,6 +138,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 		s.provs[p.name] = p
 	}
+	n, err := newNonceMinter(ctx, o.Store, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	s.nonces = n
 	if err := s.importLegacy(ctx, o); err != nil {
 		return nil, err
 	}
@@ -139,6 +150,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.nonces.prune(s.ctx, s.log, noncePruneEvery)
+	}()
 	return s, nil
 }
 

@@ -2,11 +2,12 @@ package acme
 
 import (
 	"testing"
+	"time"
 
 	"github.com/anchorage-pki/anchorage/config"
 )
 
-// Parsers of untrusted input: the JWS envelope, CSRs at finalize and order
+// Parsers of untrusted input: the JWS envelope, nonces, CSRs at finalize and order
 // identifiers must never panic.
 
 func FuzzParseJWS(f *testing.F) {
@@ -16,6 +17,19 @@ func FuzzParseJWS(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if jws, pr := parseJWS(body, accountAlgs); (jws == nil) == (pr == nil) {
 			t.Fatalf("parseJWS returned %v and %v", jws, pr)
+		}
+	})
+}
+
+func FuzzNonceCheck(f *testing.F) {
+	n := &nonces{key: make([]byte, 32), now: time.Now}
+	f.Add(n.issue())
+	f.Add("")
+	f.Add("bm90LWEtbm9uY2U")
+	f.Fuzz(func(t *testing.T, v string) {
+		id, _, pr := n.check(v)
+		if (id == "") == (pr == nil) {
+			t.Fatalf("check(%q) returned id %q and %v", v, id, pr)
 		}
 	})
 }

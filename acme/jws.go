@@ -48,8 +48,8 @@ const (
 )
 
 // authenticate reads and checks the JWS of an ACME POST (RFC 8555 §6.2–6.5):
-// content type, size, flattened JSON serialization, algorithm, signature,
-// nonce and url.
+// content type, size, flattened JSON serialization, algorithm, nonce
+// (MAC and age), signature and url, and then consumes the nonce.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, p *provisioner, mode keyMode) (*request, *Problem) {
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/jose+json" {
 		return nil, problemf(ErrMalformed, http.StatusUnsupportedMediaType, "Content-Type must be application/jose+json, not %q", r.Header.Get("Content-Type"))
@@ -67,6 +67,13 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, p *provisi
 		return nil, pr
 	}
 	h := jws.Signatures[0].Protected
+	// The nonce's MAC and age are checked before anything else reads
+	// storage; it is consumed — a storage write — only once the JWS has
+	// passed every other check.
+	nonceID, nonceKeep, pr := s.nonces.check(h.Nonce)
+	if pr != nil {
+		return nil, pr
+	}
 	q := &request{jws: jws}
 	var key *jose.JSONWebKey
 	switch {
@@ -100,12 +107,12 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, p *provisi
 	if err != nil {
 		return nil, malformed("JWS signature does not verify with the %s", map[bool]string{true: "account's key", false: "embedded key"}[q.acct != nil])
 	}
-	if h.Nonce == "" || !s.nonces.use(h.Nonce) {
-		return nil, problemf(ErrBadNonce, http.StatusBadRequest, "nonce %q is unknown, used or expired; get a fresh one from newNonce", h.Nonce)
-	}
 	want := s.base(r, p) + strings.TrimPrefix(r.URL.Path, Prefix+p.name)
 	if got, _ := h.ExtraHeaders["url"].(string); got != want {
 		return nil, unauthorized("JWS url %q does not match the request URL %q", got, want)
+	}
+	if pr := s.nonces.use(r.Context(), nonceID, nonceKeep); pr != nil {
+		return nil, pr
 	}
 	return q, nil
 }

@@ -2,6 +2,7 @@ package acme
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -40,6 +41,9 @@ type Problem struct {
 	Status      int        `json:"status,omitempty"`
 	Identifier  *ident     `json:"identifier,omitempty"`
 	Subproblems []*Problem `json:"subproblems,omitempty"`
+	// cause is the internal error behind a serverInternal problem: logged,
+	// never sent (it may name tables, hosts or files).
+	cause error
 }
 
 func (p *Problem) Error() string { return p.Type + ": " + p.Detail }
@@ -60,8 +64,17 @@ func notFound(format string, args ...any) *Problem {
 	return problemf(ErrMalformed, http.StatusNotFound, format, args...)
 }
 
+// internal answers an error the client did not cause: 503 (retry shortly)
+// when storage is unreachable, else 500; the detail names neither, the
+// log has the cause.
 func internal(err error) *Problem {
-	return problemf(ErrServerInternal, http.StatusInternalServerError, "%v", err)
+	var un interface{ Unavailable() bool }
+	if errors.As(err, &un) && un.Unavailable() {
+		return &Problem{Type: ErrServerInternal, Status: http.StatusServiceUnavailable,
+			Detail: "the CA's storage is unavailable; retry shortly", cause: err}
+	}
+	return &Problem{Type: ErrServerInternal, Status: http.StatusInternalServerError,
+		Detail: "internal error; see the CA log", cause: err}
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, p *provisioner, pr *Problem) {
@@ -73,8 +86,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, p *provisioner, pr
 	if p != nil {
 		prov = p.name
 	}
-	s.log.Log(r.Context(), level, "ACME request refused", "provisioner", prov, "path", r.URL.Path,
-		"status", pr.Status, "type", pr.Type, "detail", pr.Detail)
+	attrs := []any{"provisioner", prov, "path", r.URL.Path, "status", pr.Status, "type", pr.Type, "detail", pr.Detail}
+	if pr.cause != nil {
+		attrs = append(attrs, "err", pr.cause)
+	}
+	s.log.Log(r.Context(), level, "ACME request refused", attrs...)
+	if pr.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(pr.Status)
 	json.NewEncoder(w).Encode(pr)

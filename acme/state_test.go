@@ -152,7 +152,15 @@ func TestACMEStateSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	stale := tc.nonce(t)
 	tc.restart(t)
+	// The bbolt CA's nonce key lives only in memory: a nonce from before
+	// the restart is refused (clients retry with the fresh one the
+	// refusal carries; c below does), and so cannot be replayed.
+	newOrder, order := tc.url+"/acme/test/new-order", `{"identifiers":[{"type":"dns","value":"stale.`+testDomain+`"}]}`
+	if st, typ := tc.post(t, raw{key: c.Key, kid: before.URI, url: newOrder, nonce: stale}, order); st != 400 || typ != errNS+"badNonce" {
+		t.Errorf("nonce from before the restart: %d %s, want badNonce", st, typ)
+	}
 	if _, err := os.Stat(tc.cfg.Path("acme.db")); !os.IsNotExist(err) {
 		t.Errorf("acme.db exists: %v", err)
 	}

@@ -47,6 +47,8 @@ type Store interface {
 	// Cert is the issued certificate: the download and revokeCert read
 	// the leaf and its order from the record of truth.
 	Cert(ctx context.Context, serial string) (*storage.Cert, error)
+
+	NonceStore
 }
 
 // legacyImporter is implemented by a store that can take over the acme.db

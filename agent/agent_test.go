@@ -440,7 +440,7 @@ func TestConfigStrict(t *testing.T) {
 		{func(c *agent.Config) { c.HealthListen = "0.0.0.0:9912" }, `key "healthListen"`},
 		{func(c *agent.Config) { c.Key = "pkcs11:token=a;object=b"; c.Rekey = true }, `key "rekey"`},
 		{func(c *agent.Config) { c.RenewAt = 0.95 }, `key "unhealthyAt"`},
-		{func(c *agent.Config) { c.Credentials.Mode = "both" }, `key "credentials.mode"`},
+		{func(c *agent.Config) { c.Credentials.Mode = "both" }, `key "credentials.mode": want "serve", "ecs" or "update"`},
 		{func(c *agent.Config) { c.Credentials.Address = "0.0.0.0:9911" }, `key "credentials.address": 0.0.0.0:9911 is not a loopback address: anyone who can reach it gets the role's credentials; pass "allowNonLoopback": true if you mean it`},
 		{func(c *agent.Config) { c.Credentials.Address = "9911" }, `key "credentials.address": invalid address`},
 	} {
@@ -462,4 +462,86 @@ func TestConfigStrict(t *testing.T) {
 		}
 	}
 	_ = fmt.Sprint
+}
+
+// TestConfigECS: mode "ecs" checks its token file at start as serve --ecs
+// does, and every message names the key.
+func TestConfigECS(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+		return p
+	}
+	good := file("good", "s3cr3t-token", 0o600)
+	tests := []struct {
+		name string
+		mod  func(*agent.CredentialsConfig)
+		want string // "" valid
+	}{
+		{"ecs with a token file", func(cc *agent.CredentialsConfig) { cc.Mode, cc.AuthTokenFile = "ecs", good }, ""},
+		{"ecs on another loopback address", func(cc *agent.CredentialsConfig) {
+			cc.Mode, cc.AuthTokenFile, cc.Address = "ecs", good, "127.0.0.1:9914"
+		}, ""},
+		{"ecs off host with the opt-in", func(cc *agent.CredentialsConfig) {
+			cc.Mode, cc.AuthTokenFile, cc.Address, cc.AllowNonLoopback = "ecs", good, "0.0.0.0:9911", true
+		}, ""},
+		{"ecs off host without it", func(cc *agent.CredentialsConfig) {
+			cc.Mode, cc.AuthTokenFile, cc.Address = "ecs", good, "0.0.0.0:9911"
+		}, `key "credentials.address": 0.0.0.0:9911 is not a loopback address`},
+		{"ecs without a token file", func(cc *agent.CredentialsConfig) { cc.Mode = "ecs" }, `key "credentials.authTokenFile": required with "mode": "ecs"`},
+		{"token file with serve", func(cc *agent.CredentialsConfig) { cc.AuthTokenFile = good }, `key "credentials.authTokenFile": works with "mode": "ecs" only`},
+		{"missing", func(cc *agent.CredentialsConfig) { cc.Mode, cc.AuthTokenFile = "ecs", filepath.Join(dir, "nope") }, `key "credentials.authTokenFile": auth token file: open`},
+		{"readable by others", func(cc *agent.CredentialsConfig) {
+			cc.Mode, cc.AuthTokenFile = "ecs", file("shared", "s3cr3t-token", 0o644)
+		}, `key "credentials.authTokenFile": auth token file ` + dir + `/shared: mode 0644 lets others read it`},
+		{"trailing newline", func(cc *agent.CredentialsConfig) {
+			cc.Mode, cc.AuthTokenFile = "ecs", file("echoed", "s3cr3t-token\n", 0o600)
+		}, `contains a newline`},
+		{"empty", func(cc *agent.CredentialsConfig) { cc.Mode, cc.AuthTokenFile = "ecs", file("empty", "", 0o600) }, `is empty`},
+		{"a directory", func(cc *agent.CredentialsConfig) { cc.Mode, cc.AuthTokenFile = "ecs", dir }, `not a regular file`},
+		{"noSocket with ecs", func(cc *agent.CredentialsConfig) { cc.Mode, cc.AuthTokenFile, cc.NoSocket = "ecs", good, true }, ""},
+		{"noSocket with update", func(cc *agent.CredentialsConfig) { cc.Mode, cc.NoSocket = "update", true }, `key "credentials.noSocket": works with`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := agent.LoadConfig("../dist/agent.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.mod(cfg.Credentials)
+			err = cfg.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatal(err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("got %v, want %q", err, tt.want)
+			case err != nil && strings.Contains(err.Error(), "s3cr3t"):
+				t.Fatalf("the error shows the token: %v", err)
+			}
+		})
+	}
+	// dist/agent-ecs.json is valid once its token file exists.
+	c, err := agent.LoadConfig("../dist/agent-ecs.json")
+	if err != nil {
+		t.Fatalf("dist/agent-ecs.json: %v", err)
+	}
+	if c.Credentials.Mode != "ecs" || c.Credentials.AuthTokenFile == "" {
+		t.Fatalf("dist/agent-ecs.json: %+v", c.Credentials)
+	}
+	c.Credentials.AuthTokenFile = good
+	if err := c.Validate(); err != nil {
+		t.Fatalf("dist/agent-ecs.json: %v", err)
+	}
+	// The JSON keys, decoded strictly.
+	c, err = agent.ParseConfig([]byte(`{"credentials":{"mode":"ecs","authTokenFile":"/run/t","address":"127.0.0.1:9911","allowNonLoopback":false}}`))
+	if err != nil || c.Credentials.AuthTokenFile != "/run/t" || c.Credentials.Mode != "ecs" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if _, err := agent.ParseConfig([]byte(`{"credentials":{"mode":"ecs","authToken":"/run/t"}}`)); err == nil || !strings.Contains(err.Error(), `key "authToken": unknown`) {
+		t.Fatalf("misspelt key: %v", err)
+	}
 }

@@ -91,7 +91,9 @@ type Config struct {
 // CredentialsConfig serves IAM Roles Anywhere credentials from the same
 // process, as `anchorage serve` or `anchorage update` would.
 type CredentialsConfig struct {
-	Mode            string `json:"mode"` // "serve" (IMDSv2 on 127.0.0.1) or "update" (credentials file)
+	// Mode is "serve" (IMDSv2 on 127.0.0.1), "ecs" (the container
+	// credentials protocol, with a token) or "update" (credentials file).
+	Mode            string `json:"mode"`
 	TrustAnchorARN  string `json:"trustAnchorArn"`
 	ProfileARN      string `json:"profileArn"`
 	RoleARN         string `json:"roleArn"`
@@ -101,7 +103,7 @@ type CredentialsConfig struct {
 	RoleSessionName string `json:"roleSessionName"`
 	Intermediates   string `json:"intermediates"`
 	NoVerifySSL     bool   `json:"noVerifySsl"`
-	// serve
+	// serve and ecs
 	Port     int `json:"port"`     // on 127.0.0.1, default 9911
 	HopLimit int `json:"hopLimit"` // default 64
 	// Address (HOST:PORT) replaces 127.0.0.1:port; an address off this
@@ -109,6 +111,14 @@ type CredentialsConfig struct {
 	// gets the role's credentials (the IMDSv2 token does not stop them).
 	Address          string `json:"address"`
 	AllowNonLoopback bool   `json:"allowNonLoopback"`
+	// ecs: the file holding the token callers must send as Authorization
+	// (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE): 0600, no newline. It is
+	// re-read when it changes, so the token rotates without a restart.
+	AuthTokenFile string `json:"authTokenFile"`
+	// NoSocket (serve and ecs) turns off the unix socket in
+	// $XDG_RUNTIME_DIR/anchorage on which credential-process runs of the
+	// same user and identity get the agent's credentials.
+	NoSocket bool `json:"noSocket"`
 	// update
 	Profile         string `json:"profile"`         // default "default"
 	CredentialsFile string `json:"credentialsFile"` // default $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials
@@ -227,9 +237,9 @@ func (c *Config) Validate() error {
 	}
 	if cc := c.Credentials; cc != nil {
 		switch cc.Mode {
-		case "serve", "update":
+		case "serve", "ecs", "update":
 		default:
-			return fmt.Errorf(`key "credentials.mode": want "serve" or "update", got %q`, cc.Mode)
+			return fmt.Errorf(`key "credentials.mode": want "serve", "ecs" or "update", got %q`, cc.Mode)
 		}
 		for k, v := range map[string]string{"trustAnchorArn": cc.TrustAnchorARN, "profileArn": cc.ProfileARN, "roleArn": cc.RoleARN} {
 			if v == "" {
@@ -243,6 +253,20 @@ func (c *Config) Validate() error {
 			if err := rolesanywhere.CheckServeAddress(cc.Address, cc.AllowNonLoopback); err != nil {
 				msg := strings.Replace(err.Error(), "--allow-non-loopback", `"allowNonLoopback": true`, 1)
 				return fmt.Errorf(`key "credentials.address": %s`, strings.Replace(msg, " (and prefer --ecs with a token)", "", 1))
+			}
+		}
+		switch {
+		case cc.Mode == "ecs" && cc.AuthTokenFile == "":
+			return errors.New(`key "credentials.authTokenFile": required with "mode": "ecs" (the container endpoint never serves without a token)`)
+		case cc.Mode == "update" && cc.NoSocket:
+			return errors.New(`key "credentials.noSocket": works with "mode": "serve" or "ecs" only (update serves no socket)`)
+		case cc.Mode != "ecs" && cc.AuthTokenFile != "":
+			return fmt.Errorf(`key "credentials.authTokenFile": works with "mode": "ecs" only, not %q`, cc.Mode)
+		case cc.Mode == "ecs":
+			// The same checks as serve --ecs, once at start; the file is
+			// checked again whenever it changes.
+			if _, err := rolesanywhere.ReadAuthToken(cc.AuthTokenFile); err != nil {
+				return fmt.Errorf(`key "credentials.authTokenFile": %w`, err)
 			}
 		}
 	}

@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"crypto"
+	"fmt"
 
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/anchorage-pki/anchorage/rolesanywhere"
@@ -61,7 +63,7 @@ func (a *Agent) clientConfig() rolesanywhere.Config {
 func (a *Agent) credentials(ctx context.Context) {
 	a.update(func(s *Status) { s.Credentials = "starting" })
 	var err error
-	if a.cfg.Credentials.Mode == "serve" {
+	if mode := a.cfg.Credentials.Mode; mode == "serve" || mode == "ecs" {
 		err = a.serve(ctx)
 	} else {
 		err = a.updateLoop(ctx)
@@ -83,10 +85,20 @@ func (a *Agent) isRevoked() bool {
 	return a.revoked
 }
 
-// serve is `anchorage serve` inside the agent: IMDSv2 on 127.0.0.1. After
-// a revocation every request gets 503 and the listener closes.
+// serve is `anchorage serve` inside the agent: IMDSv2 on 127.0.0.1, or
+// with mode "ecs" the container credentials endpoint of serve --ecs. The
+// FileSource re-reads the renewed certificate and the Cache drops
+// credentials issued for the old one. After a revocation every request
+// gets 503 and the listener closes.
 func (a *Agent) serve(ctx context.Context) error {
 	cc := a.cfg.Credentials
+	var tokens *rolesanywhere.AuthTokenFile
+	if cc.Mode == "ecs" {
+		var err error
+		if tokens, err = rolesanywhere.OpenAuthTokenFile(cc.AuthTokenFile); err != nil {
+			return fmt.Errorf(`key "credentials.authTokenFile": %w`, err)
+		}
+	}
 	client, src, err := a.session(ctx)
 	if err != nil {
 		return err
@@ -94,6 +106,15 @@ func (a *Agent) serve(ctx context.Context) error {
 	cache := rolesanywhere.NewCache(a.recording(client), src, rolesanywhere.DefaultRefreshWindow)
 	if _, _, err := cache.Refresh(ctx); err != nil {
 		a.log.Warn("initial credential fetch failed (will retry on request)", "err", err)
+	}
+	if !cc.NoSocket {
+		// credential-process runs for this identity ask here first; the
+		// socket closes when serving stops (revocation included).
+		var socketDone sync.WaitGroup
+		defer socketDone.Wait()
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		socketDone.Go(func() { rolesanywhere.ServeSocket(sctx, client, a.sourceConfig().PrivateKey, cache, a.log) })
 	}
 	address := cc.Address
 	if address == "" {
@@ -109,17 +130,26 @@ func (a *Agent) serve(ctx context.Context) error {
 	if a.Listening != nil {
 		a.Listening("credentials", l.Addr())
 	}
-	a.log.Info("serving AWS credentials", "endpoint", "http://"+l.Addr().String()+"/", "role_arn", cc.RoleARN)
-	imds := rolesanywhere.NewIMDS(cache, client.RoleName(), log.New(slogWriter{a.log}, "", 0), a.log)
-	ictx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go imds.Run(ictx)
+	out := log.New(slogWriter{a.log}, "", 0)
+	var handler http.Handler
+	if tokens != nil {
+		a.log.Info("serving AWS container credentials", "endpoint", "http://"+l.Addr().String()+rolesanywhere.ContainerCredentialsPath,
+			"auth_token_file", tokens.Path(), "role_arn", cc.RoleARN)
+		handler = rolesanywhere.NewContainerEndpoint(cache, tokens, cc.RoleARN, out, a.log)
+	} else {
+		a.log.Info("serving AWS credentials", "endpoint", "http://"+l.Addr().String()+"/", "role_arn", cc.RoleARN)
+		imds := rolesanywhere.NewIMDS(cache, client.RoleName(), out, a.log)
+		ictx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go imds.Run(ictx)
+		handler = imds
+	}
 	gate := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.isRevoked() {
 			http.Error(w, "certificate revoked: this host no longer gets AWS credentials", http.StatusServiceUnavailable)
 			return
 		}
-		imds.ServeHTTP(w, r)
+		handler.ServeHTTP(w, r)
 	})
 	a.update(func(s *Status) { s.Credentials = "serving" })
 	srv := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second}

@@ -7,7 +7,9 @@
 //	tokenFile ──Enroll (first start only)──▶ key (signer.Create: file, PKCS#11, TPM) + cert file
 //	cert file + key ──renewWith at ~2/3 of the lifetime ± jitter──▶ new cert file (atomic rename)
 //	                                            └─▶ reload hook, status file, /health
-//	cert file + key ──rolesanywhere.FileSource (re-read on change)──▶ IMDSv2 on 127.0.0.1 or credentials file
+//	cert file + key ──rolesanywhere.FileSource (re-read on change)──▶ IMDSv2 on 127.0.0.1, the container
+//	                                            credentials endpoint (mode "ecs", token file re-read on change)
+//	                                            or the credentials file
 //
 // # Files a reader can trust
 //

@@ -117,6 +117,8 @@ type CA struct {
 	Storage *Storage `json:"storage,omitempty"`
 	// Events is the audit stream; none when absent.
 	Events *Events `json:"events,omitempty"`
+	// Audit is what `anchorage-ca audit` reads and checks against.
+	Audit *Audit `json:"audit,omitempty"`
 
 	dir string
 }
@@ -240,6 +242,9 @@ func (c *CA) Validate() error {
 		if len(fp) != 64 || strings.Trim(strings.ToLower(fp), "0123456789abcdef") != "" {
 			return fmt.Errorf(`key "admins[%d]": want a SHA-256 fingerprint (64 hex digits)`, i)
 		}
+	}
+	if err := c.Audit.validate(); err != nil {
+		return err
 	}
 	if c.AWS != nil {
 		if err := c.AWS.validate(); err != nil {

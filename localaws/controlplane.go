@@ -112,7 +112,7 @@ func (s *Server) serveControlPlane(w http.ResponseWriter, r *http.Request, reqID
 			Message: "Unknown operation " + r.Method + " " + r.URL.Path}, who...)
 		return
 	}
-	if !s.allow(rt.group) {
+	if !s.allow(caller.Account, rt.group) {
 		s.refuseJSON(w, r, reqID, op, throttled(rt.group), who...)
 		return
 	}

@@ -326,3 +326,27 @@ func TestAccounts(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotasPerAccount: AWS's control-plane quotas are per account, so one
+// account spending its 1 request/s does not throttle another's call.
+func TestQuotasPerAccount(t *testing.T) {
+	ctx := context.Background()
+	const otherKey, otherSecret = "AKIDLOCALAWSOTHER002", "other/account/secret/not/real/000000001"
+	_, ts := startServer(t, Config{
+		Accounts:   []Account{{ID: "222222222222", AccessKeyID: otherKey, SecretAccessKey: otherSecret}},
+		RateLimits: RateLimits{Subject: 1},
+	})
+	once := func(o *rolesanywhere.Options) { o.Retryer = aws.NopRetryer{} }
+	def := raClient(ts.URL, testAdminKey, testAdminSecret, "", once)
+	other := raClient(ts.URL, otherKey, otherSecret, "", once)
+	if _, err := def.ListSubjects(ctx, &rolesanywhere.ListSubjectsInput{}); err != nil {
+		t.Fatalf("default account, first call: %v", err)
+	}
+	if _, err := other.ListSubjects(ctx, &rolesanywhere.ListSubjectsInput{}); err != nil {
+		t.Errorf("the other account was throttled by the default account's call: %v", err)
+	}
+	var api smithy.APIError
+	if _, err := def.ListSubjects(ctx, &rolesanywhere.ListSubjectsInput{}); !errors.As(err, &api) || api.ErrorCode() != "ThrottlingException" {
+		t.Errorf("default account, second call within the second: %v, want ThrottlingException", err)
+	}
+}

@@ -17,7 +17,10 @@ import (
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	buckets map[string]*bucket
+	// buckets holds one set of rate-limit buckets per account, as AWS's
+	// quotas are per account and region; "" is CreateSession's, which is
+	// limited before the request says whose it is.
+	buckets map[string]map[string]*bucket
 	keys    map[string]Account // admin access key id -> its account
 
 	mu sync.Mutex // guards st and the state file
@@ -51,7 +54,7 @@ func New(cfg Config) (*Server, error) {
 	return &Server{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "localaws"),
-		buckets: newBuckets(cfg.RateLimits),
+		buckets: accountBuckets(cfg.RateLimits, cfg.accounts()),
 		keys:    keys,
 		st:      st,
 	}, nil
@@ -122,7 +125,23 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 func (s *Server) now() time.Time { return s.cfg.Now().UTC() }
 
 // allow applies the rate limit of group, on real time.
-func (s *Server) allow(group string) bool { return s.buckets[group].allow(time.Now()) }
+func (s *Server) allow(account, group string) bool {
+	b, ok := s.buckets[account][group]
+	if !ok {
+		b = s.buckets[""][group] // a caller outside the configured accounts
+	}
+	return b.allow(time.Now())
+}
+
+// accountBuckets gives every configured account (and "") its own buckets;
+// accounts are fixed at start, so the map never grows.
+func accountBuckets(l RateLimits, accounts []Account) map[string]map[string]*bucket {
+	out := map[string]map[string]*bucket{"": newBuckets(l)}
+	for _, a := range accounts {
+		out[a.ID] = newBuckets(l)
+	}
+	return out
+}
 
 // persistLocked writes the state file after a mutation; s.mu must be held.
 // On failure the in-memory state keeps the change and the caller answers

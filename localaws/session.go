@@ -69,7 +69,7 @@ type sessionCredentials struct {
 
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request, reqID string, body []byte) {
 	const op = "CreateSession"
-	if !s.allow(groupCreateSession) {
+	if !s.allow("", groupCreateSession) {
 		s.refuseJSON(w, r, reqID, op, throttled(groupCreateSession))
 		return
 	}

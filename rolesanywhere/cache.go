@@ -55,9 +55,25 @@ func NewCache(client SessionCreator, source IdentitySource, window time.Duration
 // credentials (for the same certificate) have not expired yet, those are
 // returned with the error so a caller may keep serving them.
 func (c *Cache) Credentials(ctx context.Context) (Credentials, time.Time, error) {
+	creds, updated, _, err := c.credentials(ctx)
+	return creds, updated, err
+}
+
+// credentialsForCert is Credentials with the certificate (DER) they were
+// issued for; an error means no fresh credentials.
+func (c *Cache) credentialsForCert(ctx context.Context) (Credentials, []byte, error) {
+	creds, _, certRaw, err := c.credentials(ctx)
+	if err != nil {
+		return Credentials{}, nil, err
+	}
+	return creds, certRaw, nil
+}
+
+func (c *Cache) credentials(ctx context.Context) (Credentials, time.Time, []byte, error) {
 	id, err := c.source.Identity(ctx)
 	if err != nil {
-		return c.stillValid(nil, err)
+		creds, updated, err := c.stillValid(nil, err)
+		return creds, updated, nil, err
 	}
 	c.mu.Lock()
 	fresh := c.certRaw != nil && bytes.Equal(c.certRaw, id.Certificate.Raw) &&
@@ -65,9 +81,10 @@ func (c *Cache) Credentials(ctx context.Context) (Credentials, time.Time, error)
 	creds, updated := c.creds, c.updated
 	c.mu.Unlock()
 	if fresh {
-		return creds, updated, nil
+		return creds, updated, id.Certificate.Raw, nil
 	}
-	return c.refresh(ctx, id)
+	creds, updated, err = c.refresh(ctx, id)
+	return creds, updated, id.Certificate.Raw, err
 }
 
 // Refresh fetches new credentials now, whatever the cache holds.

@@ -50,6 +50,9 @@ type Config struct {
 	SessionDuration int
 	// RoleSessionName is sent only when non-empty.
 	RoleSessionName string
+	// InstanceProperties are sent only when non-empty: the service records
+	// them on the subject (GetSubject), telling hosts apart.
+	InstanceProperties map[string]string
 	// NoVerifySSL skips TLS certificate verification (--no-verify-ssl).
 	NoVerifySSL bool
 
@@ -287,9 +290,10 @@ func (c *Client) CreateSession(ctx context.Context, id Identity) (*Session, erro
 func (c *Client) requestBody() ([]byte, error) {
 	// A struct, not a map, keeps durationSeconds before roleSessionName.
 	b, err := json.Marshal(struct {
-		DurationSeconds int    `json:"durationSeconds"`
-		RoleSessionName string `json:"roleSessionName,omitempty"`
-	}{c.cfg.SessionDuration, c.cfg.RoleSessionName})
+		DurationSeconds    int               `json:"durationSeconds"`
+		InstanceProperties map[string]string `json:"instanceProperties,omitempty"`
+		RoleSessionName    string            `json:"roleSessionName,omitempty"`
+	}{c.cfg.SessionDuration, c.cfg.InstanceProperties, c.cfg.RoleSessionName})
 	if err != nil {
 		return nil, fmt.Errorf("encode CreateSession body: %w", err)
 	}

@@ -20,11 +20,13 @@ func TestCredentialProcessEndToEnd(t *testing.T) {
 		chain     bool
 		duration  int
 		session   string
+		props     map[string]string
 		wantBody  string
 		wantChain bool
 	}{
-		{"ec with chain", "ec", true, 900, "", `{"durationSeconds":900}`, true},
-		{"rsa with session name", "rsa", false, 0, "vector-session", `{"durationSeconds":3600,"roleSessionName":"vector-session"}`, false},
+		{"ec with chain", "ec", true, 900, "", nil, `{"durationSeconds":900}`, true},
+		{"rsa with session name", "rsa", false, 0, "vector-session", nil, `{"durationSeconds":3600,"roleSessionName":"vector-session"}`, false},
+		{"instance properties between duration and session name", "ec", false, 900, "s", map[string]string{"host": "web-01"}, `{"durationSeconds":900,"instanceProperties":{"host":"web-01"},"roleSessionName":"s"}`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -32,6 +34,7 @@ func TestCredentialProcessEndToEnd(t *testing.T) {
 			opts := f.options(tt.kind, tt.chain)
 			opts.Client.SessionDuration = tt.duration
 			opts.Client.RoleSessionName = tt.session
+			opts.Client.InstanceProperties = tt.props
 			var stdout, stderr bytes.Buffer
 			if code := CredentialProcess(context.Background(), opts, &stdout, &stderr); code != 0 {
 				t.Fatalf("exit %d, stderr %q", code, stderr.String())

@@ -34,7 +34,7 @@ const maxAuthTokenBytes = 4096
 // all loopback. Any https:// URL is accepted, but this endpoint has no TLS.
 type ContainerEndpoint struct {
 	cache     *Cache
-	token     []byte
+	tokens    TokenSource
 	roleARN   string
 	accountID string
 	out       *log.Logger
@@ -42,15 +42,16 @@ type ContainerEndpoint struct {
 }
 
 // NewContainerEndpoint serves credentials from cache to callers presenting
-// token. out gets one line per refusal or failed refresh (nil: discarded).
-func NewContainerEndpoint(cache *Cache, token []byte, roleARN string, out *log.Logger, logger *slog.Logger) *ContainerEndpoint {
+// the token of tokens (StaticToken, or AuthTokenFile to pick up a rotated
+// file). out gets one line per refusal or failed refresh (nil: discarded).
+func NewContainerEndpoint(cache *Cache, tokens TokenSource, roleARN string, out *log.Logger, logger *slog.Logger) *ContainerEndpoint {
 	if out == nil {
 		out = log.New(io.Discard, "", 0)
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	e := &ContainerEndpoint{cache: cache, token: token, roleARN: roleARN, out: out, log: logger}
+	e := &ContainerEndpoint{cache: cache, tokens: tokens, roleARN: roleARN, out: out, log: logger}
 	if a, err := ParseARN(roleARN); err == nil {
 		e.accountID = a.Account
 	}
@@ -90,11 +91,19 @@ func (e *ContainerEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	got, ok := r.Header["Authorization"]
-	switch {
-	case !ok || len(got) == 0 || got[0] == "":
+	if !ok || len(got) == 0 || got[0] == "" {
 		e.refuse(w, r, http.StatusUnauthorized, "Unauthorized", "missing Authorization header")
 		return
-	case len(got) != 1 || subtle.ConstantTimeCompare([]byte(got[0]), e.token) != 1:
+	}
+	token, err := e.tokens.Token()
+	if err != nil || len(token) == 0 {
+		// Fail closed: without a usable token file nobody is let in.
+		e.out.Printf("container credentials request from %s refused: authorization token unusable: %v", r.RemoteAddr, err)
+		e.log.Error("container credentials request refused: authorization token unusable", "remote", r.RemoteAddr, "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the server's authorization token file is unusable; see its log")
+		return
+	}
+	if len(got) != 1 || subtle.ConstantTimeCompare([]byte(got[0]), token) != 1 {
 		e.refuse(w, r, http.StatusForbidden, "AccessDenied", "wrong authorization token")
 		return
 	}

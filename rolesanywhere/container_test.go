@@ -124,7 +124,7 @@ func TestContainerEndpoint(t *testing.T) {
 	}
 	const token = "tok-0123456789"
 	var logBuf bytes.Buffer
-	e := NewContainerEndpoint(NewCache(client, src, 0), []byte(token), vecRole, log.New(&logBuf, "", 0), nil)
+	e := NewContainerEndpoint(NewCache(client, src, 0), StaticToken(token), vecRole, log.New(&logBuf, "", 0), nil)
 	tests := []struct {
 		name, method, path string
 		auth               []string
@@ -183,6 +183,92 @@ func TestContainerEndpoint(t *testing.T) {
 		t.Errorf("%d CreateSession calls, want 1 (the cache)", n)
 	}
 	if logged := logBuf.String(); strings.Contains(logged, token[:5]) || strings.Count(logged, "refused") != 7 {
+		t.Errorf("log:\n%s", logged)
+	}
+}
+
+// TestAuthTokenFileRotation: a rotated token file is picked up without a
+// restart, whether rewritten in place, replaced by rename or chmodded; a
+// rotation that breaks a check refuses every request (fails closed) until
+// the file is fixed.
+func TestAuthTokenFileRotation(t *testing.T) {
+	f := newFakeService(t)
+	client, err := NewClient(f.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewFileSource(context.Background(), vectorSource("ec", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	if err := os.WriteFile(path, []byte("tok-first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenAuthTokenFile(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("missing token file accepted at start")
+	}
+	tf, err := OpenAuthTokenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logBuf bytes.Buffer
+	e := NewContainerEndpoint(NewCache(client, src, 0), tf, vecRole, log.New(&logBuf, "", 0), nil)
+	ask := func(token string) int {
+		req := httptest.NewRequest(http.MethodGet, ContainerCredentialsPath, nil)
+		req.Header.Set("Authorization", token)
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	rewrite := func(content string, mode os.FileMode) func(t *testing.T) {
+		return func(t *testing.T) {
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, mode); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name   string
+		rotate func(t *testing.T)
+		want   map[string]int // token sent → status
+	}{
+		{"as started", func(*testing.T) {}, map[string]int{"tok-first": 200, "tok-other": 403}},
+		{"rewritten in place, same length", rewrite("tok-secnd", 0o600), map[string]int{"tok-secnd": 200, "tok-first": 403}},
+		{"replaced by rename", func(t *testing.T) {
+			tmp := filepath.Join(dir, "token.new")
+			if err := os.WriteFile(tmp, []byte("tok-third-longer"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+		}, map[string]int{"tok-third-longer": 200, "tok-secnd": 403}},
+		{"made group readable", func(t *testing.T) { os.Chmod(path, 0o640) }, map[string]int{"tok-third-longer": 503, "tok-secnd": 503}},
+		{"fixed", func(t *testing.T) { os.Chmod(path, 0o600) }, map[string]int{"tok-third-longer": 200}},
+		{"newline added", rewrite("tok-fourth\n", 0o600), map[string]int{"tok-fourth": 503, "tok-third-longer": 503}},
+		{"emptied", rewrite("", 0o600), map[string]int{"tok-third-longer": 503}},
+		{"removed", func(t *testing.T) { os.Remove(path) }, map[string]int{"tok-third-longer": 503}},
+		{"back", rewrite("tok-fifth", 0o600), map[string]int{"tok-fifth": 200, "tok-third-longer": 403}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.rotate(t)
+			for token, want := range tt.want {
+				if got := ask(token); got != want {
+					t.Errorf("token %q: status %d, want %d", token, got, want)
+				}
+			}
+			if got := ask(""); got != 401 {
+				t.Errorf("no token: status %d, want 401", got)
+			}
+		})
+	}
+	if logged := logBuf.String(); strings.Contains(logged, "tok-") || !strings.Contains(logged, "authorization token unusable") {
 		t.Errorf("log:\n%s", logged)
 	}
 }

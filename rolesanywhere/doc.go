@@ -10,8 +10,13 @@
 //	  → Credentials
 //	  → one of the three outputs: CredentialProcess (stdout JSON,
 //	    shared across processes through a FileCache), Serve (IMDSv2
-//	    emulation or, with ECS, the container credentials protocol,
-//	    backed by a Cache), Update (shared credentials file).
+//	    emulation or, with ECS, the container credentials protocol with
+//	    an AuthTokenFile re-read on rotation, backed by a Cache), Update
+//	    (shared credentials file).
+//
+// A Serve (and the agent) also answers CredentialProcess over a unix
+// socket (SocketServer) from its Cache; FileCache asks it first, then
+// its file, then calls CreateSession.
 //
 // The signing input is a crypto.Signer so keys held in a PKCS#11 token or
 // a TPM plug in through SourceConfig.OpenKey without touching the signer.

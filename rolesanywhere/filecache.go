@@ -51,6 +51,8 @@ type FileCache struct {
 	Now      func() time.Time
 	// Logger gets one debug record per decision, never a secret.
 	Logger *slog.Logger
+	// NoSocket skips asking a running serve or agent (see SocketServer).
+	NoSocket bool
 }
 
 // DefaultCacheDir is $XDG_RUNTIME_DIR/anchorage (a per-user tmpfs on
@@ -119,6 +121,18 @@ func (fc *FileCache) Credentials(ctx context.Context, opts Options) (Credentials
 	}
 	key := client.cacheKey(fingerprint, opts.Source.PrivateKey)
 	path := filepath.Join(dir, key+".json")
+
+	// A serve or agent running for this identity answers without a
+	// CreateSession or a lock; nobody there costs one failed connect.
+	if !c.NoSocket {
+		sock := filepath.Join(dir, client.socketName(opts.Source.PrivateKey))
+		creds, err := askSocket(ctx, sock, key, c.MinValid, c.Now)
+		if err == nil {
+			c.Logger.Debug("credentials from a running server", "socket", sock)
+			return creds, nil
+		}
+		c.Logger.Debug("no answer on the credential socket", "socket", sock, "reason", err.Error())
+	}
 
 	creds, err := c.load(path, key)
 	if err == nil {

@@ -322,9 +322,14 @@ type ServeConfig struct {
 	AllowNonLoopback bool
 	// ECS serves the container credentials protocol at
 	// ContainerCredentialsPath instead of IMDSv2; callers must send the
-	// content of AuthTokenFile (see ReadAuthToken) as Authorization.
+	// content of AuthTokenFile (see ReadAuthToken) as Authorization. The
+	// file is re-read when it changes (see AuthTokenFile), so a token is
+	// rotated by rewriting or replacing it, without a restart.
 	ECS           bool
 	AuthTokenFile string
+	// NoSocket turns off the unix socket on which credential-process runs
+	// for the same identity get these credentials (see SocketServer).
+	NoSocket bool
 	// HopLimit is the IP TTL of accepted connections; 0 means 64.
 	HopLimit int
 	// Stderr gets the helper's log lines; nil means discarded.
@@ -355,13 +360,13 @@ func Serve(ctx context.Context, opts Options, sc ServeConfig) error {
 	if err := CheckServeAddress(address, sc.AllowNonLoopback); err != nil {
 		return err
 	}
-	var token []byte
+	var tokens *AuthTokenFile
 	if sc.ECS {
 		if sc.AuthTokenFile == "" {
 			return errors.New("--ecs needs --auth-token-file: the container endpoint never serves without a token")
 		}
 		var err error
-		if token, err = ReadAuthToken(sc.AuthTokenFile); err != nil {
+		if tokens, err = OpenAuthTokenFile(sc.AuthTokenFile); err != nil {
 			return err
 		}
 	}
@@ -387,13 +392,18 @@ func Serve(ctx context.Context, opts Options, sc ServeConfig) error {
 	base := "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 	out.Printf("Local server started on port: %d", addr.Port)
 	out.Println("Make it available to the sdk by running:")
+	var socketDone sync.WaitGroup
+	defer socketDone.Wait() // after cancel below: the socket file is gone on return
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if !sc.NoSocket {
+		socketDone.Go(func() { ServeSocket(ctx, client, opts.Source.PrivateKey, cache, sc.Logger) })
+	}
 	var handler http.Handler
 	if sc.ECS {
 		out.Printf("export AWS_CONTAINER_CREDENTIALS_FULL_URI=%s%s", base, ContainerCredentialsPath)
 		out.Printf("export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=%s", sc.AuthTokenFile)
-		handler = NewContainerEndpoint(cache, token, client.cfg.RoleARN, out, sc.Logger)
+		handler = NewContainerEndpoint(cache, tokens, client.cfg.RoleARN, out, sc.Logger)
 	} else {
 		out.Printf("export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s/", base)
 		imds := NewIMDS(cache, client.RoleName(), out, sc.Logger)

@@ -100,4 +100,14 @@ echo "revoke → denied: $((DENIED - START)) ms (request to first denied CreateS
 echo "(anchorsync spaces its calls to stay under AWS's 1 request/s CRL quota; the anchor got its first CRL moments ago, so part of this is that spacing)"
 run "$BIN/anchorage-ca" crl --dir ca
 
+bold "10. Posture: which certificate can become which role, and what looks wrong (anchorage-ca audit)"
+echo "(bbolt is one process's file: the CA stops so the audit can read its inventory and keep its snapshot;"
+echo " on PostgreSQL the audit runs beside the replicas)"
+kill "${pids[1]}" 2>/dev/null || true; wait "${pids[1]}" 2>/dev/null || true
+show "anchorage-ca audit --dir ca --endpoint $AWS --html audit.html"
+"$BIN/anchorage-ca" audit --dir ca --endpoint "$AWS" --html audit.html >audit.txt 2>audit.err || { cat audit.err >&2; exit 1; }
+cat audit.txt
+[ -s audit.html ] || { echo "UNEXPECTED: no audit page" >&2; cat audit.err >&2; exit 1; }
+echo "the picture: demo/audit.html (CA → anchor → profile → role → permissions, findings marked)"
+
 bold "Done in $(( ($(now_ms) - T0) / 1000 ))s. Everything is in ./demo; logs: demo/ca.log, demo/aws.log."

@@ -37,6 +37,8 @@ type Backend interface {
 	SaveCRL(ctx context.Context, c CRL) error
 	PutAnchorStatus(ctx context.Context, s AnchorStatus) error
 	AnchorStatuses(ctx context.Context) (map[string]AnchorStatus, error)
+	PutAuditSnapshot(ctx context.Context, s AuditSnapshot) error
+	AuditSnapshot(ctx context.Context) (AuditSnapshot, error)
 
 	ACMEAccount(ctx context.Context, id string) (*ACMEAccount, error)
 	ACMEAccountByKey(ctx context.Context, provisioner, thumbprint string) (*ACMEAccount, error)
@@ -51,6 +53,9 @@ type Backend interface {
 	ReleaseACMEOrder(ctx context.Context, id, status string, problem json.RawMessage) error
 	ResolveACMEOrders(ctx context.Context, fn func(o *ACMEOrder, c *Cert)) (int, error)
 	PruneACME(ctx context.Context, now time.Time) (orders, authzs int, err error)
+	NonceKey(ctx context.Context) ([]byte, error)
+	UseNonce(ctx context.Context, id string, expires time.Time) (fresh bool, err error)
+	PruneNonces(ctx context.Context, now time.Time) (int, error)
 }
 
 var _ Backend = (*DB)(nil)

@@ -37,6 +37,7 @@ type DB struct {
 	group  *groupCommit
 	watch  Signals
 	leases leases
+	nonces nonceMemory // ACME nonce key and used ids (nonce.go)
 }
 
 // newDB wraps a bolt file that Open or Create (open.go) has checked.

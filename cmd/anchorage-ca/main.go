@@ -48,6 +48,7 @@ func newRoot() *cobra.Command {
 		newLocalAWSCmd(),
 		newMigrateCmd(),
 		newEventsCmd(),
+		newAuditCmd(),
 	)
 	root.AddCommand(newManCmd(root))
 	manhelp.Apply(root, manual)

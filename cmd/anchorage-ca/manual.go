@@ -114,6 +114,34 @@ anchorage-ca admin issue --dir /var/lib/anchorage-ca --name recovery --local`,
 		// Long: the constructor's, which documents --accounts.
 		Example: `AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=local anchorage-ca localaws --listen 127.0.0.1:9443 --state aws-state.json --ready-file aws.ready`,
 	},
+	"anchorage-ca audit": {
+		Long: `Report which live certificate of this CA can become which AWS role, with what
+permissions, and what looks wrong. The audit reads the certificates from the CA's
+database (bbolt: stop serve first, it holds the file; PostgreSQL: any time) and, in
+every account of "audit.accounts" in config.json (default: the accounts and regions of
+"trustAnchors", with the default credential chain), the Roles Anywhere trust anchors,
+profiles (attribute mappings, session and managed policies), CRLs and subjects, and
+through IAM every role a profile names with its trust, inline and attached policies.
+
+It prints the map certificate → anchor → profile → role (each role's trust policy
+evaluated on that certificate's session tags), a blast-radius score per certificate
+traced to policy statements, and findings with an id and a severity: profiles
+without a session policy or with a wildcard or admin one, trust policies without a
+subject/SAN condition or without aws:SourceArn, anchors without an enabled CRL, with
+an expired or nearly full CRL or with other CAs, certificates over the lifetime
+policy or sharing a key, subjects this CA never issued, one certificate on several
+hosts, failed-attempt bursts, and subjects new since the previous audit, whose
+snapshot it keeps in the database (--no-save leaves it). Progress goes to stderr.
+
+Exit status 0; 1 with one line on stderr on an error, or with --fail-on when a finding
+at or above that severity exists ("audit: N findings at severity high or above",
+after the report).`,
+		Example: `anchorage-ca audit --dir /var/lib/anchorage-ca
+anchorage-ca audit --dir ca --json > audit.json
+anchorage-ca audit --dir ca --html audit.html --fail-on high
+anchorage-ca audit --dir ca --format dot | dot -Tsvg > audit.svg
+anchorage-ca audit --dir ca --endpoint http://127.0.0.1:9000 --no-subjects`,
+	},
 	"anchorage-ca migrate": {
 		Long: `Copy a stopped CA's bbolt database (certificates, lineages, revocations, used token ids,
 CRL number, anchor status, ACME state, admins) into an empty PostgreSQL database, print

@@ -156,7 +156,7 @@ func newServeCmd() *cobra.Command {
 	var f awsFlags
 	var port, hopLimit int
 	var address, tokenFile string
-	var ecs, allowNonLoopback bool
+	var ecs, allowNonLoopback, noSocket bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve IAM Roles Anywhere credentials on a local IMDSv2 or container credentials endpoint",
@@ -201,6 +201,7 @@ func newServeCmd() *cobra.Command {
 				ECS:              ecs,
 				AuthTokenFile:    tokenFile,
 				HopLimit:         hopLimit,
+				NoSocket:         noSocket,
 				Stderr:           os.Stderr,
 				Logger:           opts.Client.Logger,
 			})
@@ -214,6 +215,7 @@ func newServeCmd() *cobra.Command {
 	fs.BoolVar(&ecs, "ecs", false, "serve the container credentials protocol (AWS_CONTAINER_CREDENTIALS_FULL_URI) instead of IMDSv2")
 	fs.StringVar(&tokenFile, "auth-token-file", "", "with --ecs: file holding the token clients must send (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE); mode 0600, no newline")
 	fs.IntVar(&hopLimit, "hop-limit", rolesanywhere.DefaultHopLimit, "IP TTL of responses (1 keeps them on this host, as EC2 does)")
+	fs.BoolVar(&noSocket, "no-socket", false, "do not answer credential-process runs for this identity on a unix socket in $XDG_RUNTIME_DIR/anchorage")
 	return cmd
 }
 

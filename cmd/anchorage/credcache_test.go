@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,4 +240,77 @@ func cacheFile(t *testing.T, dir string) string {
 		t.Fatalf("no cache file in %s", dir)
 	}
 	return newest
+}
+
+// TestCredentialProcessAsksServe: with `serve` running for an identity,
+// credential-process runs for it are answered over the unix socket in
+// $XDG_RUNTIME_DIR/anchorage: 20 concurrent processes cost no
+// CreateSession at localaws and get serve's credentials.
+func TestCredentialProcessAsksServe(t *testing.T) {
+	bin := buildCLI(t)
+	c := initCA(t, "")
+	aws := testenv.StartAWSWithLimits(t, localaws.NoRateLimits)
+	anchor, profile := aws.Setup(t, c.CACert(t))
+	dir := t.TempDir()
+	_, crt, key := c.Enroll(t, dir, "socket-host")
+	// A short path: unix socket paths must stay under 108 bytes.
+	runtime, err := os.MkdirTemp("", "ae")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(runtime) })
+	t.Setenv("XDG_RUNTIME_DIR", runtime) // for serve, started from os.Environ()
+	env := append(os.Environ(), "XDG_RUNTIME_DIR="+runtime)
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("socket-test-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	creds := credentialArgs(anchor, profile, aws.URL)
+	uri, _ := startServe(t, append([]string{"--ecs", "--address", "127.0.0.1:0", "--auth-token-file", tokenFile,
+		"--certificate", crt, "--private-key", key}, creds...)...)
+	sockets := func() []string {
+		m, _ := filepath.Glob(filepath.Join(runtime, "anchorage", "s-*.sock"))
+		return m
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(sockets()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("serve made no credential socket within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if fi, err := os.Lstat(sockets()[0]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %v %v", fi.Mode(), err)
+	}
+	sessions := func() int64 { return aws.Count("POST", "/sessions") }
+	before := sessions()
+
+	args := append([]string{"credential-process", "--certificate", crt, "--private-key", key}, creds...)
+	const n = 20
+	out := runProcesses(t, n, bin, env, args)
+	if got := sessions() - before; got != 0 {
+		t.Fatalf("%d credential-process runs with serve running made %d CreateSession calls, want 0", n, got)
+	}
+	// They got serve's credentials.
+	req, _ := http.NewRequest(http.MethodGet, uri, nil)
+	req.Header.Set("Authorization", "socket-test-token")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served struct{ AccessKeyId string }
+	json.NewDecoder(resp.Body).Decode(&served)
+	resp.Body.Close()
+	for i, o := range out {
+		if o.AccessKeyID != served.AccessKeyId {
+			t.Fatalf("run %d got %s, serve has %s", i, o.AccessKeyID, served.AccessKeyId)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(runtime, "anchorage", "*.json")); len(m) != 0 {
+		t.Errorf("cache files written although serve answered: %v", m)
+	}
+	if got := sessions() - before; got != 0 {
+		t.Fatalf("%d CreateSession calls in all, want 0", got)
+	}
+	t.Logf("%d concurrent credential-process runs with serve running: %d CreateSession calls", n, sessions()-before)
 }

@@ -292,6 +292,42 @@ func TestServeECS(t *testing.T) {
 		}
 	})
 
+	// The token file is rotated under the running serve: the new token is
+	// taken and the old one refused, without a restart.
+	t.Run("rotated token file", func(t *testing.T) {
+		rand.Read(b)
+		rotated := hex.EncodeToString(b)
+		tmp := tokenFile + ".new"
+		if err := os.WriteFile(tmp, []byte(rotated), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, tokenFile); err != nil {
+			t.Fatal(err)
+		}
+		hc := &http.Client{Timeout: 10 * time.Second}
+		for _, tt := range []struct {
+			name, auth string
+			status     int
+		}{
+			{"new token", rotated, http.StatusOK},
+			{"old token", token, http.StatusForbidden},
+		} {
+			req, _ := http.NewRequest(http.MethodGet, uri, nil)
+			req.Header.Set("Authorization", tt.auth)
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("%s: status %d, want %d", tt.name, resp.StatusCode, tt.status)
+			}
+		}
+		if strings.Contains(stderr(), rotated[:10]) {
+			t.Errorf("serve logged the rotated token")
+		}
+	})
+
 	log := stderr()
 	if !strings.Contains(log, "refused: wrong authorization token") || !strings.Contains(log, "refused: missing Authorization header") {
 		t.Errorf("refusals not logged:\n%s", log)

@@ -26,7 +26,8 @@
 // again). Every other write — tokens, CRLs, ACME, where a count and an
 // insert must agree — runs SERIALIZABLE, retried on serialization failure
 // and deadlock. A token id is a primary key, so a replay fails on every
-// replica. The revocation sequence and the newest CRL number live in one
+// replica; so is a used ACME nonce id, inserted in a statement of its own
+// (nonce.go), and the nonce HMAC key is one row every replica reads. The revocation sequence and the newest CRL number live in one
 // row updated in the transaction that changes them, so CRL numbers
 // increase strictly across failover.
 //

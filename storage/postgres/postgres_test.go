@@ -312,3 +312,53 @@ func TestOpenUnreachableIsOneLine(t *testing.T) {
 		t.Errorf("open of nothing: %v", err)
 	}
 }
+
+// Replicas share one nonce key, created once however many ask together,
+// and a nonce id is fresh once across them: of 50 concurrent uses spread
+// over two replicas one wins.
+func TestReplicasNonces(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	ds := []*postgres.DB{open(t, url, "A"), open(t, url, "B")}
+	keys := make([][]byte, 8)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := ds[i%2].NonceKey(ctx)
+			if err != nil {
+				t.Errorf("key %d: %v", i, err)
+			}
+			keys[i] = k
+		}()
+	}
+	wg.Wait()
+	for i, k := range keys {
+		if len(k) != storage.NonceKeySize || string(k) != string(keys[0]) {
+			t.Fatalf("replica key %d differs from key 0", i)
+		}
+	}
+	exp := time.Now().Add(10 * time.Minute)
+	var fresh atomic.Int64
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := ds[i%2].UseNonce(ctx, "one", exp)
+			if err != nil {
+				t.Errorf("use %d: %v", i, err)
+			}
+			if ok {
+				fresh.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if fresh.Load() != 1 {
+		t.Errorf("%d of 50 uses of one nonce on two replicas were fresh, want 1", fresh.Load())
+	}
+	if n, err := ds[1].PruneNonces(ctx, exp.Add(time.Second)); n != 1 || err != nil {
+		t.Errorf("replica B pruned %d (%v) of the nonce A or B used, want 1", n, err)
+	}
+}

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		{"FailingWritersIsolated", testFailingWritersIsolated},
 		{"CRLNumberStrictlyIncreases", testCRLNumberStrictlyIncreases},
 		{"AnchorStatus", testAnchorStatus},
+		{"AuditSnapshot", testAuditSnapshot},
 		{"LineageRenewal", testLineageRenewal},
 		{"RenewalRaceWithRevoke", testRenewalRaceWithRevoke},
 		{"WatchSignalsAfterCommits", testWatch},
@@ -42,6 +43,10 @@ func Run(t *testing.T, open Opener) {
 		{"ACMEOrderLimits", testACMEOrderLimits},
 		{"ACMEAccounts", testACMEAccounts},
 		{"ACMEEmpty", testACMEEmpty},
+		{"NonceKey", testNonceKey},
+		{"NonceSingleUse", testNonceSingleUse},
+		{"ConcurrentNonceUse", testConcurrentNonceUse},
+		{"NoncePrune", testNoncePrune},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open) })
@@ -342,6 +347,33 @@ func testAnchorStatus(t *testing.T, open Opener) {
 	all, err := d.AnchorStatuses(ctx)
 	if err != nil || len(all) != 2 || all[s.ARN].CRLNumber != 4 || all[s.ARN].Attempts != 2 || all[s.ARN].CRLID != "id" || !all[s.ARN].PushedAt.Equal(t0) || all["other"].LastError != "boom" {
 		t.Errorf("%v %v", all, err)
+	}
+}
+
+// The audit snapshot is absent until the first one, then the newest wins.
+func testAuditSnapshot(t *testing.T, open Opener) {
+	ctx := context.Background()
+	d := open(t)
+	if _, err := d.AuditSnapshot(ctx); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("before any audit: %v, want ErrNotFound", err)
+	}
+	tests := []struct {
+		at   time.Time
+		data string
+	}{
+		{t0, `{"subjects":["a"]}`},
+		{t0.Add(time.Hour), `{"subjects":["a","b"],"n":2}`},
+	}
+	for _, tt := range tests {
+		must(t, d.PutAuditSnapshot(ctx, AuditSnapshot{TakenAt: tt.at, Data: []byte(tt.data)}))
+		got, err := d.AuditSnapshot(ctx)
+		must(t, err)
+		if !got.TakenAt.Equal(tt.at) || string(got.Data) != tt.data {
+			t.Errorf("got %v %s, want %v %s", got.TakenAt, got.Data, tt.at, tt.data)
+		}
+	}
+	if err := d.PutAuditSnapshot(ctx, AuditSnapshot{TakenAt: t0, Data: []byte("{not json")}); err == nil {
+		t.Error("a snapshot that is not JSON was stored")
 	}
 }
 
@@ -1101,5 +1133,101 @@ func testRecoverRevocations(t *testing.T, open Opener) {
 	}
 	if n, err := d.RecoverRevocations(ctx, entries, 7*24*time.Hour); err != nil || n != 0 {
 		t.Errorf("recovering again: %d, %v; want 0", n, err)
+	}
+}
+
+// The nonce key is NonceKeySize random bytes, the same at every call.
+func testNonceKey(t *testing.T, open Opener) {
+	ctx := context.Background()
+	d := open(t)
+	k1, err := d.NonceKey(ctx)
+	must(t, err)
+	k2, err := d.NonceKey(ctx)
+	must(t, err)
+	if len(k1) != NonceKeySize || string(k1) != string(k2) {
+		t.Fatalf("keys of %d and %d bytes, equal %v; want one key of %d", len(k1), len(k2), string(k1) == string(k2), NonceKeySize)
+	}
+	if string(k1) == string(make([]byte, NonceKeySize)) {
+		t.Error("the nonce key is all zeros")
+	}
+}
+
+// A nonce id is fresh once; a replay, even with another expiry, is not.
+func testNonceSingleUse(t *testing.T, open Opener) {
+	ctx := context.Background()
+	d := open(t)
+	exp := time.Now().Add(10 * time.Minute)
+	for _, tt := range []struct {
+		id      string
+		expires time.Time
+		fresh   bool
+	}{
+		{"n1", exp, true},
+		{"n1", exp, false},
+		{"n2", exp, true},
+		{"n1", exp.Add(time.Hour), false},
+		{"N1", exp, true}, // ids are case-sensitive (base64url)
+	} {
+		fresh, err := d.UseNonce(ctx, tt.id, tt.expires)
+		if err != nil || fresh != tt.fresh {
+			t.Errorf("UseNonce(%s): fresh %v (%v), want %v", tt.id, fresh, err, tt.fresh)
+		}
+	}
+}
+
+// Of 50 concurrent uses of one id exactly one is fresh.
+func testConcurrentNonceUse(t *testing.T, open Opener) {
+	ctx := context.Background()
+	d := open(t)
+	exp := time.Now().Add(10 * time.Minute)
+	var wg sync.WaitGroup
+	var fresh atomic.Int64
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := d.UseNonce(ctx, "same", exp)
+			if err != nil {
+				t.Errorf("use %d: %v", i, err)
+			}
+			if ok {
+				fresh.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if fresh.Load() != 1 {
+		t.Errorf("%d of 50 concurrent uses of one nonce were fresh, want 1", fresh.Load())
+	}
+}
+
+// A used id is kept through its expiry and pruned after it; pruning
+// leaves the ids that have not expired used.
+func testNoncePrune(t *testing.T, open Opener) {
+	ctx := context.Background()
+	d := open(t)
+	for i, exp := range []time.Time{t0, t0, t0.Add(time.Minute)} {
+		if fresh, err := d.UseNonce(ctx, fmt.Sprint("p", i), exp); !fresh || err != nil {
+			t.Fatalf("use p%d: %v %v", i, fresh, err)
+		}
+	}
+	for _, tt := range []struct {
+		at   time.Time
+		want int
+	}{
+		{t0.Add(-time.Second), 0},
+		{t0, 0},
+		{t0.Add(time.Millisecond), 2},
+		{t0.Add(time.Millisecond), 0},
+	} {
+		if n, err := d.PruneNonces(ctx, tt.at); n != tt.want || err != nil {
+			t.Errorf("prune at t0%+v: %d (%v), want %d", tt.at.Sub(t0), n, err, tt.want)
+		}
+	}
+	if fresh, err := d.UseNonce(ctx, "p2", t0.Add(time.Minute)); fresh || err != nil {
+		t.Errorf("an unexpired id was pruned: fresh %v (%v)", fresh, err)
+	}
+	if fresh, err := d.UseNonce(ctx, "p0", t0.Add(time.Minute)); !fresh || err != nil {
+		t.Errorf("a pruned id is still held: fresh %v (%v)", fresh, err)
 	}
 }

