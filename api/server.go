@@ -226,7 +226,10 @@ func (s *Server) clientCert(r *http.Request) (*x509.Certificate, error) {
 	return nil, problem.New(http.StatusUnauthorized, problem.Unauthenticated, "client certificate not issued by this CA: %v", err)
 }
 
-func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
+// renewingCert is the client certificate of a renewal (/v1/renew and
+// step's /renew alike) and r with that certificate as the actor; a
+// certificate that cannot renew is counted and recorded as refused.
+func (s *Server) renewingCert(r *http.Request) (*x509.Certificate, *http.Request, error) {
 	start := time.Now()
 	cur, err := s.clientCert(r)
 	if err != nil {
@@ -235,10 +238,17 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
 			e.Serial, e.Subject = ca.SerialHex(r.TLS.PeerCertificates[0].SerialNumber), r.TLS.PeerCertificates[0].Subject.CommonName
 		}
 		s.refused(r, ca.OpRenew, ca.MethodMTLS, start, e, err)
+		return nil, r, err
+	}
+	return cur, r.WithContext(events.WithWho(r.Context(), events.Who{Actor: "cert:" + ca.SerialHex(cur.SerialNumber)})), nil
+}
+
+func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
+	cur, r, err := s.renewingCert(r)
+	if err != nil {
 		problem.Write(w, r, err)
 		return
 	}
-	r = r.WithContext(events.WithWho(r.Context(), events.Who{Actor: "cert:" + ca.SerialHex(cur.SerialNumber)}))
 	_, csr, err := decodeWithCSR(w, r, func(q *apiv1.RenewRequest) string { return q.CSR })
 	if err != nil {
 		problem.Write(w, r, err)

@@ -142,7 +142,7 @@ func (s *Server) stepSign(w http.ResponseWriter, r *http.Request, o *StepOptions
 }
 
 func (s *Server) stepRenew(w http.ResponseWriter, r *http.Request, o *StepOptions) {
-	cur, err := s.clientCert(r)
+	cur, r, err := s.renewingCert(r)
 	if err != nil {
 		writeStepProblem(w, r, err)
 		return

@@ -72,19 +72,31 @@ func (n Names) Strings() []string {
 
 // Plain renders the names untyped, as step-ca's tokens carry them (its
 // CLI puts each in the CSR by its shape): DNS names, IPs, URIs as they are.
-// ParseSANs reads them back to the same Names.
+// A name whose untyped form ParseSANs would read as another type or not at
+// all (a DNS name that looks like an IP, a URI without "://" such as
+// urn:uuid:...) keeps its TYPE: prefix, so ParseSANs always reads Plain's
+// output back to the same Names.
 func (n Names) Plain() []string {
 	var out []string
 	for _, d := range n.DNS {
-		out = append(out, d)
+		out = append(out, plain("DNS:", d))
 	}
 	for _, ip := range n.IPs {
 		out = append(out, ip.String())
 	}
 	for _, u := range n.URIs {
-		out = append(out, u.String())
+		out = append(out, plain("URI:", u.String()))
 	}
 	return out
+}
+
+// plain is v untyped if ParseSANs reads it back as typ, else typ+v.
+func plain(typ, v string) string {
+	n, err := ParseSANs([]string{v})
+	if err == nil && len(n.Strings()) == 1 && n.Strings()[0] == typ+v {
+		return v
+	}
+	return typ + v
 }
 
 // Empty reports whether there are no names.
@@ -97,6 +109,10 @@ func checkDNSName(s string) error {
 	labels := strings.Split(s, ".")
 	for i, l := range labels {
 		if i == 0 && l == "*" {
+			// A bare "*" would match every single-label host name.
+			if len(labels) == 1 {
+				return fmt.Errorf("DNS name %q: a wildcard needs a domain after it (*.example.internal)", s)
+			}
 			continue
 		}
 		if l == "" || len(l) > 63 || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {

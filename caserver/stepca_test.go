@@ -2,19 +2,25 @@ package caserver_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
+	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/caclient"
 	"github.com/anchorage-pki/anchorage/problem"
 )
@@ -169,5 +175,126 @@ func TestStepEndpoints(t *testing.T) {
 	}
 	if a := stepDo(t, mtls, "POST", tc.URL+"/renew", nil); a.status != http.StatusForbidden || a.body["type"] != problem.CertRevoked {
 		t.Errorf("renew after revoke: %d %v", a.status, a.body)
+	}
+}
+
+// step's /renew records and counts what /v1/renew does: the renewing
+// certificate as the actor, and a certificate that cannot renew (an admin
+// certificate) as a refused renewal. /renew used to leave the actor empty
+// and record no refusal at all.
+func TestStepRenewObservedLikeV1(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		body func(key *ecdsa.PrivateKey) any // the request body renewing with key
+	}{
+		{"/v1/renew", func(key *ecdsa.PrivateKey) any {
+			csr, _ := caclient.NewCSR(key, "x", nil)
+			return map[string]any{"csr": string(csr)}
+		}},
+		{"/renew", func(*ecdsa.PrivateKey) any { return nil }},
+		{"/1.0/renew", func(*ecdsa.PrivateKey) any { return nil }},
+	} {
+		t.Run(c.path, func(t *testing.T) {
+			tc, file := startObservedCA(t)
+			tok := tc.token(t, "r.example.com", nil, 10*time.Minute, time.Now())
+			key := mustKey()
+			csr, _ := caclient.NewCSR(key, "r.example.com", nil)
+			res, err := tc.Client(t, nil).Enroll(context.Background(), tok, csr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pair := tlsPair(t, res.Chain, key)
+			if a := stepDo(t, tc.stepHTTP(t, &pair), "POST", tc.URL+c.path, c.body(key)); a.status != http.StatusCreated {
+				t.Fatalf("renew: %d %v", a.status, a.body)
+			}
+			adm, err := tls.LoadX509KeyPair(filepath.Join(tc.Dir, "admin.crt"), filepath.Join(tc.Dir, "admin.key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := stepDo(t, tc.stepHTTP(t, &adm), "POST", tc.URL+c.path, c.body(mustKey())); a.status != http.StatusForbidden {
+				t.Fatalf("renew with an admin certificate: %d %v", a.status, a.body)
+			}
+			if v, _ := tc.Scrape(t).Value("anchorage_renewal_requests_total", "method", "mtls", "result", "bad_client_cert"); v != 1 {
+				t.Errorf("anchorage_renewal_requests_total{bad_client_cert} = %v, want 1", v)
+			}
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var renews []map[string]any
+			for _, l := range bytes.Split(bytes.TrimSpace(raw), []byte{'\n'}) {
+				var e map[string]any
+				if err := json.Unmarshal(l, &e); err != nil {
+					t.Fatal(err)
+				}
+				if e["event"] == "renew" {
+					renews = append(renews, e)
+				}
+			}
+			if len(renews) != 2 {
+				t.Fatalf("%d renew events, want 2:\n%s", len(renews), raw)
+			}
+			if renews[0]["result"] != "ok" || renews[0]["actor"] != "cert:"+res.Serial {
+				t.Errorf("renewal event %v: want result ok, actor cert:%s", renews[0], res.Serial)
+			}
+			if renews[1]["result"] != "refused" || renews[1]["reason"] != "bad_client_cert" {
+				t.Errorf("admin certificate's renewal event %v: want refused, bad_client_cert", renews[1])
+			}
+		})
+	}
+}
+
+// /v1/enroll and step's /sign issue the same names for the same token, and
+// those are the names the token was minted with, each with its type. The
+// CSR is built from the token's own sans, as `anchorage enroll` does. A DNS
+// name shaped like an IP used to come out as an IP SAN, and a token with an
+// opaque URI (urn:...) was refused as malformed.
+func TestSignAndEnrollIssueTheMintedNames(t *testing.T) {
+	tc := startCA(t)
+	anon := tc.stepHTTP(t, nil)
+	for i, sans := range [][]string{
+		{"DNS:w.example.com", "IP:10.0.0.7", "IP:fd00::7", "URI:spiffe://example.com/w"},
+		{"DNS:10.0.0.8"},
+		{"URI:urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"},
+		{"DNS:*.w.example.com"},
+	} {
+		want, err := ca.ParseSANs(sans)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{apiv1.PathEnroll, "/1.0/sign"} {
+			t.Run(path+" "+strings.Join(sans, ","), func(t *testing.T) {
+				name := fmt.Sprintf("n%d.example.com", i)
+				tok := tc.token(t, name, sans, 10*time.Minute, time.Now())
+				claims, err := caclient.InspectToken(tok)
+				if err != nil {
+					t.Fatal(err)
+				}
+				csr := csrPEM(t, name, claims.SANs)
+				var chain string
+				if path == apiv1.PathEnroll {
+					res, err := tc.Client(t, nil).Enroll(context.Background(), tok, []byte(csr))
+					if err != nil {
+						t.Fatalf("enroll: %v", err)
+					}
+					chain = res.Chain
+				} else {
+					a := stepDo(t, anon, "POST", tc.URL+path, map[string]any{"csr": csr, "ott": tok})
+					if a.status != http.StatusCreated {
+						t.Fatalf("sign: %d %v", a.status, a.body)
+					}
+					chain = a.body["crt"].(string)
+				}
+				blk, _ := pem.Decode([]byte(chain))
+				leaf, err := x509.ParseCertificate(blk.Bytes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := ca.Names{DNS: leaf.DNSNames, IPs: leaf.IPAddresses, URIs: leaf.URIs}
+				if g, w := strings.Join(got.Strings(), ","), strings.Join(want.Strings(), ","); g != w {
+					t.Errorf("certificate names %s, token minted with %s", g, w)
+				}
+			})
+		}
 	}
 }

@@ -156,3 +156,31 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestMintVerifyKeepsNameTypes: the grant a token verifies to carries the
+// names it was minted with, each with its type. Untyped sans used to turn
+// DNS:10.0.0.1 into an IP SAN and make a token with URI:urn:... unusable.
+func TestMintVerifyKeepsNameTypes(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	v := &enroll.Verifier{Key: key.Public(), Audience: aud, MaxTTL: time.Hour, Used: usedSet{}, Now: time.Now}
+	for _, sans := range [][]string{
+		{"DNS:10.0.0.1"},
+		{"URI:urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"},
+		{"DNS:h.example.com", "IP:10.0.0.1", "IP:fd00::1", "URI:spiffe://x/y"},
+	} {
+		t.Run(strings.Join(sans, ","), func(t *testing.T) {
+			tok, err := enroll.Mint(key, aud, "h.example.com", sans, time.Minute, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := v.Verify(context.Background(), tok)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			want, _ := ca.ParseSANs(sans)
+			if got := strings.Join(g.Names.Strings(), ","); got != strings.Join(want.Strings(), ",") {
+				t.Fatalf("grant names %s, minted with %s", got, strings.Join(want.Strings(), ","))
+			}
+		})
+	}
+}

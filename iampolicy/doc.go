@@ -68,8 +68,9 @@
 //     Numeric, Date, IpAddress and Bool/Null values must parse.
 //   - Kinds: Parse infers identity (no statement names a principal, so every
 //     statement needs Resource/NotResource) or resource-based (every statement
-//     names a principal); ParseAs(KindTrust) also refuses Resource in a trust
-//     policy, ParseAs(KindIdentity) refuses Principal.
+//     names a principal); ParseAs(KindTrust) also refuses Resource and
+//     NotPrincipal in a trust policy (IAM does), ParseAs(KindIdentity) refuses
+//     Principal.
 //   - Documents larger than MaxDocumentSize (128 KiB) are refused.
 //
 // Evaluation:

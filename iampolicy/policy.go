@@ -125,7 +125,7 @@ const (
 	// KindIdentity is an identity policy, permissions boundary or session
 	// policy: no Principal/NotPrincipal, Resource or NotResource required.
 	KindIdentity
-	// KindTrust is a role trust policy: Principal or NotPrincipal required,
+	// KindTrust is a role trust policy: Principal required (IAM refuses NotPrincipal there),
 	// no Resource/NotResource.
 	KindTrust
 	// KindResource is another resource-based policy (bucket, key, queue):
@@ -243,8 +243,14 @@ func ParseAs(doc []byte, kind Kind) (*Policy, error) {
 				return nil, fail("Resource", "missing (an identity policy statement needs Resource or NotResource)")
 			}
 		case KindTrust:
-			if !s.HasPrincipal() {
-				return nil, fail("Principal", "missing (a trust policy statement needs Principal or NotPrincipal)")
+			// IAM refuses NotPrincipal in a role trust policy; taken as
+			// "every caller not listed", an Allow with it would let
+			// Roles Anywhere (and anyone else) assume the role.
+			if s.NotPrincipal != nil {
+				return nil, fail("NotPrincipal", "not allowed in a role trust policy (use Principal, or a Deny with a condition on aws:PrincipalArn)")
+			}
+			if s.Principal == nil {
+				return nil, fail("Principal", "missing (a trust policy statement needs Principal)")
 			}
 			if hasResource {
 				return nil, fail("Resource", "not allowed in a trust policy")

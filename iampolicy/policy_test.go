@@ -143,6 +143,8 @@ func TestParseErrorNamesStatementAndField(t *testing.T) {
 func TestParseAsKinds(t *testing.T) {
 	identity := `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}`
 	bucket := `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}`
+	notPrincipalAllow := `{"Version":"2012-10-17","Statement":{"Effect":"Allow","NotPrincipal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}}`
+	notPrincipalDeny := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"rolesanywhere.amazonaws.com"},"Action":"sts:AssumeRole"},{"Effect":"Deny","NotPrincipal":{"Service":"rolesanywhere.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
 	tests := []struct {
 		doc  string
 		kind Kind
@@ -157,6 +159,11 @@ func TestParseAsKinds(t *testing.T) {
 		{bucket, KindResource, true},
 		{bucket, KindTrust, false}, // a trust policy has no Resource
 		{bucket, KindAny, true},
+		// IAM refuses NotPrincipal in a role trust policy, Allow or Deny;
+		// an Allow with it was accepted and let every caller assume the role.
+		{notPrincipalAllow, KindTrust, false},
+		{notPrincipalDeny, KindTrust, false},
+		{notPrincipalDeny, KindResource, true},
 	}
 	for i, tt := range tests {
 		_, err := ParseAs([]byte(tt.doc), tt.kind)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -133,7 +134,7 @@ func (e *ContainerEndpoint) refuse(w http.ResponseWriter, r *http.Request, statu
 }
 
 // ReadAuthToken reads the token file of serve --ecs. It must be a regular
-// file no one else can read (the token is the only thing between a caller
+// file of this user that no one else can read (the token is the only thing between a caller
 // and the role's credentials), non-empty, and free of CR and LF: the SDKs
 // send the file verbatim and refuse a token containing either, so a
 // trailing newline from `echo` would lock every client out.
@@ -147,9 +148,13 @@ func ReadAuthToken(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth token file: %w", err)
 	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
 	switch {
 	case !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("auth token file %s: not a regular file", path)
+	case !ok || int(st.Uid) != os.Geteuid():
+		// Its owner can read and replace the token whatever the mode.
+		return nil, fmt.Errorf("auth token file %s: owned by another user; it must belong to the user serve runs as (uid %d)", path, os.Geteuid())
 	case fi.Mode().Perm()&0o077 != 0:
 		return nil, fmt.Errorf("auth token file %s: mode %04o lets others read it; chmod 600 it", path, fi.Mode().Perm())
 	}

@@ -87,6 +87,22 @@ func TestReadAuthToken(t *testing.T) {
 			}
 		})
 	}
+	// A 0600 file of another user: that user can read and replace the
+	// token. It used to be accepted.
+	if os.Geteuid() == 0 {
+		p := filepath.Join(dir, "nobodys")
+		if err := os.WriteFile(p, []byte("s3cr3t"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadAuthToken(p); err == nil || !strings.Contains(err.Error(), "owned by another user") {
+			t.Errorf("file of another user: %v", err)
+		}
+	} else {
+		t.Log("not root: the other-owner case needs chown")
+	}
 	if _, err := ReadAuthToken(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("directory: %v", err)
 	}

@@ -192,16 +192,24 @@ func certificateFingerprint(src SourceConfig, now time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	var cert *x509.Certificate
 	if src.PrivateKey == "" {
-		sum := sha256.Sum256(data)
-		return sum[:], nil
-	}
-	cert, err := firstCertificate(data)
-	if err != nil {
+		// PKCS#12: the key is in the same file (unencrypted), so reading
+		// it costs no prompt; the leaf's validity is checked as for PEM.
+		id, err := loadPKCS12(data)
+		if err != nil {
+			return nil, err
+		}
+		cert = id.Certificate
+	} else if cert, err = firstCertificate(data); err != nil {
 		return nil, err
 	}
 	if now.After(cert.NotAfter) || now.Before(cert.NotBefore) {
 		return nil, fmt.Errorf("certificate not valid at %s", now.UTC().Format(time.RFC3339))
+	}
+	if src.PrivateKey == "" {
+		sum := sha256.Sum256(data)
+		return sum[:], nil
 	}
 	return leafFingerprint(cert), nil
 }

@@ -271,3 +271,34 @@ func FuzzCacheFile(f *testing.F) {
 		}
 	})
 }
+
+// TestCacheFingerprintValidity: the cache is keyed only while the leaf is
+// valid, PEM and PKCS#12 alike, so an expired certificate never keeps a
+// host going on cached credentials. A PKCS#12 file used to be hashed
+// without looking at its leaf.
+func TestCacheFingerprintValidity(t *testing.T) {
+	pem := SourceConfig{Certificate: vec("certs", "ec-leaf-cert.pem"), PrivateKey: vec("certs", "ec-leaf-key.pem")}
+	p12 := SourceConfig{Certificate: vec("certs", "ec-leaf.p12")}
+	// Both vectors: valid 2026-11-23 to 2036-11-20.
+	valid := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		src  SourceConfig
+		now  time.Time
+		ok   bool
+	}{
+		{"PEM valid", pem, valid, true},
+		{"PEM expired", pem, time.Date(2037, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{"PEM not yet valid", pem, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{"PKCS#12 valid", p12, valid, true},
+		{"PKCS#12 expired", p12, time.Date(2037, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{"PKCS#12 not yet valid", p12, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp, err := certificateFingerprint(tc.src, tc.now)
+			if tc.ok != (err == nil) || tc.ok != (len(fp) == 32) {
+				t.Fatalf("fingerprint %x, err %v; want ok=%v", fp, err, tc.ok)
+			}
+		})
+	}
+}
