@@ -297,17 +297,22 @@ func appendSerial(b []byte, digits string, pad bool, serial string) ([]byte, err
 	return b, nil
 }
 
-func hexVal(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10
+// hexVal is a hex digit's value, 0xff for any other byte.
+func hexVal(c byte) byte { return hexTable[c] }
+
+var hexTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0xff
-}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c-'a') + 10
+		t[c-'a'+'A'] = byte(c-'a') + 10
+	}
+	return t
+}()
 
 // intContent is the minimal two's-complement content of a DER INTEGER or
 // ENUMERATED.
@@ -350,7 +355,8 @@ func timeLen(t time.Time) int {
 }
 
 func appendTime(b []byte, t time.Time) []byte {
-	y := t.Year()
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
 	if y < 1950 || y >= 2050 {
 		b = append(b, tagGenTime, 15)
 		b = appendDigits(b, y/100)
@@ -358,11 +364,11 @@ func appendTime(b []byte, t time.Time) []byte {
 		b = append(b, tagUTCTime, 13)
 	}
 	b = appendDigits(b, y%100)
-	b = appendDigits(b, int(t.Month()))
-	b = appendDigits(b, t.Day())
-	b = appendDigits(b, t.Hour())
-	b = appendDigits(b, t.Minute())
-	b = appendDigits(b, t.Second())
+	b = appendDigits(b, int(mo))
+	b = appendDigits(b, d)
+	b = appendDigits(b, h)
+	b = appendDigits(b, mi)
+	b = appendDigits(b, s)
 	return append(b, 'Z')
 }
 

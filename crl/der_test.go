@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,10 +223,21 @@ func TestCheckDiffsEntries(t *testing.T) {
 			t.Errorf("n=%d: duplicate serial: %v", n, err)
 		}
 	}
+	// Sorted input (what storage hands out) with one serial twice.
+	sorted := revocations(100)
+	slices.SortFunc(sorted, func(a, b storage.Revocation) int { return strings.Compare(a.Serial, b.Serial) })
+	sorted[51].Serial = strings.ToUpper("000" + sorted[50].Serial)
+	der, err := crl.Build(iss, key, 2, sorted, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := crl.Check(der, iss, 1, now, sorted); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("sorted input, one serial twice (in another spelling): %v", err)
+	}
 	// A reason code no relying party should see.
 	bad := revocations(2)
 	bad[1].Reason = 7
-	der, _ := crl.Build(iss, key, 2, bad, now, time.Hour)
+	der, _ = crl.Build(iss, key, 2, bad, now, time.Hour)
 	if _, err := crl.Check(der, iss, 1, now, bad); err == nil {
 		t.Error("reason 7 accepted")
 	}
