@@ -448,9 +448,20 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	h := apiv1.Health{Status: "ok"}
 	if c := s.o.CRL.Current(); c != nil {
 		h.CRL = &apiv1.CRLHealth{Number: c.Number, ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate,
-			Entries: c.Entries, PEMBytes: len(c.PEM), NearCap: c.NearCap()}
-		if c.NearCap() {
-			h.Warnings = append(h.Warnings, "CRL PEM is "+strconv.Itoa(len(c.PEM))+" bytes, near the Roles Anywhere import cap of "+strconv.Itoa(crl.MaxPEMSize))
+			Entries: c.Entries, PEMBytes: len(c.PEM), NearCap: c.NearCap(), OverCap: c.OverCap()}
+		// Degraded well before the cap (crl.WarnPEMSize, 80%): past it no
+		// trust anchor imports a new CRL, so revocations stop reaching
+		// Roles Anywhere. Nothing is dropped from the CRL to fit and no
+		// lifetime is shortened; the way out is a second issuing CA.
+		switch {
+		case c.OverCap():
+			h.Status = "degraded"
+			h.Warnings = append(h.Warnings, "CRL "+strconv.FormatUint(c.Number, 10)+" ("+strconv.Itoa(c.Entries)+" entries) is "+strconv.Itoa(len(c.PEM))+
+				" bytes of PEM, over the Roles Anywhere import cap of "+strconv.Itoa(crl.MaxPEMSize)+": trust anchors keep their last CRL and revocations since are not enforced there; issue new certificates from a second CA (README: CRL size)")
+		case c.NearCap():
+			h.Status = "degraded"
+			h.Warnings = append(h.Warnings, "CRL PEM is "+strconv.Itoa(len(c.PEM))+" bytes ("+strconv.Itoa(c.Entries)+" entries), near the Roles Anywhere import cap of "+
+				strconv.Itoa(crl.MaxPEMSize)+"; plan a second issuing CA (README: CRL size)")
 		}
 		if !c.NextUpdate.After(s.o.Now()) {
 			h.Status = "degraded"
