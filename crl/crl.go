@@ -133,12 +133,12 @@ func (u *Updater) load(ctx context.Context) (*CRL, error) {
 	if st.DER == nil {
 		return nil, nil
 	}
-	rl, err := x509.ParseRevocationList(st.DER)
+	sum, err := summarize(st.DER)
 	if err != nil {
 		return nil, fmt.Errorf("crl: stored CRL %d does not parse: %w", st.Number, err)
 	}
-	c := &CRL{Number: st.Number, Seq: st.Seq, DER: st.DER, PEM: encodePEM(st.DER), ThisUpdate: rl.ThisUpdate,
-		NextUpdate: rl.NextUpdate, Entries: len(rl.RevokedCertificateEntries)}
+	c := &CRL{Number: st.Number, Seq: st.Seq, DER: st.DER, PEM: encodePEM(st.DER), ThisUpdate: sum.ThisUpdate,
+		NextUpdate: sum.NextUpdate, Entries: sum.Entries}
 	u.cached.Store(c)
 	return c, nil
 }
@@ -357,12 +357,18 @@ func Parse(data []byte) (*x509.RevocationList, []byte, error) {
 
 // NumberOf returns the CRL number of a CRL in DER or PEM.
 func NumberOf(data []byte) (uint64, error) {
-	rl, _, err := Parse(data)
+	der := data
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN")) {
+		b, _ := pem.Decode(data)
+		if b == nil || b.Type != "X509 CRL" {
+			return 0, errors.New("no X509 CRL PEM block")
+		}
+		der = b.Bytes
+	}
+	// Not x509.ParseRevocationList: the file may hold a million entries.
+	sum, err := summarize(der)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("CRL does not parse: %w", err)
 	}
-	if rl.Number == nil || !rl.Number.IsUint64() {
-		return 0, errors.New("CRL has no usable CRL number")
-	}
-	return rl.Number.Uint64(), nil
+	return sum.Number, nil
 }

@@ -114,6 +114,9 @@ func build(issuer *x509.Certificate, signer crypto.Signer, number uint64, revs [
 	if len(issuer.SubjectKeyId) == 0 {
 		return nil, errors.New("crl: the issuer has no subject key identifier")
 	}
+	if len(issuer.RawSubject) == 0 {
+		return nil, errors.New("crl: the issuer certificate was not parsed (no raw subject)")
+	}
 	if nextUpdate.Before(thisUpdate) {
 		return nil, errors.New("crl: nextUpdate before thisUpdate")
 	}

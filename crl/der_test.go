@@ -245,3 +245,27 @@ func TestCheckDiffsEntries(t *testing.T) {
 		t.Error("non-hex serial accepted")
 	}
 }
+
+// NumberOf (and the updater's reload) read a CRL without parsing each
+// entry; they agree with x509's parser.
+func TestNumberOfAgreesWithX509(t *testing.T) {
+	iss, key := issuer(t)
+	for _, n := range []int{0, 1, 3000} {
+		der, err := crl.Build(iss, key, 1<<33+uint64(n), revocations(n), time.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, form := range [][]byte{der, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})} {
+			if got, err := crl.NumberOf(form); err != nil || got != rl.Number.Uint64() {
+				t.Errorf("NumberOf = %d, %v; x509 says %v", got, err, rl.Number)
+			}
+		}
+	}
+	if _, err := crl.NumberOf([]byte("not a CRL")); err == nil {
+		t.Error("NumberOf accepted garbage")
+	}
+}
