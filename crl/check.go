@@ -228,6 +228,11 @@ func minimalPositive(b []byte) bool {
 
 var serialSeed = maphash.MakeSeed()
 
+// rfc2459 is the earliest revocation time zlint's
+// e_crl_revocation_date_too_early accepts; walkEntries holds every entry
+// of a sampled CRL to it as zlint holds a whole one.
+var rfc2459 = time.Date(1999, time.January, 1, 0, 0, 0, 0, time.UTC)
+
 // walkEntries checks every revokedCertificates entry against want, in
 // order, and that no serial is listed twice, without building a value
 // per entry. Both stores hand out revocations ordered by serial; when
@@ -269,6 +274,9 @@ func walkEntries(s cryptobyte.String, thisUpdate time.Time, want []storage.Revoc
 			seen[h] = int32(n)
 		}
 		rt := revocationTime(w, thisUpdate)
+		if rt.Before(rfc2459) {
+			return n, fmt.Errorf("entry %d (serial %s): revocation time %s is before RFC 2459 (an unset time?)", n, w.Serial, rt)
+		}
 		if rt.After(thisUpdate) || !bytes.Equal(at, appendTime(tb[:0], rt)) {
 			return n, fmt.Errorf("entry %d (serial %s): revocation time differs from storage's %s", n, w.Serial, rt)
 		}

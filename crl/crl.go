@@ -4,9 +4,14 @@
 // stored CRL (and on a re-sign timer), from one consistent snapshot of the
 // revocations of certificates not yet past expiry (plus
 // storage.RevocationGrace, for a CA clock running ahead); it signs them with a
-// strictly increasing CRL number, parses the result back and checks it
-// (signature, number, dates, entry count, zlint, the Roles Anywhere size
-// cap) before storing it together with the sequence it covers. Readers
+// strictly increasing CRL number (Build: hand-written DER, the bytes
+// x509.CreateRevocationList would produce, memory proportional to the
+// output), walks the result back and checks it (Check: signature,
+// structure, number, dates, every entry against storage, zlint — whole up
+// to LintFullMax entries, a same-code sample above — and the Roles
+// Anywhere size cap) before storing it together with the sequence it
+// covers. A CRL over the cap is stored whole all the same, never trimmed:
+// anchorsync refuses to push it and /health and /metrics say so. Readers
 // (the HTTP endpoint, anchorsync, revoke) read the newest stored CRL; a
 // Watch signal only wakes them sooner.
 package crl

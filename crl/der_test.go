@@ -241,6 +241,22 @@ func TestCheckDiffsEntries(t *testing.T) {
 	if _, err := crl.Check(der, iss, 1, now, bad); err == nil {
 		t.Error("reason 7 accepted")
 	}
+	// Checks zlint makes, made of every entry above LintFullMax too.
+	for name, change := range map[string]func(*storage.Revocation){
+		"reason 7":             func(r *storage.Revocation) { r.Reason = 7 },
+		"revoked before 1999":  func(r *storage.Revocation) { r.RevokedAt = time.Date(1998, 12, 31, 0, 0, 0, 0, time.UTC) },
+		"zero revocation time": func(r *storage.Revocation) { r.RevokedAt = time.Time{} },
+	} {
+		revs := revocations(crl.LintFullMax + 100)
+		change(&revs[1]) // not in the sample (every second entry or sparser), but for its reason
+		der, err := crl.Build(iss, key, 2, revs, now, time.Hour)
+		if err != nil {
+			continue // refused at build: fine too
+		}
+		if _, err := crl.Check(der, iss, 1, now, revs); err == nil || errors.Is(err, crl.ErrTooLarge) {
+			t.Errorf("%s in a large CRL: %v", name, err)
+		}
+	}
 	if _, err := crl.Build(iss, key, 2, []storage.Revocation{{Serial: "12g4", RevokedAt: now}}, now, time.Hour); err == nil {
 		t.Error("non-hex serial accepted")
 	}
