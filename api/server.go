@@ -458,9 +458,23 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	h := apiv1.Health{Status: "ok"}
 	if c := s.o.CRL.Current(); c != nil {
 		h.CRL = &apiv1.CRLHealth{Number: c.Number, ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate,
-			Entries: c.Entries, PEMBytes: len(c.PEM), NearCap: c.NearCap()}
-		if c.NearCap() {
-			h.Warnings = append(h.Warnings, "CRL PEM is "+strconv.Itoa(len(c.PEM))+" bytes, near the Roles Anywhere import cap of "+strconv.Itoa(crl.MaxPEMSize))
+			Entries: c.Entries, PEMBytes: len(c.PEM), NearCap: c.NearCap(), OverCap: c.OverCap()}
+		// Warned well before the cap (crl.WarnPEMSize, 80%); degraded past it: no
+		// trust anchor imports a new CRL, so revocations stop reaching
+		// Roles Anywhere. Nothing is dropped from the CRL to fit and no
+		// lifetime is shortened; the way out is a second issuing CA.
+		switch {
+		case c.OverCap():
+			h.Status = "degraded"
+			h.Warnings = append(h.Warnings, "CRL "+strconv.FormatUint(c.Number, 10)+" ("+strconv.Itoa(c.Entries)+" entries) is "+strconv.Itoa(len(c.PEM))+
+				" bytes of PEM, over the Roles Anywhere import cap of "+strconv.Itoa(crl.MaxPEMSize)+": trust anchors keep their last CRL and revocations since are not enforced there; issue new certificates from a second CA (README: CRL size)")
+		case c.NearCap():
+			// A warning, not "degraded": /health answers 503 when degraded,
+			// and the CRL is the same on every replica, so a load balancer
+			// would take every one out of rotation at once while issuing,
+			// renewing and revoking still work.
+			h.Warnings = append(h.Warnings, "CRL PEM is "+strconv.Itoa(len(c.PEM))+" bytes ("+strconv.Itoa(c.Entries)+" entries), near the Roles Anywhere import cap of "+
+				strconv.Itoa(crl.MaxPEMSize)+"; plan a second issuing CA (README: CRL size)")
 		}
 		if !c.NextUpdate.After(s.o.Now()) {
 			h.Status = "degraded"

@@ -122,7 +122,8 @@ type CRLHealth struct {
 	NextUpdate time.Time `json:"nextUpdate"`
 	Entries    int       `json:"entries"`
 	PEMBytes   int       `json:"pemBytes"`
-	NearCap    bool      `json:"nearImportCap"`
+	NearCap    bool      `json:"nearImportCap"` // at 80% of the Roles Anywhere cap or more
+	OverCap    bool      `json:"overImportCap"` // over it: trust anchors keep an older CRL
 }
 
 // Paths of the trust-anchor status API.

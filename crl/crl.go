@@ -4,9 +4,14 @@
 // stored CRL (and on a re-sign timer), from one consistent snapshot of the
 // revocations of certificates not yet past expiry (plus
 // storage.RevocationGrace, for a CA clock running ahead); it signs them with a
-// strictly increasing CRL number, parses the result back and checks it
-// (signature, number, dates, entry count, zlint, the Roles Anywhere size
-// cap) before storing it together with the sequence it covers. Readers
+// strictly increasing CRL number (Build: hand-written DER, the bytes
+// x509.CreateRevocationList would produce, memory proportional to the
+// output), walks the result back and checks it (Check: signature,
+// structure, number, dates, every entry against storage, zlint — whole up
+// to LintFullMax entries, a same-code sample above — and the Roles
+// Anywhere size cap) before storing it together with the sequence it
+// covers. A CRL over the cap is stored whole all the same, never trimmed:
+// anchorsync refuses to push it and /health and /metrics say so. Readers
 // (the HTTP endpoint, anchorsync, revoke) read the newest stored CRL; a
 // Watch signal only wakes them sooner.
 package crl
@@ -15,18 +20,15 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/anchorage-pki/anchorage/lint"
 	"github.com/anchorage-pki/anchorage/storage"
 )
 
@@ -59,10 +61,18 @@ type CRL struct {
 	ThisUpdate time.Time
 	NextUpdate time.Time
 	Entries    int
+	// Linted is how many entries zlint saw when this process built it
+	// (Check); 0 for a CRL loaded from storage.
+	Linted int
 }
 
-// NearCap reports whether the PEM is close to the Roles Anywhere import cap.
+// NearCap reports whether the PEM is close to (or over) the Roles
+// Anywhere import cap.
 func (c *CRL) NearCap() bool { return len(c.PEM) >= WarnPEMSize }
+
+// OverCap reports whether the PEM is over the Roles Anywhere import cap:
+// no trust anchor will import this CRL.
+func (c *CRL) OverCap() bool { return len(c.PEM) > MaxPEMSize }
 
 // Options configure an Updater.
 type Options struct {
@@ -128,12 +138,12 @@ func (u *Updater) load(ctx context.Context) (*CRL, error) {
 	if st.DER == nil {
 		return nil, nil
 	}
-	rl, err := x509.ParseRevocationList(st.DER)
+	sum, err := summarize(st.DER)
 	if err != nil {
 		return nil, fmt.Errorf("crl: stored CRL %d does not parse: %w", st.Number, err)
 	}
-	c := &CRL{Number: st.Number, Seq: st.Seq, DER: st.DER, PEM: encodePEM(st.DER), ThisUpdate: rl.ThisUpdate,
-		NextUpdate: rl.NextUpdate, Entries: len(rl.RevokedCertificateEntries)}
+	c := &CRL{Number: st.Number, Seq: st.Seq, DER: st.DER, PEM: encodePEM(st.DER), ThisUpdate: sum.ThisUpdate,
+		NextUpdate: sum.NextUpdate, Entries: sum.Entries}
 	u.cached.Store(c)
 	return c, nil
 }
@@ -210,9 +220,16 @@ func (u *Updater) update(ctx context.Context, force bool) (*CRL, error) {
 		return nil, err
 	}
 	log := u.o.Logger.With("crl_number", c.Number, "revocation_seq", c.Seq, "entries", c.Entries, "pem_bytes", len(c.PEM))
-	if c.NearCap() {
-		log.Warn("CRL is nearing the Roles Anywhere import cap", "cap", MaxPEMSize)
-	} else {
+	if c.Linted < c.Entries {
+		log = log.With("linted_entries", c.Linted)
+	}
+	switch {
+	case c.OverCap():
+		log.Error("CRL is over the Roles Anywhere import cap: stored and served at /crl, but no trust anchor will import it, so anchors keep their last CRL and later revocations are not enforced there; move workloads to a second issuing CA (README: CRL size)",
+			"cap", MaxPEMSize)
+	case c.NearCap():
+		log.Warn("CRL is nearing the Roles Anywhere import cap; plan a second issuing CA (README: CRL size)", "cap", MaxPEMSize)
+	default:
 		log.Info("CRL stored")
 	}
 	return c, nil
@@ -297,16 +314,21 @@ func (u *Updater) build(ctx context.Context) (*CRL, error) {
 	if err != nil {
 		return nil, err
 	}
-	rl, err := Check(der, u.o.Issuer, prev, now, len(set.Entries))
-	if err != nil {
+	chk, err := Check(der, u.o.Issuer, prev, now, set.Entries)
+	if err != nil && !errors.Is(err, ErrTooLarge) {
 		return nil, err
 	}
+	// Over the cap the CRL is still correct and complete: it is stored,
+	// served at /crl and written to the file, so no revocation is dropped
+	// anywhere it can be read. Only trust anchors cannot import it
+	// (anchorsync refuses and marks each anchor behind); update logs it
+	// as an error and /health and /metrics show it (OverCap).
 	if err := u.o.Store.SaveCRL(ctx, storage.CRL{Number: number, Seq: set.Seq, DER: der}); err != nil {
 		return nil, fmt.Errorf("crl: save %d: %w", number, err)
 	}
 	u.writeFile(number, der) // after the database has it; the pusher is already awake (file.go)
-	c := &CRL{Number: number, Seq: set.Seq, DER: der, PEM: encodePEM(der), ThisUpdate: rl.ThisUpdate,
-		NextUpdate: rl.NextUpdate, Entries: len(set.Entries)}
+	c := &CRL{Number: number, Seq: set.Seq, DER: der, PEM: encodePEM(der), ThisUpdate: chk.ThisUpdate,
+		NextUpdate: chk.NextUpdate, Entries: chk.Entries, Linted: chk.Linted}
 	u.cached.Store(c)
 	return c, nil
 }
@@ -315,69 +337,6 @@ func (u *Updater) build(ctx context.Context) (*CRL, error) {
 // is (ca), so a relying party whose clock is slightly behind the CA's does
 // not see a CRL from the future. nextUpdate stays now + validity.
 const Backdate = time.Minute
-
-// Build signs a CRL over revs, with thisUpdate now - Backdate and
-// nextUpdate now + validity. Revocation times later than thisUpdate are
-// clamped to it (a clock step must not produce an invalid list).
-func Build(issuer *x509.Certificate, signer crypto.Signer, number uint64, revs []storage.Revocation, now time.Time, validity time.Duration) ([]byte, error) {
-	thisUpdate := now.Add(-Backdate).UTC()
-	entries := make([]x509.RevocationListEntry, 0, len(revs))
-	for _, r := range revs {
-		serial, ok := new(big.Int).SetString(r.Serial, 16)
-		if !ok {
-			return nil, fmt.Errorf("crl: stored serial %q is not hex", r.Serial)
-		}
-		at := r.RevokedAt.UTC()
-		if at.After(thisUpdate) {
-			at = thisUpdate
-		}
-		entries = append(entries, x509.RevocationListEntry{SerialNumber: serial, RevocationTime: at, ReasonCode: r.Reason})
-	}
-	tmpl := &x509.RevocationList{
-		Number:                    new(big.Int).SetUint64(number),
-		ThisUpdate:                thisUpdate,
-		NextUpdate:                now.Add(validity).UTC(),
-		RevokedCertificateEntries: entries,
-	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, signer)
-	if err != nil {
-		return nil, fmt.Errorf("crl: sign %d: %w", number, err)
-	}
-	return der, nil
-}
-
-// Check parses a built CRL back and verifies what a relying party will:
-// signature by the issuer, issuer name, number above prev, nextUpdate in the
-// future, the expected entry count, the zlint sources certificates are held
-// to, and the Roles Anywhere size cap.
-func Check(der []byte, issuer *x509.Certificate, prev uint64, now time.Time, wantEntries int) (*x509.RevocationList, error) {
-	rl, err := x509.ParseRevocationList(der)
-	if err != nil {
-		return nil, fmt.Errorf("crl: check: parse: %w", err)
-	}
-	if err := rl.CheckSignatureFrom(issuer); err != nil {
-		return nil, fmt.Errorf("crl: check: signature: %w", err)
-	}
-	if !bytes.Equal(rl.RawIssuer, issuer.RawSubject) {
-		return nil, errors.New("crl: check: issuer name differs from the issuing CA subject")
-	}
-	if rl.Number == nil || !rl.Number.IsUint64() || rl.Number.Uint64() <= prev {
-		return nil, fmt.Errorf("crl: check: number %v does not exceed previous %d", rl.Number, prev)
-	}
-	if !rl.NextUpdate.After(now) {
-		return nil, errors.New("crl: check: nextUpdate is not in the future")
-	}
-	if len(rl.RevokedCertificateEntries) != wantEntries {
-		return nil, fmt.Errorf("crl: check: %d entries, want %d", len(rl.RevokedCertificateEntries), wantEntries)
-	}
-	if n := len(encodePEM(der)); n > MaxPEMSize {
-		return nil, fmt.Errorf("crl: check: %w: %d bytes of PEM, the cap is %d", ErrTooLarge, n, MaxPEMSize)
-	}
-	if err := lint.CRL(der); err != nil {
-		return nil, fmt.Errorf("crl: check: %w", err)
-	}
-	return rl, nil
-}
 
 func encodePEM(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
@@ -403,12 +362,18 @@ func Parse(data []byte) (*x509.RevocationList, []byte, error) {
 
 // NumberOf returns the CRL number of a CRL in DER or PEM.
 func NumberOf(data []byte) (uint64, error) {
-	rl, _, err := Parse(data)
+	der := data
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN")) {
+		b, _ := pem.Decode(data)
+		if b == nil || b.Type != "X509 CRL" {
+			return 0, errors.New("no X509 CRL PEM block")
+		}
+		der = b.Bytes
+	}
+	// Not x509.ParseRevocationList: the file may hold a million entries.
+	sum, err := summarize(der)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("CRL does not parse: %w", err)
 	}
-	if rl.Number == nil || !rl.Number.IsUint64() {
-		return 0, errors.New("CRL has no usable CRL number")
-	}
-	return rl.Number.Uint64(), nil
+	return sum.Number, nil
 }
