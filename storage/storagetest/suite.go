@@ -42,6 +42,8 @@ func Run(t *testing.T, open Opener) {
 		{"ACMEOrderLimits", testACMEOrderLimits},
 		{"ACMEAccounts", testACMEAccounts},
 		{"ACMEEmpty", testACMEEmpty},
+		{"RecordRoundTrip", testRecordRoundTrip},
+		{"Paging", testPaging},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open) })
