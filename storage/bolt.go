@@ -108,13 +108,19 @@ func stateKey(class byte, notAfter time.Time, serial string) []byte {
 // status the stored record had (empty for a new one): the state index
 // entry moves with the status. Serial, subject and notAfter never change.
 func putCert(tx *bolt.Tx, c *Cert, prev Status) error {
-	if err := tx.Bucket(bucketCerts).Put([]byte(c.Serial), encodeCert(c)); err != nil {
+	certs, bySubject, st := tx.Bucket(bucketCerts), tx.Bucket(bucketBySubject), tx.Bucket(bucketByState)
+	if st != nil {
+		// Mostly appended (new certificates expire last): a page split
+		// at bbolt's default 50% would stay half empty for good. The
+		// buckets keyed by random serials fill to about 70% either way.
+		st.FillPercent = 0.9
+	}
+	if err := certs.Put([]byte(c.Serial), encodeCert(c)); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketBySubject).Put(subjectKey(c.Subject, c.Serial), nil); err != nil {
+	if err := bySubject.Put(subjectKey(c.Subject, c.Serial), nil); err != nil {
 		return err
 	}
-	st := tx.Bucket(bucketByState)
 	if prev != "" && stateClass(prev) != stateClass(c.Status) {
 		if err := st.Delete(stateKey(stateClass(prev), c.NotAfter, c.Serial)); err != nil {
 			return err
