@@ -61,6 +61,10 @@ done
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else print a[int((NR+1)/2)]}'; }
 rate() { grep "^$1 " "$out/enroll.txt" | sed -E 's/.* rps=([0-9.]+).*/\1/' | median; }
 peak() { sed -E 's/.*peak_mb=([0-9.]+).*/\1/' "$out/heap-$1.txt" | sort -n | tail -1; }
-e=$(rate empty) s=$(rate seeded)
+cpu() { grep "^$1 " "$out/enroll.txt" | sed -E 's/.* srv_cpu_us=([0-9.]+).*/\1/' | median; }
+e=$(rate empty) s=$(rate seeded) ec=$(cpu empty) sc=$(cpu seeded)
 awk -v e="$e" -v s="$s" -v n="$SEED" 'BEGIN { printf "  enrollment rps: empty %s, at %d %s, ratio %.2f (goal >= 0.95)\n", e, n, s, (e > 0 ? s / e : 0) }'
+# On a shared machine the rate swings with other load; server CPU per
+# certificate does not, and its inverse is the rate one core would give.
+awk -v e="$ec" -v s="$sc" 'BEGIN { printf "  server CPU per certificate: empty %s us, seeded %s us, rate-equivalent ratio %.2f\n", e, s, (s > 0 ? e / s : 0) }'
 echo "  CA heap peak under load: empty $(peak empty) MB, at $SEED $(peak seeded) MB (goal < 100 MB)"

@@ -529,9 +529,12 @@ func (d *DB) ResolveACMEOrders(ctx context.Context, fn func(o *ACMEOrder, c *Cer
 		}
 		found := map[string]*Cert{}
 		err = tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
-			c, err := decodeCert(string(k), v)
-			if err != nil || stuck[c.Order] == nil {
+			if stuck[recordOrder(v)] == nil {
 				return nil
+			}
+			c, err := decodeCert(string(k), v)
+			if err != nil {
+				return err
 			}
 			found[c.Order] = c
 			return nil

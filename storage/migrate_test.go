@@ -188,6 +188,9 @@ func FuzzDecodeCert(f *testing.F) {
 		if err != nil || b[0] != recordV2 {
 			return
 		}
+		if o := recordOrder(b); o != c.Order {
+			t.Fatalf("recordOrder %q, record says %q", o, c.Order)
+		}
 		// What decodes re-encodes to a record that decodes the same.
 		d, err := decodeCert("0a", encodeCert(c))
 		if err != nil {

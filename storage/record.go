@@ -264,6 +264,38 @@ func (r *recordReader) time() time.Time {
 	return time.Unix(sec, int64(ns)).UTC()
 }
 
+// recordOrder is the ACME order id of a record, read without decoding the
+// rest of it (ResolveACMEOrders looks through every record for a few).
+func recordOrder(v []byte) string {
+	if len(v) > 0 && v[0] == '{' {
+		var probe struct{ Order string }
+		json.Unmarshal(v, &probe)
+		return probe.Order
+	}
+	if len(v) == 0 || v[0] != recordV2 {
+		return ""
+	}
+	r := &recordReader{b: v[1:]}
+	flags := r.uvarint()
+	r.time()
+	readCode(r, methodCodes)
+	readCode(r, statusCodes)
+	r.hexStr() // token id
+	if flags&flagKeyIDFromDER == 0 {
+		r.hexStr()
+	}
+	if flags&flagLineageSelf == 0 {
+		r.hexStr()
+	}
+	r.hexStr() // renewed from
+	r.hexStr() // renewed to
+	o := r.hexStr()
+	if r.err != nil {
+		return ""
+	}
+	return o
+}
+
 // decodeCert reads the record of serial in either encoding.
 func decodeCert(serial string, v []byte) (*Cert, error) {
 	c := new(Cert)
