@@ -80,7 +80,7 @@ func TestRekeyRenewalAnswerLost(t *testing.T) {
 	if err != nil {
 		t.Fatalf("retry after a lost answer: %v", err)
 	}
-	list, err := c.Admin(t).Certs(ctx, "lost-answer-host", "", 0)
+	list, err := c.Admin(t).Certs(ctx, "lost-answer-host", "", 0, "")
 	if err != nil || len(list.Certs) != 2 {
 		t.Fatalf("certificates of the host: %+v %v (want the enrollment and one renewal)", list, err)
 	}

@@ -181,10 +181,10 @@ func (c *state) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// expiringCounts counts live workload certificates by window. Storage has
-// no index by expiry that answers this without reading every live
-// certificate, so the answer is kept for ExpiryCache (30s by default)
-// rather than scanning on every scrape.
+// expiringCounts counts live workload certificates by window. They are
+// read from the expiry index (only what expires within the widest window),
+// and kept for ExpiryCache (30s by default) rather than read on every
+// scrape.
 func (c *state) expiringCounts(ctx context.Context, now time.Time) []int {
 	if c.s.o.Lister == nil {
 		return nil
@@ -194,12 +194,28 @@ func (c *state) expiringCounts(ctx context.Context, now time.Time) []int {
 	if c.expiring != nil && now.Sub(c.expAt) < c.s.o.ExpiryCache {
 		return c.expiring
 	}
-	list, err := c.s.o.Lister.ListCerts(ctx, storage.Filter{Status: storage.StatusValid, Live: true}, now)
-	if err != nil {
-		c.s.o.Logger.Warn("metrics: listing certificates for expiry", "err", err)
-		return c.expiring
-	}
+	// Only certificates expiring within the widest window, a page at a
+	// time from the expiry index: neither time nor memory grows with
+	// the certificates the CA has stored.
 	counts := make([]int, len(expiryWindows))
+	f := storage.Filter{Status: storage.StatusValid, Live: true, Before: now.Add(expiryWindows[len(expiryWindows)-1].d).Add(time.Nanosecond), Limit: 1000}
+	for {
+		page, err := c.s.o.Lister.ListCertsPage(ctx, f, now)
+		if err != nil {
+			c.s.o.Logger.Warn("metrics: listing certificates for expiry", "err", err)
+			return c.expiring
+		}
+		countExpiring(counts, page.Certs, now)
+		if page.Next == "" {
+			break
+		}
+		f.Cursor = page.Next
+	}
+	c.expiring, c.expAt = counts, now
+	return counts
+}
+
+func countExpiring(counts []int, list []*storage.Cert, now time.Time) {
 	for _, cert := range list {
 		switch {
 		case cert.RenewedTo != "", cert.Status != storage.StatusValid:
@@ -213,6 +229,4 @@ func (c *state) expiringCounts(ctx context.Context, now time.Time) []int {
 			}
 		}
 	}
-	c.expiring, c.expAt = counts, now
-	return counts
 }

@@ -42,6 +42,11 @@ func (l *countingLister) ListCerts(context.Context, storage.Filter, time.Time) (
 	return l.certs, nil
 }
 
+func (l *countingLister) ListCertsPage(context.Context, storage.Filter, time.Time) (storage.CertPage, error) {
+	l.calls.Add(1)
+	return storage.CertPage{Certs: l.certs}, nil
+}
+
 type fixedLeases []storage.LeaseInfo
 
 func (f fixedLeases) Leases(context.Context) ([]storage.LeaseInfo, error) { return f, nil }

@@ -33,6 +33,7 @@ type Authority interface {
 // Lister lists stored certificates for admins.
 type Lister interface {
 	ListCerts(ctx context.Context, f storage.Filter, now time.Time) ([]*storage.Cert, error)
+	ListCertsPage(ctx context.Context, f storage.Filter, now time.Time) (storage.CertPage, error)
 }
 
 // CRLSource gives the newest stored CRL, and waits for one that covers a
@@ -349,9 +350,8 @@ func (s *Server) certs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f := storage.Filter{Subject: q.Get("subject")}
+	f := storage.Filter{Subject: q.Get("subject"), Cursor: q.Get("cursor"), Limit: apiv1.CertsDefaultLimit}
 	now := s.o.Now()
-	wantExpired := false
 	switch st := q.Get("status"); st {
 	case "":
 	case "valid":
@@ -359,33 +359,31 @@ func (s *Server) certs(w http.ResponseWriter, r *http.Request) {
 	case "revoked":
 		f.Status = storage.StatusRevoked
 	case "expired":
-		wantExpired = true
+		f.Status, f.Expired = storage.StatusValid, true
 	default:
 		problem.Write(w, r, problem.New(http.StatusBadRequest, problem.Malformed, "status %q: want valid, revoked or expired", st))
 		return
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 {
-			problem.Write(w, r, problem.New(http.StatusBadRequest, problem.Malformed, "limit %q: want a positive number", l))
+		if err != nil || n < 1 || n > apiv1.CertsMaxLimit {
+			problem.Write(w, r, problem.New(http.StatusBadRequest, problem.Malformed, "limit %q: want a number from 1 to %d", l, apiv1.CertsMaxLimit))
 			return
 		}
-		if !wantExpired {
-			f.Limit = n
-		}
+		f.Limit = n
 	}
-	list, err := s.o.Lister.ListCerts(r.Context(), f, now)
+	page, err := s.o.Lister.ListCertsPage(r.Context(), f, now)
+	if errors.Is(err, storage.ErrBadCursor) {
+		problem.Write(w, r, problem.New(http.StatusBadRequest, problem.Malformed, "cursor %q: not one a listing returned", f.Cursor))
+		return
+	}
 	if err != nil {
 		problem.Write(w, r, err)
 		return
 	}
-	out := apiv1.CertList{Certs: []apiv1.CertInfo{}}
-	for _, c := range list {
-		info := Info(c, now)
-		if wantExpired && info.Status != "expired" {
-			continue
-		}
-		out.Certs = append(out.Certs, info)
+	out := apiv1.CertList{Certs: make([]apiv1.CertInfo, 0, len(page.Certs)), Next: page.Next}
+	for _, c := range page.Certs {
+		out.Certs = append(out.Certs, Info(c, now))
 	}
 	WriteJSON(w, http.StatusOK, out)
 }

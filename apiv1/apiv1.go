@@ -93,10 +93,20 @@ type CertInfo struct {
 	IssuerRevoked string `json:"issuerRevoked,omitempty"`
 }
 
-// CertList answers GET /v1/certs.
+// CertList answers GET /v1/certs: one page of at most limit certificates
+// (default CertsDefaultLimit, at most CertsMaxLimit). Next, when set, is
+// the cursor of the following page: GET /v1/certs?cursor=NEXT with the
+// same filters.
 type CertList struct {
 	Certs []CertInfo `json:"certs"`
+	Next  string     `json:"next,omitempty"`
 }
+
+// Page sizes of GET /v1/certs.
+const (
+	CertsDefaultLimit = 100
+	CertsMaxLimit     = 1000
+)
 
 // Health answers GET /health.
 type Health struct {

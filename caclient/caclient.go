@@ -119,8 +119,10 @@ func (c *Client) Revoke(ctx context.Context, r apiv1.RevokeRequest) (*apiv1.Revo
 	return out, c.do(ctx, http.MethodPost, apiv1.PathRevoke, r, out)
 }
 
-// Certs lists certificates (admin). Empty arguments match everything.
-func (c *Client) Certs(ctx context.Context, subject, status string, limit int) (*apiv1.CertList, error) {
+// Certs lists one page of certificates (admin). Empty arguments match
+// everything; limit 0 asks for the server's default page size; cursor
+// is the Next of the previous page ("" for the first).
+func (c *Client) Certs(ctx context.Context, subject, status string, limit int, cursor string) (*apiv1.CertList, error) {
 	q := url.Values{}
 	if subject != "" {
 		q.Set("subject", subject)
@@ -130,6 +132,9 @@ func (c *Client) Certs(ctx context.Context, subject, status string, limit int) (
 	}
 	if limit > 0 {
 		q.Set("limit", fmt.Sprint(limit))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
 	}
 	path := apiv1.PathCerts
 	if len(q) > 0 {

@@ -78,7 +78,7 @@ func TestAdminLifecycle(t *testing.T) {
 	}
 	pkitest.LintPEM(t, []byte(alice.Chain))
 	aliceClient := tc.Client(t, &alicePair)
-	if _, err := aliceClient.Certs(ctx, "", "", 0); err != nil {
+	if _, err := aliceClient.Certs(ctx, "", "", 0, ""); err != nil {
 		t.Fatalf("alice cannot use her certificate: %v", err)
 	}
 	list, err := aliceClient.Admins(ctx)
@@ -114,7 +114,7 @@ func TestAdminLifecycle(t *testing.T) {
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, adminCA, k.Public(), adminKey)
 	unrecorded := tls.Certificate{Certificate: [][]byte{der, adminCA.Raw}, PrivateKey: k}
-	if _, err := tc.Client(t, &unrecorded).Certs(ctx, "", "", 0); problemType(err) != problem.CertUnknown {
+	if _, err := tc.Client(t, &unrecorded).Certs(ctx, "", "", 0, ""); problemType(err) != problem.CertUnknown {
 		t.Errorf("unrecorded admin certificate: %v", err)
 	}
 	// Bad requests name what is wrong.
@@ -126,12 +126,12 @@ func TestAdminLifecycle(t *testing.T) {
 	if err != nil || len(res.Revoked) != 1 {
 		t.Fatalf("revoke alice: %+v %v", res, err)
 	}
-	_, err = aliceClient.Certs(ctx, "", "", 0)
+	_, err = aliceClient.Certs(ctx, "", "", 0, "")
 	var d *problem.Details
 	if !errors.As(err, &d) || d.Type != problem.CertRevoked || d.Status != 403 {
 		t.Errorf("revoked admin's next call: %v", err)
 	}
-	if _, err := tc.Admin(t).Certs(ctx, "", "", 0); err != nil {
+	if _, err := tc.Admin(t).Certs(ctx, "", "", 0, ""); err != nil {
 		t.Errorf("the other admin is still an admin: %v", err)
 	}
 	list, _ = tc.Admin(t).Admins(ctx)
@@ -196,7 +196,7 @@ func TestAdminsOfAnOlderCA(t *testing.T) {
 	}
 	c.Start(t)
 	old := c.Client(t, &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k})
-	if _, err := old.Certs(ctx, "", "", 0); err != nil {
+	if _, err := old.Certs(ctx, "", "", 0, ""); err != nil {
 		t.Fatalf("legacy admin refused: %v", err)
 	}
 
@@ -225,7 +225,7 @@ func TestAdminsOfAnOlderCA(t *testing.T) {
 	if pkitest.ParseChain(t, []byte(alice.Chain))[0].CheckSignatureFrom(adminCA) != nil {
 		t.Error("alice's certificate is not from the new admin intermediate")
 	}
-	if _, err := c.Client(t, &alicePair).Certs(ctx, "", "", 0); err != nil {
+	if _, err := c.Client(t, &alicePair).Certs(ctx, "", "", 0, ""); err != nil {
 		t.Errorf("alice: %v", err)
 	}
 
@@ -238,10 +238,10 @@ func TestAdminsOfAnOlderCA(t *testing.T) {
 	if err := c.Srv.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.Certs(ctx, "", "", 0); problemType(err) != problem.Unauthenticated {
+	if _, err := old.Certs(ctx, "", "", 0, ""); problemType(err) != problem.Unauthenticated {
 		t.Errorf("legacy admin after its fingerprint was removed: %v", err)
 	}
-	if _, err := c.Client(t, &alicePair).Certs(ctx, "", "", 0); err != nil {
+	if _, err := c.Client(t, &alicePair).Certs(ctx, "", "", 0, ""); err != nil {
 		t.Errorf("alice after reload: %v", err)
 	}
 }

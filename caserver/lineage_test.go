@@ -134,7 +134,7 @@ func raceOnce(t *testing.T, by string, round int) {
 	close(stop)
 	wg.Wait()
 
-	list, err := tc.Admin(t).Certs(ctx, name, "", 0)
+	list, err := tc.Admin(t).Certs(ctx, name, "", 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}

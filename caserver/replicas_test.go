@@ -243,7 +243,7 @@ func TestThreeReplicasOneDatabase(t *testing.T) {
 		t.Errorf("one token over three replicas gave %d certificates and %d replay refusals; want 1 and 49", ok, replayed)
 	}
 	for i, r := range cl.reps {
-		list, err := r.Admin(t).Certs(ctx, "replay.example.com", "", 0)
+		list, err := r.Admin(t).Certs(ctx, "replay.example.com", "", 0, "")
 		if err != nil || len(list.Certs) != 1 {
 			t.Errorf("replica %d lists %d certificates for the token (%v), want 1", i, len(list.Certs), err)
 		}

@@ -101,7 +101,7 @@ func TestAPICertificateRenewedBeforeExpiry(t *testing.T) {
 		}
 	}
 	pkitest.LintPEM(t, mustRead(t, filepath.Join(c.Dir, "tls.pem")))
-	list, err := c.Admin(t).Certs(context.Background(), short.Cert.Subject.CommonName, "valid", 0)
+	list, err := c.Admin(t).Certs(context.Background(), short.Cert.Subject.CommonName, "valid", 0, "")
 	if err != nil || len(list.Certs) != 3 { // init's, the short one, the renewed one
 		t.Errorf("storage should hold init's, the short and the renewed TLS certificate: %+v %v", list, err)
 	}

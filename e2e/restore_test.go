@@ -59,7 +59,7 @@ func TestRestoredBackupDoesNotUnrevoke(t *testing.T) {
 	// The CA takes both revocations back from the anchor.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		list, err := w.ca.Admin(t).Certs(ctx, "after-backup", "revoked", 0)
+		list, err := w.ca.Admin(t).Certs(ctx, "after-backup", "revoked", 0, "")
 		if err == nil && len(list.Certs) == 1 {
 			break
 		}

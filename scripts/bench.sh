@@ -152,6 +152,9 @@ if [ "$BENCH_PG" = 1 ] && [ "${BENCH_HA:-1}" = 1 ]; then
   HA_KILLS=${HA_KILLS:-10} go test -run '^$' -bench Failover -benchtime 1x ./e2e/ha
 fi
 
+# Storage at a million certificates: its own script (BENCH_STORE=0 skips it).
+if [ "${BENCH_STORE:-1}" = 1 ]; then ./scripts/bench-store.sh; fi
+
 [ "${BENCH_GO:-1}" = 1 ] || exit 0
 # CRL figures and revoke -> denied: their own script (BENCH_QUICK=1 skips 1M).
 ./scripts/bench-crl.sh

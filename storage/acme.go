@@ -529,15 +529,14 @@ func (d *DB) ResolveACMEOrders(ctx context.Context, fn func(o *ACMEOrder, c *Cer
 		}
 		found := map[string]*Cert{}
 		err = tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
-			var probe struct{ Order string }
-			if json.Unmarshal(v, &probe) != nil || stuck[probe.Order] == nil {
+			if stuck[recordOrder(v)] == nil {
 				return nil
 			}
-			c := new(Cert)
-			if err := json.Unmarshal(v, c); err != nil {
+			c, err := decodeCert(string(k), v)
+			if err != nil {
 				return err
 			}
-			found[probe.Order] = c
+			found[c.Order] = c
 			return nil
 		})
 		if err != nil {

@@ -25,6 +25,7 @@ type Backend interface {
 	PruneTokens(ctx context.Context, now time.Time) (int, error)
 	Cert(ctx context.Context, serial string) (*Cert, error)
 	ListCerts(ctx context.Context, f Filter, now time.Time) ([]*Cert, error)
+	ListCertsPage(ctx context.Context, f Filter, now time.Time) (CertPage, error)
 	PutRenewal(ctx context.Context, pred string, succ *Cert, now time.Time) error
 	RevokeSerial(ctx context.Context, serial string, reason int, at time.Time) (*RevokeResult, error)
 	RevokeSubject(ctx context.Context, subject string, reason int, at time.Time) (*RevokeResult, error)

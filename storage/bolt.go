@@ -20,10 +20,13 @@ var (
 	bucketMeta      = []byte("meta")       // crl_number, crl_der
 	bucketAnchors   = []byte("anchors")    // trust anchor ARN -> AnchorStatus JSON
 	bucketLineages  = []byte("lineages")   // lineage id -> lineageRecord JSON
+	// bucketByState indexes certificates by state and expiry (schema 2):
+	// class ('v' not revoked, 'r' revoked), notAfter (stateTime), serial.
+	bucketByState = []byte("by_state")
 
 	// buckets is every bucket an anchorage database has. Create makes them
 	// all; Open adds the ones a database from an older release lacks.
-	buckets = [][]byte{bucketCerts, bucketBySubject, bucketRevoked, bucketTokens, bucketMeta, bucketAnchors, bucketLineages}
+	buckets = [][]byte{bucketCerts, bucketBySubject, bucketRevoked, bucketTokens, bucketMeta, bucketAnchors, bucketLineages, bucketByState}
 
 	keyCRLNumber = []byte("crl_number")
 	keyCRLDER    = []byte("crl_der")
@@ -75,23 +78,56 @@ func getCert(tx *bolt.Tx, serial string) (*Cert, error) {
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	c := new(Cert)
-	if err := json.Unmarshal(v, c); err != nil {
-		return nil, fmt.Errorf("certificate %s: %w", serial, err)
-	}
-	return c, nil
+	return decodeCert(serial, v)
 }
 
-// putCert writes a certificate record and its subject index entry.
-func putCert(tx *bolt.Tx, c *Cert) error {
-	v, err := json.Marshal(c)
-	if err != nil {
+const (
+	classValid   = 'v' // not revoked: valid or, past notAfter, expired
+	classRevoked = 'r'
+)
+
+func stateClass(s Status) byte {
+	if s == StatusRevoked {
+		return classRevoked
+	}
+	return classValid
+}
+
+// stateTime is t in microseconds (PostgreSQL's precision, so that both
+// backends order alike) with the sign bit flipped, so that byte order is
+// time order.
+func stateTime(t time.Time) uint64 { return uint64(t.UnixMicro()) ^ 1<<63 }
+
+func stateKey(class byte, notAfter time.Time, serial string) []byte {
+	k := make([]byte, 9, 9+len(serial))
+	k[0] = class
+	binary.BigEndian.PutUint64(k[1:], stateTime(notAfter))
+	return append(k, serial...)
+}
+
+// putCert writes a certificate record and its index entries. prev is the
+// status the stored record had (empty for a new one): the state index
+// entry moves with the status. Serial, subject and notAfter never change.
+func putCert(tx *bolt.Tx, c *Cert, prev Status) error {
+	certs, bySubject, st := tx.Bucket(bucketCerts), tx.Bucket(bucketBySubject), tx.Bucket(bucketByState)
+	if st != nil {
+		// Mostly appended (new certificates expire last): a page split
+		// at bbolt's default 50% would stay half empty for good. The
+		// buckets keyed by random serials fill to about 70% either way.
+		st.FillPercent = 0.9
+	}
+	if err := certs.Put([]byte(c.Serial), encodeCert(c)); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketCerts).Put([]byte(c.Serial), v); err != nil {
+	if err := bySubject.Put(subjectKey(c.Subject, c.Serial), nil); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketBySubject).Put(subjectKey(c.Subject, c.Serial), nil)
+	if prev != "" && stateClass(prev) != stateClass(c.Status) {
+		if err := st.Delete(stateKey(stateClass(prev), c.NotAfter, c.Serial)); err != nil {
+			return err
+		}
+	}
+	return st.Put(stateKey(stateClass(c.Status), c.NotAfter, c.Serial), nil)
 }
 
 // insertCert stores a new certificate; a serial seen before is refused
@@ -110,7 +146,7 @@ func insertCert(tx *bolt.Tx, c *Cert) error {
 			return err
 		}
 	}
-	return putCert(tx, c)
+	return putCert(tx, c, "")
 }
 
 // PutCert records an issued certificate durably. It starts a lineage of
@@ -212,54 +248,161 @@ func (d *DB) Cert(ctx context.Context, serial string) (*Cert, error) {
 	return c, nil
 }
 
-// ListCerts returns certificates matching f, by serial within a subject
-// when filtered by subject, in serial order otherwise.
+// ListCerts returns every certificate matching f (at most f.Limit), in
+// the order Filter describes; see ListCertsPage.
 func (d *DB) ListCerts(ctx context.Context, f Filter, now time.Time) ([]*Cert, error) {
-	var out []*Cert
-	match := func(c *Cert) bool {
-		if f.Status != "" && c.Status != f.Status {
-			return false
-		}
-		if f.Live && c.Expired(now) {
-			return false
-		}
-		return true
+	p, err := d.ListCertsPage(ctx, f, now)
+	return p.Certs, err
+}
+
+// ListCertsPage returns one page of the certificates matching f, after
+// f.Cursor, from one read transaction. It reads index keys and the
+// records it returns (plus, with Subject and another condition, the
+// subject's records it skips), never the whole bucket.
+func (d *DB) ListCertsPage(ctx context.Context, f Filter, now time.Time) (CertPage, error) {
+	var page CertPage
+	after, resume, err := DecodeCursor(f.Cursor)
+	if err != nil {
+		return page, err
 	}
-	err := d.view(func(tx *bolt.Tx) error {
+	err = d.view(func(tx *bolt.Tx) error {
+		page = CertPage{}
 		certs := tx.Bucket(bucketCerts)
-		add := func(v []byte) (bool, error) {
-			c := new(Cert)
-			if err := json.Unmarshal(v, c); err != nil {
+		// add returns true when the page is full.
+		add := func(serial []byte) (bool, error) {
+			if err := ctx.Err(); err != nil {
 				return false, err
 			}
-			if match(c) {
-				out = append(out, c)
+			v := certs.Get(serial)
+			if v == nil {
+				return false, nil
 			}
-			return f.Limit > 0 && len(out) >= f.Limit, nil
+			c, err := decodeCert(string(serial), v)
+			if err != nil {
+				return false, err
+			}
+			if !f.Match(c, now) {
+				return false, nil
+			}
+			page.Certs = append(page.Certs, c)
+			if f.Limit > 0 && len(page.Certs) >= f.Limit {
+				page.Next = EncodeCursor(c)
+				return true, nil
+			}
+			return false, nil
 		}
-		if f.Subject != "" {
+		switch {
+		case f.Subject != "":
 			prefix := append([]byte(f.Subject), 0)
 			cur := tx.Bucket(bucketBySubject).Cursor()
-			for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-				v := certs.Get(k[len(prefix):])
-				if v == nil {
-					continue
+			k, _ := cur.Seek(prefix)
+			if resume {
+				start := subjectKey(f.Subject, after.Serial)
+				if k, _ = cur.Seek(start); bytes.Equal(k, start) {
+					k, _ = cur.Next()
 				}
-				if done, err := add(v); err != nil || done {
+			}
+			for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+				if done, err := add(k[len(prefix):]); err != nil || done {
 					return err
 				}
 			}
 			return nil
+		case f.ByExpiry():
+			return d.listByState(tx, f, now, after, resume, add)
 		}
 		cur := certs.Cursor()
-		for k, v := cur.First(); k != nil; k, v = cur.Next() {
-			if done, err := add(v); err != nil || done {
+		k, _ := cur.First()
+		if resume {
+			if k, _ = cur.Seek([]byte(after.Serial)); string(k) == after.Serial {
+				k, _ = cur.Next()
+			}
+		}
+		for ; k != nil; k, _ = cur.Next() {
+			if done, err := add(k); err != nil || done {
 				return err
 			}
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return CertPage{}, err
+	}
+	return page, nil
+}
+
+// listByState walks the state index of the classes f selects, merged in
+// (notAfter, serial) order, from the later of the cursor and the lower
+// bound f sets on notAfter, until the upper bound.
+func (d *DB) listByState(tx *bolt.Tx, f Filter, now time.Time, after Position, resume bool, add func(serial []byte) (bool, error)) error {
+	classes := []byte{classValid, classRevoked}
+	switch f.Status {
+	case StatusValid:
+		classes = []byte{classValid}
+	case StatusRevoked:
+		classes = []byte{classRevoked}
+	case "":
+	default:
+		return nil // no such status: nothing matches
+	}
+	var lo []byte // position (notAfter, serial) to start at, inclusive
+	if f.Live {
+		lo = binary.BigEndian.AppendUint64(nil, stateTime(now))
+	}
+	var skip []byte // the cursor's own entry
+	if resume {
+		skip = binary.BigEndian.AppendUint64(nil, stateTime(after.NotAfter))
+		skip = append(skip, after.Serial...)
+		if bytes.Compare(skip, lo) > 0 {
+			lo = skip
+		}
+	}
+	hi := uint64(1<<64 - 1) // last notAfter (stateTime) to read, inclusive
+	if f.Expired {
+		hi = stateTime(now)
+	}
+	if !f.Before.IsZero() {
+		hi = min(hi, stateTime(f.Before))
+	}
+	type head struct {
+		cur   *bolt.Cursor
+		class byte
+		k     []byte // key without its class byte; nil when done
+	}
+	var heads []*head
+	for _, cl := range classes {
+		cur := tx.Bucket(bucketByState).Cursor()
+		h := &head{cur: cur, class: cl}
+		k, _ := cur.Seek(append([]byte{cl}, lo...))
+		h.k = trimClass(k, cl)
+		heads = append(heads, h)
+	}
+	for {
+		var next *head
+		for _, h := range heads {
+			if h.k != nil && (next == nil || bytes.Compare(h.k, next.k) < 0) {
+				next = h
+			}
+		}
+		if next == nil || binary.BigEndian.Uint64(next.k) > hi {
+			return nil
+		}
+		if skip == nil || !bytes.Equal(next.k, skip) {
+			if done, err := add(next.k[8:]); err != nil || done {
+				return err
+			}
+		}
+		k, _ := next.cur.Next()
+		next.k = trimClass(k, next.class)
+	}
+}
+
+// trimClass is k without its class byte, or nil if k is not of class cl.
+func trimClass(k []byte, cl byte) []byte {
+	if len(k) < 9 || k[0] != cl {
+		return nil
+	}
+	return k[1:]
 }
 
 // lineageRecord marks a lineage cut off: once any member is revoked, no
@@ -320,7 +463,7 @@ func (d *DB) PutRenewal(ctx context.Context, pred string, succ *Cert, now time.T
 			return err
 		}
 		p.RenewedTo = succ.Serial
-		return putCert(tx, p)
+		return putCert(tx, p, p.Status)
 	})
 	if err == nil {
 		*succ = final
@@ -347,8 +490,9 @@ type revocationRecord struct {
 // certificate of the issuing CA, adds it to the CRL source. It returns the
 // new sequence.
 func revokeInTx(tx *bolt.Tx, c *Cert, reason int, at time.Time, with string) (uint64, error) {
+	prev := c.Status
 	c.Status, c.RevokedAt, c.Reason, c.RevokedWith = StatusRevoked, at, reason, with
-	if err := putCert(tx, c); err != nil {
+	if err := putCert(tx, c, prev); err != nil {
 		return 0, err
 	}
 	m := tx.Bucket(bucketMeta)

@@ -118,8 +118,8 @@ func (d *DB) Export(ctx context.Context, fn func(Record) error) error {
 		steps := []func() error{
 			func() error {
 				return each(bucketCerts, func(k, v []byte) error {
-					c := new(Cert)
-					if err := json.Unmarshal(v, c); err != nil {
+					c, err := decodeCert(string(k), v)
+					if err != nil {
 						return err
 					}
 					return fn(Record{Kind: KindCert, Cert: c})

@@ -37,7 +37,7 @@ func TestExportCoversEveryBucket(t *testing.T) {
 		"certs": KindCert, "revoked": KindRevocation, "lineages": KindLineage, "tokens": KindToken, "anchors": KindAnchor,
 		"acme_accounts": KindACMEAcct, "acme_eab": KindACMEEAB, "acme_orders": KindACMEOrder, "acme_authzs": KindACMEAuthz,
 	}
-	derived := map[string]bool{"by_subject": true, "acme_keys": true, "acme_open": true, "meta": true}
+	derived := map[string]bool{"by_subject": true, "by_state": true, "acme_keys": true, "acme_open": true, "meta": true}
 	must(d.db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			if exported[string(name)] == "" && !derived[string(name)] {

@@ -41,8 +41,11 @@ func (e *OpenError) Error() string { return "storage: " + e.Path + " " + e.Probl
 func (e *OpenError) Unwrap() error { return e.Err }
 
 // schemaVersion is the layout this binary reads and writes. A database
-// with a higher version was written by a newer release.
-const schemaVersion = 1
+// with a higher version was written by a newer release. Version 2 stores
+// certificate records in the binary encoding of record.go and indexes
+// them by state and expiry (bucketByState); Open migrates a version 1
+// database (see migrate.go).
+const schemaVersion = 2
 
 var keySchema = []byte("schema") // in bucketMeta: schemaMarker JSON
 
@@ -78,6 +81,7 @@ func Open(path string) (*DB, error) {
 		return nil, err
 	}
 	var adopt, missing bool
+	var version int
 	err = checkFile(path, true)
 	if err == nil {
 		err = guard(path, func() error {
@@ -86,7 +90,7 @@ func Open(path string) (*DB, error) {
 					return err
 				}
 				var err error
-				if adopt, err = checkSchema(path, tx); err != nil {
+				if adopt, version, err = checkSchema(path, tx); err != nil {
 					return err
 				}
 				for _, b := range buckets {
@@ -106,7 +110,7 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !adopt && !missing {
+	if !adopt && !missing && version >= schemaVersion && !migrating(db) {
 		// Even an empty commit writes a meta page; opening a database
 		// that needs nothing leaves it as it was.
 		return newDB(db), nil
@@ -119,11 +123,14 @@ func Open(path string) (*DB, error) {
 				}
 			}
 			if adopt {
-				return putSchema(tx, true)
+				return putSchema(tx, true, 1)
 			}
 			return nil
 		})
 	})
+	if err == nil {
+		err = guard(path, func() error { return migrate(db, migrateBatch) })
+	}
 	if err != nil {
 		db.Close()
 		var oe *OpenError
@@ -157,7 +164,7 @@ func Create(path string) (*DB, error) {
 				return err
 			}
 		}
-		return putSchema(tx, false)
+		return putSchema(tx, false, schemaVersion)
 	})
 	if err != nil {
 		db.Close()
@@ -167,8 +174,8 @@ func Create(path string) (*DB, error) {
 	return newDB(db), nil
 }
 
-func putSchema(tx *bolt.Tx, adopted bool) error {
-	v, err := json.Marshal(schemaMarker{App: "anchorage", Version: schemaVersion, CreatedAt: time.Now().UTC(), Adopted: adopted})
+func putSchema(tx *bolt.Tx, adopted bool, version int) error {
+	v, err := json.Marshal(schemaMarker{App: "anchorage", Version: version, CreatedAt: time.Now().UTC(), Adopted: adopted})
 	if err != nil {
 		return err
 	}
@@ -252,13 +259,13 @@ func checkBolt(path string, tx *bolt.Tx) error {
 // checkSchema is bbolt's first read of an open database (after
 // checkPages): the schema marker. adopt is true for an anchorage database
 // made before markers existed.
-func checkSchema(path string, tx *bolt.Tx) (adopt bool, err error) {
+func checkSchema(path string, tx *bolt.Tx) (adopt bool, version int, err error) {
 	notOurs := func(why string) error {
 		return &OpenError{Path: path, Problem: "is not an anchorage database (" + why + "); is this the right file?", Err: ErrNotAnchorage}
 	}
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
-		return false, notOurs("a bbolt file without anchorage's meta bucket")
+		return false, 0, notOurs("a bbolt file without anchorage's meta bucket")
 	}
 	v := meta.Get(keySchema)
 	if v == nil {
@@ -267,21 +274,21 @@ func checkSchema(path string, tx *bolt.Tx) (adopt bool, err error) {
 		// our buckets is what an old release made of a zero-length file.
 		certs := tx.Bucket(bucketCerts)
 		if certs == nil || tx.Bucket(bucketRevoked) == nil {
-			return false, notOurs("no schema marker")
+			return false, 0, notOurs("no schema marker")
 		}
 		if k, _ := certs.Cursor().First(); k == nil {
-			return false, &OpenError{Path: path, Problem: "has no schema marker and no certificates: an empty database, as an older release made in place of a lost one; " + restore, Err: ErrNotAnchorage}
+			return false, 0, &OpenError{Path: path, Problem: "has no schema marker and no certificates: an empty database, as an older release made in place of a lost one; " + restore, Err: ErrNotAnchorage}
 		}
-		return true, nil
+		return true, 1, nil
 	}
 	var m schemaMarker
 	if err := json.Unmarshal(v, &m); err != nil || m.App != "anchorage" {
-		return false, notOurs(fmt.Sprintf("schema marker %.40q", v))
+		return false, 0, notOurs(fmt.Sprintf("schema marker %.40q", v))
 	}
 	if m.Version > schemaVersion {
-		return false, &OpenError{Path: path, Problem: fmt.Sprintf("was written by a newer anchorage (schema %d; this one knows %d): run the newer release", m.Version, schemaVersion), Err: ErrNotAnchorage}
+		return false, 0, &OpenError{Path: path, Problem: fmt.Sprintf("was written by a newer anchorage (schema %d; this one knows %d): run the newer release", m.Version, schemaVersion), Err: ErrNotAnchorage}
 	}
-	return false, nil
+	return false, m.Version, nil
 }
 
 // bbolt's file header (go.etcd.io/bbolt internal/common meta.go, page.go):

@@ -16,6 +16,8 @@
 package storage
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -162,11 +164,83 @@ type CRL struct {
 }
 
 // Filter selects certificates in ListCerts. Zero fields match everything.
+//
+// Order: by serial within a subject when Subject is set; otherwise by
+// notAfter, then serial, when any of Status, Live, Expired or Before is
+// set (both backends answer these from an index by state and expiry);
+// otherwise by serial. Each page is read in O(log n + page) from an index,
+// except that with Subject set the other fields filter that subject's
+// certificates.
 type Filter struct {
 	Subject string // exact CN
 	Status  Status
-	Live    bool // only unexpired
-	Limit   int
+	Live    bool      // only unexpired
+	Expired bool      // only past notAfter
+	Before  time.Time // only notAfter before this (zero: any)
+	// Limit is the most certificates a page holds (0: all of them, for
+	// callers inside the CA; the API always sets one).
+	Limit int
+	// Cursor continues a listing after the page that returned it as Next
+	// (empty: from the start). It is opaque, and means the same on every
+	// backend for the same Filter.
+	Cursor string
+}
+
+// CertPage is one page of a listing. Next is empty on the last page;
+// otherwise it is the Cursor of the page after this one (which may be
+// empty when the listing ends exactly at a page boundary).
+type CertPage struct {
+	Certs []*Cert
+	Next  string
+}
+
+// ByExpiry reports whether the listing f selects is ordered by notAfter.
+func (f Filter) ByExpiry() bool {
+	return f.Subject == "" && (f.Status != "" || f.Live || f.Expired || !f.Before.IsZero())
+}
+
+// Match reports whether c passes the filter's conditions at now (Subject
+// aside, which every backend selects by index).
+func (f Filter) Match(c *Cert, now time.Time) bool {
+	switch {
+	case f.Status != "" && c.Status != f.Status,
+		f.Live && c.Expired(now),
+		f.Expired && !c.Expired(now),
+		!f.Before.IsZero() && !c.NotAfter.Before(f.Before):
+		return false
+	}
+	return true
+}
+
+// ErrBadCursor refuses a cursor that no listing made.
+var ErrBadCursor = errors.New("malformed listing cursor")
+
+// Position is where a listing stands: the notAfter and serial of the last
+// certificate it returned.
+type Position struct {
+	NotAfter time.Time
+	Serial   string
+}
+
+// EncodeCursor makes the opaque cursor for the position after c.
+func EncodeCursor(c *Cert) string {
+	b := make([]byte, 9, 9+len(c.Serial))
+	b[0] = 1
+	binary.BigEndian.PutUint64(b[1:], uint64(c.NotAfter.UnixMicro()))
+	return base64.RawURLEncoding.EncodeToString(append(b, c.Serial...))
+}
+
+// DecodeCursor reads a cursor EncodeCursor made; ok is false for the
+// empty cursor (start of the listing).
+func DecodeCursor(s string) (p Position, ok bool, err error) {
+	if s == "" {
+		return p, false, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) < 10 || b[0] != 1 || len(b) > 9+256 {
+		return p, false, ErrBadCursor
+	}
+	return Position{NotAfter: time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:]))).UTC(), Serial: string(b[9:])}, true, nil
 }
 
 // RevokeResult is what one revocation commit changed.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/anchorage-pki/anchorage/apiv1"
 )
 
 func newCertsCmd() *cobra.Command {
@@ -23,37 +25,62 @@ func newCertsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			list, err := c.Certs(ctx, subject, status, limit)
-			if err != nil {
-				return fmt.Errorf("list: %w", err)
-			}
+			// Page by page, each printed as it arrives: memory stays one
+			// page whatever the CA holds, and --limit stops the listing.
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SERIAL\tSUBJECT\tSTATUS\tMETHOD\tLINEAGE\tNOT AFTER\tSANS")
-			for _, c := range list.Certs {
-				st := c.Status
-				if c.Reason != "" {
-					st += " (" + c.Reason + ")"
+			cursor, printed := "", 0
+			for {
+				size := certsPage
+				if limit > 0 {
+					size = min(size, limit-printed)
 				}
-				if c.Undelivered {
-					st += " never delivered"
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				list, err := c.Certs(ctx, subject, status, size, cursor)
+				cancel()
+				if err != nil {
+					return fmt.Errorf("list: %w", err)
 				}
-				if c.RevokedWith != "" {
-					st += " revoked with " + c.RevokedWith
+				if cursor == "" {
+					fmt.Fprintln(tw, "SERIAL\tSUBJECT\tSTATUS\tMETHOD\tLINEAGE\tNOT AFTER\tSANS")
 				}
-				if c.Status == "valid" && c.RenewedTo != "" {
-					st += " superseded by " + c.RenewedTo
+				for _, c := range list.Certs {
+					printCert(tw, c)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Serial, c.Subject, st, c.Method, c.Lineage, c.NotAfter.UTC().Format(time.RFC3339), strings.Join(c.SANs, ","))
+				printed += len(list.Certs)
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if list.Next == "" || (limit > 0 && printed >= limit) {
+					return nil
+				}
+				cursor = list.Next
 			}
-			return tw.Flush()
 		},
 	}
 	a.register(cmd, true)
 	f := cmd.Flags()
 	f.StringVar(&subject, "subject", "", "only this subject CN")
 	f.StringVar(&status, "status", "", "only valid, revoked or expired")
-	f.IntVar(&limit, "limit", 0, "at most this many")
+	f.IntVar(&limit, "limit", 0, "at most this many (default: all, fetched a page at a time)")
 	return cmd
+}
+
+// certsPage is how many certificates `certs` asks for at a time.
+const certsPage = 500
+
+func printCert(tw *tabwriter.Writer, c apiv1.CertInfo) {
+	st := c.Status
+	if c.Reason != "" {
+		st += " (" + c.Reason + ")"
+	}
+	if c.Undelivered {
+		st += " never delivered"
+	}
+	if c.RevokedWith != "" {
+		st += " revoked with " + c.RevokedWith
+	}
+	if c.Status == "valid" && c.RenewedTo != "" {
+		st += " superseded by " + c.RenewedTo
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Serial, c.Subject, st, c.Method, c.Lineage, c.NotAfter.UTC().Format(time.RFC3339), strings.Join(c.SANs, ","))
 }

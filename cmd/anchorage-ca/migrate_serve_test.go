@@ -28,7 +28,7 @@ func TestMigratedCAServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	crl := servedCRLWith(t, c, first.Serial)
-	wantCerts, err := c.Admin(t).Certs(ctx, "", "", 0)
+	wantCerts, err := c.Admin(t).Certs(ctx, "", "", 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestMigratedCAServes(t *testing.T) {
 	if err != nil || !bytes.Equal(got, crl) {
 		t.Fatalf("CRL served from PostgreSQL differs from the one served before (%v)", err)
 	}
-	gotCerts, err := c.Admin(t).Certs(ctx, "", "", 0)
+	gotCerts, err := c.Admin(t).Certs(ctx, "", "", 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,6 +197,13 @@ func (d *DB) migrate(ctx context.Context) error {
 		ms = append(ms, mig{v, f})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i := 1; i < len(ms); i++ {
+		// Two files with one version: the second would be skipped as
+		// applied, silently. Refuse to start instead.
+		if ms[i].version == ms[i-1].version {
+			return fmt.Errorf("storage: postgres: migrations %s and %s share version %d", ms[i-1].name, ms[i].name, ms[i].version)
+		}
+	}
 	for _, m := range ms {
 		var done bool
 		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", m.version).Scan(&done); err != nil {

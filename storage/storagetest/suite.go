@@ -47,6 +47,8 @@ func Run(t *testing.T, open Opener) {
 		{"NonceSingleUse", testNonceSingleUse},
 		{"ConcurrentNonceUse", testConcurrentNonceUse},
 		{"NoncePrune", testNoncePrune},
+		{"RecordRoundTrip", testRecordRoundTrip},
+		{"Paging", testPaging},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open) })
