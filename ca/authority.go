@@ -229,7 +229,7 @@ func (a *Authority) sign(r Request) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := x509util.CreateCertificate(tmpl, a.issuer, r.CSR.PublicKey, a.signer)
+	cert, err := a.createCertificate(tmpl, r.CSR.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("ca: sign certificate: %w", err)
 	}
