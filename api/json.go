@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
@@ -39,14 +40,24 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// WriteJSON sends v with status.
+// WriteJSON sends v with status: compact, newline-terminated (as
+// json.Encoder ends it), in one write with its Content-Length, so a
+// certificate response is one TLS record and no chunked framing. Clients
+// that show it to people indent it themselves.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only a value json cannot encode gets here: a bug, not a request.
+		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_, _ = w.Write(b)
 }
 
 // ParseCSR decodes a PEM (or bare base64 DER-free) PKCS#10 request.
