@@ -27,8 +27,6 @@ import (
 	"sync"
 	"time"
 
-	"go.step.sm/crypto/x509util"
-
 	"github.com/anchorage-pki/anchorage/events"
 	"github.com/anchorage-pki/anchorage/lint"
 	"github.com/anchorage-pki/anchorage/storage"
@@ -486,7 +484,7 @@ func (a *Authority) template(subject string, names Names, pub crypto.PublicKey, 
 	if err != nil {
 		return nil, err
 	}
-	skid, err := x509util.GenerateSubjectKeyID(pub)
+	skid, err := subjectKeyID(pub)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadCSR, err)
 	}

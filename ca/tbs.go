@@ -83,7 +83,7 @@ func signFast(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, key *ecdsa.P
 	if err != nil {
 		return nil, false
 	}
-	var b cryptobyte.Builder
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(alg)+len(sig)+16))
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddBytes(tbs)
 		b.AddBytes(alg)
@@ -110,9 +110,11 @@ func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) 
 		tmpl.KeyUsage <= 0 || tmpl.KeyUsage > 0xffff || len(issuer.RawSubject) == 0 {
 		return nil, false
 	}
-	spki, err := x509.MarshalPKIXPublicKey(pub)
+	spki, _, err := marshalSPKI(pub)
 	if err != nil {
-		return nil, false
+		if spki, err = x509.MarshalPKIXPublicKey(pub); err != nil {
+			return nil, false
+		}
 	}
 	subject, err := asn1.Marshal(pkix.Name{CommonName: tmpl.Subject.CommonName}.ToRDNSequence())
 	if err != nil || !sameName(tmpl.Subject, tmpl.Subject.CommonName) {
@@ -147,7 +149,7 @@ func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) 
 	}
 	validity := [2]time.Time{tmpl.NotBefore.UTC(), tmpl.NotAfter.UTC()}
 
-	var b cryptobyte.Builder
+	b := cryptobyte.NewBuilder(make([]byte, 0, 1024)) // a leaf TBS is 400-700 bytes
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddASN1Int64(2) })
 		b.AddASN1BigInt(tmpl.SerialNumber)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.step.sm/crypto/x509util"
+
 	"github.com/anchorage-pki/anchorage/lint"
 )
 
@@ -172,5 +174,31 @@ func TestFastTBSRefuses(t *testing.T) {
 	}
 	if err := lint.Certificate(c.Raw); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMarshalSPKI: the reflection-free key encoding and key id are the
+// standard library's and x509util's.
+func TestMarshalSPKI(t *testing.T) {
+	for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P384()} {
+		for range 20 {
+			k, _ := ecdsa.GenerateKey(c, rand.Reader)
+			got, _, err := marshalSPKI(k.Public())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := x509.MarshalPKIXPublicKey(k.Public())
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s: SPKI\n got %x\nwant %x", c.Params().Name, got, want)
+			}
+			id, _ := subjectKeyID(k.Public())
+			wantID, _ := x509util.GenerateSubjectKeyID(k.Public())
+			if !bytes.Equal(id, wantID) {
+				t.Fatalf("key id %x, want %x", id, wantID)
+			}
+		}
+	}
+	if _, _, err := marshalSPKI(&ecdsa.PublicKey{Curve: elliptic.P521()}); err == nil {
+		t.Fatal("P-521 took the fast encoding")
 	}
 }
