@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,7 +20,12 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return problem.New(http.StatusUnsupportedMediaType, problem.Malformed, "content type %q: want application/json", ct)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, apiv1.MaxBody))
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= apiv1.MaxBody {
+		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead free to see EOF
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, apiv1.MaxBody))
+	body := buf.Bytes()
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -79,6 +83,11 @@ func ParseCSR(s string) (*x509.CertificateRequest, error) {
 // ChainPEM encodes certificates as concatenated PEM blocks.
 func ChainPEM(certs []*x509.Certificate) string {
 	var b strings.Builder
+	n := 0
+	for _, c := range certs {
+		n += len(c.Raw)*4/3 + len(c.Raw)/48 + 64 // base64, a newline per 64, BEGIN/END lines
+	}
+	b.Grow(n)
 	for _, c := range certs {
 		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 	}

@@ -35,7 +35,7 @@ func TestMintTakesFastPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast, ok := verifyES256(&key.PublicKey, tok)
+	fast, ok := verifyES256(&key.PublicKey, tok, nil)
 	if !ok {
 		t.Fatal("a minted token missed the ES256 path")
 	}
@@ -47,18 +47,18 @@ func TestMintTakesFastPath(t *testing.T) {
 		t.Fatalf("claims differ:\nfast %+v\njose %+v", fast, slow)
 	}
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if _, ok := verifyES256(&other.PublicKey, tok); ok {
+	if _, ok := verifyES256(&other.PublicKey, tok, nil); ok {
 		t.Fatal("accepted under another key")
 	}
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if _, ok := verifyES256(&p384.PublicKey, tok); ok {
+	if _, ok := verifyES256(&p384.PublicKey, tok, nil); ok {
 		t.Fatal("accepted under a P-384 key")
 	}
 	for _, mangled := range []string{tok + "=", " " + tok, strings.Replace(tok, ".", "..", 1), tok + ".x", strings.ToUpper(tok[:1]) + tok[1:]} {
 		if mangled == tok {
 			continue
 		}
-		if _, ok := verifyES256(&key.PublicKey, mangled); ok {
+		if _, ok := verifyES256(&key.PublicKey, mangled, nil); ok {
 			t.Errorf("fast path took %q", mangled)
 		}
 	}
@@ -86,7 +86,12 @@ func FuzzVerifyES256(f *testing.F) {
 	v := &Verifier{Key: key.Public()}
 	f.Fuzz(func(t *testing.T, header, payload []byte, raw string) {
 		for _, s := range []string{es256Token(t, key, header, payload), raw} {
-			fast, ok := verifyES256(&key.PublicKey, s)
+			fast, ok := verifyES256(&key.PublicKey, s, nil)
+			// The header memo, shared across inputs, changes nothing.
+			memo, memoOK := verifyES256(&key.PublicKey, s, &v.header)
+			if memoOK != ok || !reflect.DeepEqual(memo, fast) {
+				t.Fatalf("%q: with the header memo %v %+v, without %v %+v", s, memoOK, memo, ok, fast)
+			}
 			if !ok {
 				continue
 			}

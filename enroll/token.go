@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.step.sm/crypto/jose"
@@ -135,6 +136,12 @@ type Verifier struct {
 	MaxTTL   time.Duration
 	Used     UsedChecker
 	Now      func() time.Time
+
+	// header is the last protected header the ES256 path accepted: every
+	// token of one provisioner key carries the same one, so it is decoded
+	// once. headerES256 depends on the header text alone, so this is a memo,
+	// not a shortcut past a check.
+	header atomic.Pointer[string]
 }
 
 // Verify returns the grant of a valid, unused token.
@@ -185,7 +192,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Grant, error) {
 // for every refusal, so each keeps its error).
 func (v *Verifier) claims(token string) (*Claims, error) {
 	if k, ok := v.Key.(*ecdsa.PublicKey); ok {
-		if c, ok := verifyES256(k, token); ok {
+		if c, ok := verifyES256(k, token, &v.header); ok {
 			return c, nil
 		}
 	}
