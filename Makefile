@@ -34,7 +34,9 @@ lint:
 # Enrollment against the step-ca peer (scripts/stepca, run in the same
 # session; BENCH_STEPCA=0 skips it), on bbolt and on PostgreSQL with 1-3
 # replicas (BENCH_PG=0 skips it), as ratios; then the Go benchmarks of the
-# enrollment path and CRL builds. See scripts/bench.sh for the knobs.
+# enrollment path and CRL builds. See scripts/bench.sh for the knobs
+# (BENCH_QUICK=1: about two minutes; RAH=path: credential-process against a
+# built aws_signing_helper).
 bench:
 	./scripts/bench.sh
 

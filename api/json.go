@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
@@ -20,7 +20,12 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return problem.New(http.StatusUnsupportedMediaType, problem.Malformed, "content type %q: want application/json", ct)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, apiv1.MaxBody))
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= apiv1.MaxBody {
+		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead free to see EOF
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, apiv1.MaxBody))
+	body := buf.Bytes()
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -39,14 +44,24 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// WriteJSON sends v with status.
+// WriteJSON sends v with status: compact, newline-terminated (as
+// json.Encoder ends it), in one write with its Content-Length, so a
+// certificate response is one TLS record and no chunked framing. Clients
+// that show it to people indent it themselves.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only a value json cannot encode gets here: a bug, not a request.
+		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_, _ = w.Write(b)
 }
 
 // ParseCSR decodes a PEM (or bare base64 DER-free) PKCS#10 request.
@@ -68,6 +83,11 @@ func ParseCSR(s string) (*x509.CertificateRequest, error) {
 // ChainPEM encodes certificates as concatenated PEM blocks.
 func ChainPEM(certs []*x509.Certificate) string {
 	var b strings.Builder
+	n := 0
+	for _, c := range certs {
+		n += len(c.Raw)*4/3 + len(c.Raw)/48 + 64 // base64, a newline per 64, BEGIN/END lines
+	}
+	b.Grow(n)
 	for _, c := range certs {
 		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 	}

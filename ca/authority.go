@@ -27,8 +27,6 @@ import (
 	"sync"
 	"time"
 
-	"go.step.sm/crypto/x509util"
-
 	"github.com/anchorage-pki/anchorage/events"
 	"github.com/anchorage-pki/anchorage/lint"
 	"github.com/anchorage-pki/anchorage/storage"
@@ -229,7 +227,7 @@ func (a *Authority) sign(r Request) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := x509util.CreateCertificate(tmpl, a.issuer, r.CSR.PublicKey, a.signer)
+	cert, err := a.createCertificate(tmpl, r.CSR.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("ca: sign certificate: %w", err)
 	}
@@ -486,7 +484,7 @@ func (a *Authority) template(subject string, names Names, pub crypto.PublicKey, 
 	if err != nil {
 		return nil, err
 	}
-	skid, err := x509util.GenerateSubjectKeyID(pub)
+	skid, err := subjectKeyID(pub)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadCSR, err)
 	}
@@ -538,9 +536,16 @@ func (a *Authority) lintProfile() error {
 		return err
 	}
 	t.AuthorityKeyId = a.issuer.SubjectKeyId
-	der, err := x509.CreateCertificate(rand.Reader, t, &fakeIssuer, leafKey.Public(), key)
-	if err != nil {
-		return fmt.Errorf("ca: lint sample: %w", err)
+	// Lint what this CA's key will be signed through: the TBS encoder of
+	// createCertificate for an in-memory ECDSA key, crypto/x509 otherwise.
+	der, fast := []byte(nil), false
+	if _, ok := a.signer.(*ecdsa.PrivateKey); ok {
+		der, fast = signFast(t, &fakeIssuer, leafKey.Public(), key)
+	}
+	if !fast {
+		if der, err = x509.CreateCertificate(rand.Reader, t, &fakeIssuer, leafKey.Public(), key); err != nil {
+			return fmt.Errorf("ca: lint sample: %w", err)
+		}
 	}
 	if err := lint.Certificate(der); err != nil {
 		return fmt.Errorf("ca: leaf profile does not pass zlint: %w", err)

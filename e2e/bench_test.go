@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 
@@ -66,17 +68,28 @@ func BenchmarkRevokeToDenied(b *testing.B) {
 func BenchmarkCredentialProcess(b *testing.B) {
 	w := newWorld(b)
 	_, cert, key := w.ca.Enroll(b, w.workDir, "cp-bench")
-	bin := anchorageBin(b)
-	for b.Loop() {
-		out, err := exec.Command(bin, "credential-process", "--no-cache", "--certificate", cert, "--private-key", key,
-			"--trust-anchor-arn", w.anchor, "--profile-arn", w.profile, "--role-arn", testenv.RoleARN,
-			"--endpoint", w.aws.URL).Output()
-		if err != nil || len(out) == 0 {
-			b.Fatalf("%v %s", err, out)
+	args := []string{"credential-process", "--no-cache", "--certificate", cert, "--private-key", key,
+		"--trust-anchor-arn", w.anchor, "--profile-arn", w.profile, "--role-arn", testenv.RoleARN,
+		"--endpoint", w.aws.URL}
+	run := func(b *testing.B, bin string, args []string) {
+		for b.Loop() {
+			out, err := exec.Command(bin, args...).Output()
+			if err != nil || len(out) == 0 {
+				b.Fatalf("%v %s", err, out)
+			}
+			b.StopTimer()
+			time.Sleep(100 * time.Millisecond) // stay under the 10/s CreateSession quota
+			b.StartTimer()
 		}
-		b.StopTimer()
-		time.Sleep(100 * time.Millisecond) // stay under the 10/s CreateSession quota
-		b.StartTimer()
+	}
+	b.Run("anchorage", func(b *testing.B) { run(b, anchorageBin(b), args) })
+	// RAH names a built aws_signing_helper: the same cold call through
+	// AWS's helper (no --no-cache there: it keeps no cache), against the
+	// same endpoint, for make bench's ratio.
+	if rah := os.Getenv("RAH"); rah != "" {
+		b.Run("aws_signing_helper", func(b *testing.B) {
+			run(b, rah, slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--no-cache" }))
+		})
 	}
 }
 

@@ -15,8 +15,8 @@ import (
 // serve it on any listener (plain HTTP on loopback is what the helper, the
 // SDK and the CLI all accept for a custom endpoint).
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
+	cfg Config
+	log *slog.Logger
 	// buckets holds one set of rate-limit buckets per account, as AWS's
 	// quotas are per account and region; "" is CreateSession's, which is
 	// limited before the request says whose it is.

@@ -13,8 +13,26 @@
 # besides 1), BENCH_PG_PORT [18559], PG_BIN (see scripts/pg.sh), BENCH_HA [1]
 # (0 skips the failover figures), HA_KILLS [10], BENCH_GO [1] (0 skips the
 # Go benchmarks).
+#
+# BENCH_QUICK=1: a run of about two minutes (with STEPCA_BIN set or step-ca
+# cached): RUNS=1, N=1000, N1=300, PostgreSQL with one replica only, no
+# failover, CRL benchmarks at their smallest sizes, fewer Go iterations.
+# Explicit RUNS/N/N1/REPLICAS/BENCH_HA still win.
+# RAH: path to a built aws_signing_helper; adds credential-process cold,
+# anchorage vs AWS's helper (e2e BenchmarkCredentialProcess), as a ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# ---- BENCH_QUICK (enrollment perf) -------------------------------------
+BENCH_QUICK=${BENCH_QUICK:-0}
+FLOOR_BENCHTIME=3000x CRL_BENCH=. CRL_BENCHTIME=5x ENROLL_BENCHTIME=2000x
+if [ "$BENCH_QUICK" = 1 ]; then
+  RUNS=${RUNS:-1} N=${N:-1000} N1=${N1:-300} BENCH_HA=${BENCH_HA:-0}
+  # A blank (not empty) REPLICAS survives the "2 3" default below: one replica.
+  REPLICAS=${REPLICAS:- }
+  FLOOR_BENCHTIME=1000x CRL_BENCH='Build/entries=10000$|Update/entries=1000$' CRL_BENCHTIME=2x ENROLL_BENCHTIME=300x
+fi
+# ---- end BENCH_QUICK ----------------------------------------------------
 RUNS=${RUNS:-3} N=${N:-5000} C=${C:-16} N1=${N1:-2000}
 BENCH_PG=${BENCH_PG:-1} REPLICAS=${REPLICAS:-2 3} PGPORT=${BENCH_PG_PORT:-18559}
 STEPCA_VERSION=${STEPCA_VERSION:-v0.30.2}
@@ -76,8 +94,22 @@ report() {
     printf "  c=%-2s %-10s anchorage %9s\n" "$c" "$metric" "$a"
   fi
 }
+# ---- floor (enrollment perf): 1 P-256 sign + 2 verifies, this machine now --
+floor=$(go test -run '^$' -bench '^BenchmarkFloor$' -benchtime "$FLOOR_BENCHTIME" -cpu 1 ./caserver |
+  sed -nE 's/.* ([0-9.]+) cpu_us\/op.*/\1/p' | head -n 1)
+# ---- end floor ----------------------------------------------------------
 echo "== medians of $RUNS runs (ratio = anchorage / step-ca)"
 for m in rps p50 p99 srv_cpu_us rss_mb; do report "$C" "$m"; done
+# ---- floor (enrollment perf) --------------------------------------------
+if [ -n "$floor" ]; then
+  fa=$(field anchorage "$C" "$out/anchorage.txt" srv_cpu_us | median)
+  fs=nan; [ -f "$out/stepca.txt" ] && fs=$(field stepca "$C" "$out/stepca.txt" srv_cpu_us | median)
+  awk -v f="$floor" -v a="$fa" -v s="$fs" -v c="$C" 'BEGIN {
+    printf "  c=%-2s %-10s floor %9.1f  (1 P-256 sign + 2 verifies, CPU us, BenchmarkFloor)  anchorage/floor %.2f", c, "cpu/cert", f, a/f
+    if (s+0 > 0) printf "  step-ca/floor %.2f", s/f
+    printf "\n" }'
+fi
+# ---- end floor ----------------------------------------------------------
 if [ "$N1" -gt 0 ]; then for m in rps p50 p99; do report 1 "$m"; done; fi
 
 if [ "$BENCH_PG" = 1 ]; then
@@ -152,6 +184,17 @@ if [ "$BENCH_PG" = 1 ] && [ "${BENCH_HA:-1}" = 1 ]; then
   HA_KILLS=${HA_KILLS:-10} go test -run '^$' -bench Failover -benchtime 1x ./e2e/ha
 fi
 
+# ---- credential-process cold vs aws_signing_helper (RAH) -----------------
+if [ -n "${RAH:-}" ]; then
+  echo "== credential-process cold (new process, file reads, sign, CreateSession on localaws): anchorage vs aws_signing_helper ($RAH)"
+  RAH=$(realpath "$RAH") go test -run '^$' -bench '^BenchmarkCredentialProcess$' -benchtime "${RAH_BENCHTIME:-20x}" ./e2e | tee "$out/rah.txt"
+  awk '/^BenchmarkCredentialProcess\/anchorage/ {a=$3} /^BenchmarkCredentialProcess\/aws_signing_helper/ {h=$3}
+    END { if (a > 0 && h > 0) printf "  credential-process cold  anchorage %.1f ms  aws_signing_helper %.1f ms  ratio %.2f (time, lower is faster)\n", a/1e6, h/1e6, a/h }' "$out/rah.txt"
+else
+  echo "== credential-process vs aws_signing_helper: skipped (RAH=path of a built aws_signing_helper adds it)"
+fi
+# ---- end credential-process ---------------------------------------------
+
 # Storage at a million certificates: its own script (BENCH_STORE=0 skips it).
 if [ "${BENCH_STORE:-1}" = 1 ]; then ./scripts/bench-store.sh; fi
 
@@ -159,4 +202,4 @@ if [ "${BENCH_STORE:-1}" = 1 ]; then ./scripts/bench-store.sh; fi
 # CRL figures and revoke -> denied: their own script (BENCH_QUICK=1 skips 1M).
 ./scripts/bench-crl.sh
 echo "== Go benchmarks: enrollment core"
-go test -run '^$' -bench 'Enroll' -benchtime 2000x ./caserver
+go test -run '^$' -bench 'Enroll' -benchtime "$ENROLL_BENCHTIME" ./caserver
