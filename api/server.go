@@ -101,6 +101,10 @@ type Options struct {
 	// reused (default 30s): it reads every live certificate.
 	ExpiryCache time.Duration
 	Events      events.Sink // audit stream; may be nil
+	// Notices are /health warnings about the CA's own setup that want an
+	// operator but leave the status "ok" (a legacy TLS certificate from
+	// the issuing CA); may be nil.
+	Notices func() []string
 }
 
 // Server routes the API.
@@ -511,6 +515,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 			h.Status = "unhealthy"
 			h.Warnings = append(h.Warnings, "storage: "+err.Error())
 		}
+	}
+	if s.o.Notices != nil {
+		h.Warnings = append(h.Warnings, s.o.Notices()...)
 	}
 	if s.o.Leases != nil {
 		ls, err := s.o.Leases.Leases(r.Context())

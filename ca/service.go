@@ -28,7 +28,46 @@ type TLSRequest struct {
 	CommonName string
 	Names      Names         // DNS names and IPs clients dial
 	Lifetime   time.Duration // 0 = TLSLifetime
+	// Service is the service intermediate that signs it. Nil only for a
+	// CA made before the service intermediate existed, whose root key is
+	// offline: the issuing CA signs it then, and its key is an AWS identity
+	// wherever the issuing CA is a trust anchor.
+	Service *ServiceCA
 }
+
+// ServiceCA is the intermediate that signs the certificates of the CA's
+// own services (its HTTPS API). Like the admin intermediate it is never a
+// Roles Anywhere trust anchor, so those keys are not AWS identities.
+type ServiceCA struct {
+	cert   *x509.Certificate
+	signer crypto.Signer
+}
+
+// NewServiceCA checks the service intermediate and its key, and lints the
+// TLS profile under it once, so a bad one stops the CA at start.
+func NewServiceCA(cert *x509.Certificate, key crypto.Signer) (*ServiceCA, error) {
+	if cert == nil || key == nil {
+		return nil, errors.New("ca: service intermediate and its key are required")
+	}
+	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, errors.New("ca: service intermediate is not a CA with keyCertSign")
+	}
+	if !publicKeysEqual(cert.PublicKey, key.Public()) {
+		return nil, errors.New("ca: service intermediate key does not match its certificate")
+	}
+	sample, err := serviceTemplate(serviceSpec{issuer: cert, now: time.Now(), cn: "localhost", names: Names{DNS: []string{"localhost"}},
+		eku: x509.ExtKeyUsageServerAuth, lifetime: TLSLifetime, method: storage.MethodTLS}, key.Public())
+	if err != nil {
+		return nil, err
+	}
+	if err := lintTemplate(sample, cert, key.Public()); err != nil {
+		return nil, fmt.Errorf("ca: TLS profile under the service intermediate: %w", err)
+	}
+	return &ServiceCA{cert: cert, signer: key}, nil
+}
+
+// Cert is the service intermediate's certificate.
+func (s *ServiceCA) Cert() *x509.Certificate { return s.cert }
 
 // ServiceIssued is a signed, stored certificate for one of the CA's own
 // services, with the fresh key made for it.
@@ -40,7 +79,8 @@ type ServiceIssued struct {
 }
 
 // IssueTLS makes a serverAuth certificate for the CA's HTTPS API, signed by
-// the issuing CA with a fresh P-256 key. It goes through the same steps as
+// the service intermediate (r.Service; the issuing CA for a legacy CA
+// without one) with a fresh P-256 key. It goes through the same steps as
 // a workload certificate — lint before signing, record before returning,
 // count, log — so the CA's own certificate is never the one nobody checked.
 func (a *Authority) IssueTLS(ctx context.Context, r TLSRequest) (*ServiceIssued, error) {
@@ -63,8 +103,12 @@ func (a *Authority) issueTLS(ctx context.Context, r TLSRequest) (*ServiceIssued,
 		lifetime = TLSLifetime
 	}
 	now := a.now()
+	issuer, sign := a.issuer, a.signer
+	if r.Service != nil {
+		issuer, sign = r.Service.cert, r.Service.signer
+	}
 	out, err := signService(ctx, serviceSpec{
-		issuer: a.issuer, signer: a.signer, store: a.store, now: now,
+		issuer: issuer, signer: sign, store: a.store, now: now,
 		cn: r.CommonName, names: r.Names, eku: x509.ExtKeyUsageServerAuth, lifetime: lifetime, method: storage.MethodTLS,
 	})
 	if err != nil {

@@ -19,11 +19,11 @@ import (
 	"github.com/anchorage-pki/anchorage/storage"
 )
 
-// testCA is a root with two intermediates under it, as init makes them.
+// testCA is a root with three intermediates under it, as init makes them.
 type testCA struct {
-	root, issuer, admin          *x509.Certificate
-	issuerKey, adminKey, rootKey *ecdsa.PrivateKey
-	store                        *storage.DB
+	root, issuer, admin, service             *x509.Certificate
+	issuerKey, adminKey, serviceKey, rootKey *ecdsa.PrivateKey
+	store                                    *storage.DB
 }
 
 func newTestCA(t *testing.T) *testCA {
@@ -49,6 +49,7 @@ func newTestCA(t *testing.T) *testCA {
 	c.root, c.rootKey = mk("Test Root CA", nil, nil, 1)
 	c.issuer, c.issuerKey = mk("Test Issuing CA", c.root, c.rootKey, 0)
 	c.admin, c.adminKey = mk("Test Admin CA", c.root, c.rootKey, 0)
+	c.service, c.serviceKey = mk("Test Service CA", c.root, c.rootKey, 0)
 	db, err := storage.Create(filepath.Join(t.TempDir(), "ca.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +117,46 @@ func TestIssueTLS(t *testing.T) {
 	}
 	if n := auth.Counts().Issued["tls"]; n != uint64(issued) {
 		t.Errorf("counted %d tls certificates, issued %d", n, issued)
+	}
+}
+
+// TestIssueTLSFromServiceCA: with the service intermediate the API's
+// certificate chains leaf, service CA, root — never through the issuing CA
+// (the trust anchor) — and is still recorded and counted by the core.
+func TestIssueTLSFromServiceCA(t *testing.T) {
+	c := newTestCA(t)
+	auth, err := ca.New(ca.Options{Issuer: c.issuer, Signer: c.issuerKey, Store: c.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.NewServiceCA(c.service, c.issuerKey); err == nil {
+		t.Error("service CA accepted a key that is not its certificate's")
+	}
+	svc, err := ca.NewServiceCA(c.service, c.serviceKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, _ := ca.ParseSANs([]string{"ca.example.com", "10.1.2.3"})
+	got, err := auth.IssueTLS(context.Background(), ca.TLSRequest{CommonName: "ca.example.com", Names: names, Service: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Chain) != 2 || !got.Chain[1].Equal(c.service) {
+		t.Fatalf("chain does not end in the service CA")
+	}
+	if err := got.Cert.CheckSignatureFrom(c.service); err != nil {
+		t.Errorf("not signed by the service CA: %v", err)
+	}
+	if got.Cert.CheckSignatureFrom(c.issuer) == nil {
+		t.Error("signed by the issuing CA")
+	}
+	pkitest.LintPEM(t, pemOf(got.Chain...))
+	pkitest.MustVerify(t, pemOf(c.root), pemOf(got.Chain...))
+	if rec, err := c.store.Cert(context.Background(), ca.SerialHex(got.Cert.SerialNumber)); err != nil || rec.Method != storage.MethodTLS {
+		t.Errorf("stored record %+v, %v", rec, err)
+	}
+	if n := auth.Counts().Issued["tls"]; n != 1 {
+		t.Errorf("counted %d tls certificates, want 1", n)
 	}
 }
 

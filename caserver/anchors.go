@@ -3,6 +3,7 @@ package caserver
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -68,8 +69,8 @@ func newPusher(ctx context.Context, cfg *config.CA, s *Server) (*anchorsync.Push
 }
 
 // Reload re-reads config.json and applies what can change while running:
-// the trust anchors (anchors add/create) and the legacy admin fingerprints
-// ("admins"). Other keys need a restart.
+// the trust anchors (anchors add/create), the legacy admin fingerprints
+// ("admins") and a service intermediate that appeared on disk. Other keys need a restart.
 func (s *Server) Reload(ctx context.Context) error {
 	cfg, err := config.Load(s.Config.Dir())
 	if err != nil {
@@ -81,6 +82,11 @@ func (s *Server) Reload(ctx context.Context) error {
 	s.Config.TrustAnchors = cfg.TrustAnchors
 	if err := s.reloadAdmins(ctx, cfg); err != nil {
 		return err
+	}
+	// A service intermediate made by `anchorage-ca service-ca` while
+	// serve runs takes over the API's TLS certificate now.
+	if err := s.renewTLSIfDue(ctx, time.Now()); err != nil {
+		s.log.Error("API TLS certificate renewal failed", "err", err)
 	}
 	s.log.Info("configuration reloaded", "trust_anchors", len(cfg.TrustAnchors), "legacy_admins", len(cfg.Admins))
 	return nil

@@ -49,6 +49,7 @@ type Server struct {
 	log       *slog.Logger
 	tlsCert   serverCert
 	adminCA   *adminCA
+	serviceCA *serviceCA
 	api       *api.Server
 	acme      *acme.Server // nil unless the config has "acme"
 }
@@ -135,16 +136,24 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 	}
 	s := &Server{Config: cfg, Store: store, Authority: auth, CRL: pub,
 		Root: root, Issuer: issuer, Metrics: m, Events: ev, log: log}
-	s.tlsCert.cur.Store(tlsCert)
+	s.tlsCert.set(tlsCert, issuer)
 	s.TLS = api.TLSConfig(s.tlsCert.get)
 	s.adminCA = &adminCA{cfg: cfg, root: root, store: store, log: log}
 	if _, err := s.adminCA.load(ctx); err != nil {
 		return nil, err
 	}
+	s.serviceCA = &serviceCA{cfg: cfg, root: root, log: log}
+	if _, err := s.serviceCA.get(ctx); err != nil {
+		return nil, err
+	}
+	if s.tlsCert.fromIssuer.Load() {
+		log.Warn("the API's TLS certificate is signed by the issuing CA: its key is an AWS identity wherever that CA is a trust anchor; "+
+			"fix with the root key in the directory: "+s.serviceCACommand(), "serial", ca.SerialHex(tlsCert.Leaf.SerialNumber))
+	}
 	apiOpts := api.Options{
 		Authority: auth, Lister: store, CRL: pub, Enroll: enr, Counter: auth, Leases: store, Storage: store,
 		Roots: roots, Issuers: []*x509.Certificate{issuer}, Admins: cfg.Admins, Logger: log,
-		AdminCA: s.adminCA, Certs: store, Metrics: m, Root: root, Events: sink(ev),
+		AdminCA: s.adminCA, Certs: store, Metrics: m, Root: root, Events: sink(ev), Notices: s.tlsNotices,
 		Step: &api.StepOptions{Enroll: enr, Renew: auth, Roots: []*x509.Certificate{root}},
 	}
 	if s.Anchors, err = newPusher(ctx, cfg, s); err != nil {

@@ -24,6 +24,16 @@ const TLSRenewBefore = 30 * 24 * time.Hour
 // restart.
 type serverCert struct {
 	cur atomic.Pointer[tls.Certificate]
+	// fromIssuer: the served certificate is signed by the issuing CA (a
+	// CA made before the service intermediate), so its key is an AWS
+	// identity wherever the issuing CA is a trust anchor.
+	fromIssuer atomic.Bool
+}
+
+// set serves c from now on; issuer is the issuing CA.
+func (h *serverCert) set(c *tls.Certificate, issuer *x509.Certificate) {
+	h.fromIssuer.Store(c.Leaf != nil && c.Leaf.CheckSignatureFrom(issuer) == nil)
+	h.cur.Store(c)
 }
 
 func (h *serverCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return h.cur.Load(), nil }
@@ -36,14 +46,41 @@ func (h *serverCert) leaf() *x509.Certificate { return h.cur.Load().Leaf }
 // rename, then serves it. A CA directory still in the older two-file
 // layout moves to the combined file here; the stale pair is removed after
 // the rename, and ignored if a crash leaves it (tlsfile.Load).
+//
+// The service intermediate signs it. A CA made before that existed gets
+// one from the root key at renewal if the key is in the directory, and
+// otherwise renews from the issuing CA, warning (log and /health), as
+// before. A certificate still from the issuing CA is replaced at once,
+// due or not, as soon as a service intermediate is there (`anchorage-ca
+// service-ca` while serve runs, then SIGHUP).
 func (s *Server) renewTLSIfDue(ctx context.Context, now time.Time) error {
 	old := s.tlsCert.leaf()
-	if old.NotAfter.Sub(now) > TLSRenewBefore {
+	svc, err := s.serviceCA.get(ctx)
+	if err != nil {
+		// A broken service intermediate must not stop a CA whose current
+		// certificate still works: renew as before, loudly.
+		s.log.Error("service intermediate unusable; the API's TLS certificate stays on the issuing CA", "err", err)
+		svc = nil
+	}
+	due := old.NotAfter.Sub(now) <= TLSRenewBefore
+	migrate := svc != nil && s.tlsCert.fromIssuer.Load()
+	if !due && !migrate {
 		return nil
+	}
+	if svc == nil && err == nil {
+		switch svc, err = s.serviceCA.ensure(ctx); {
+		case errors.Is(err, ErrRootKeyOffline):
+			s.log.Warn("the API's TLS certificate is renewed from the issuing CA: its key is an AWS identity wherever that CA is a trust anchor; "+
+				"fix with the root key in the directory: "+s.serviceCACommand(), "err", err)
+			svc = nil
+		case err != nil:
+			s.log.Error("could not make the service intermediate; the API's TLS certificate stays on the issuing CA", "err", err)
+			svc = nil
+		}
 	}
 	var names ca.Names
 	names.DNS, names.IPs = old.DNSNames, old.IPAddresses
-	iss, err := s.Authority.IssueTLS(ctx, ca.TLSRequest{CommonName: old.Subject.CommonName, Names: names})
+	iss, err := s.Authority.IssueTLS(ctx, ca.TLSRequest{CommonName: old.Subject.CommonName, Names: names, Service: svc})
 	if err != nil {
 		return fmt.Errorf("renew the API's TLS certificate: %w", err)
 	}
@@ -62,10 +99,26 @@ func (s *Server) renewTLSIfDue(ctx context.Context, now time.Time) error {
 	for i, c := range iss.Chain {
 		chain[i] = c.Raw
 	}
-	s.tlsCert.cur.Store(&tls.Certificate{Certificate: chain, PrivateKey: iss.Key, Leaf: iss.Cert})
+	s.tlsCert.set(&tls.Certificate{Certificate: chain, PrivateKey: iss.Key, Leaf: iss.Cert}, s.Issuer)
 	s.log.Info("renewed the API's TLS certificate", "serial", iss.Record.Serial, "file", combined,
+		"issuer", iss.Chain[1].Subject.CommonName, "previous_serial", ca.SerialHex(old.SerialNumber),
 		"not_after", iss.Cert.NotAfter.UTC().Format(time.RFC3339), "previous_not_after", old.NotAfter.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// serviceCACommand is the one line that moves a legacy CA's TLS
+// certificate off the issuing CA.
+func (s *Server) serviceCACommand() string {
+	return "anchorage-ca service-ca --dir " + s.Config.Dir() + " && kill -HUP <serve's pid>"
+}
+
+// tlsNotices are the /health warnings about the API's TLS certificate.
+func (s *Server) tlsNotices() []string {
+	if !s.tlsCert.fromIssuer.Load() {
+		return nil
+	}
+	return []string{"the API's TLS certificate is signed by the issuing CA (a trust anchor), so its key is an AWS identity: " +
+		"with root.key in the CA directory, run `" + s.serviceCACommand() + "`"}
 }
 
 // keepTLSFresh checks the API certificate daily.

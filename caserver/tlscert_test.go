@@ -7,10 +7,12 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/anchorage-pki/anchorage/ca"
+	"github.com/anchorage-pki/anchorage/caserver"
 	"github.com/anchorage-pki/anchorage/config"
 	"github.com/anchorage-pki/anchorage/internal/pkitest"
 	"github.com/anchorage-pki/anchorage/internal/testenv"
@@ -144,5 +146,94 @@ func setOldLayout(t *testing.T, c *testenv.CA) {
 	cfg.Paths.TLS, cfg.Paths.TLSCert, cfg.Paths.TLSKey = "", "tls.crt", "tls.key"
 	if err := cfg.Save(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// legacyTLS makes c look like a CA from before the service intermediate:
+// no service-ca.*, and a tls.pem from the issuing CA with 10 days left.
+func legacyTLS(t *testing.T, c *testenv.CA) *ca.ServiceIssued {
+	t.Helper()
+	short := shortTLS(t, c)
+	os.Remove(filepath.Join(c.Dir, "service-ca.crt"))
+	os.Remove(filepath.Join(c.Dir, "service-ca.key"))
+	if err := tlsfile.Write(filepath.Join(c.Dir, "tls.pem"), short.Key, short.Chain...); err != nil {
+		t.Fatal(err)
+	}
+	return short
+}
+
+func healthWarnings(t *testing.T, c *testenv.CA) (string, []string) {
+	t.Helper()
+	h, err := c.Client(t, nil).Health(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Status, h.Warnings
+}
+
+// TestLegacyTLSRenewalMakesServiceCA: a legacy CA with root.key in its
+// directory makes the service intermediate at renewal and the renewed
+// certificate chains through it, not through the issuing CA.
+func TestLegacyTLSRenewalMakesServiceCA(t *testing.T) {
+	c := testenv.InitCA(t)
+	legacyTLS(t, c)
+	c.Start(t)
+	served := servedCert(t, c)
+	svc := pkitest.ParseChain(t, mustRead(t, filepath.Join(c.Dir, "service-ca.crt")))[0]
+	if err := served.CheckSignatureFrom(svc); err != nil {
+		t.Errorf("renewed certificate is not from the new service intermediate: %v", err)
+	}
+	if served.NotAfter.Before(time.Now().Add(300 * 24 * time.Hour)) {
+		t.Errorf("served certificate expires %s; want it renewed", served.NotAfter)
+	}
+	if st, _ := os.Stat(filepath.Join(c.Dir, "service-ca.key")); st == nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("service-ca.key: %v", st)
+	}
+	pkitest.LintPEM(t, mustRead(t, filepath.Join(c.Dir, "service-ca.crt")))
+	if status, w := healthWarnings(t, c); status != "ok" || strings.Contains(strings.Join(w, "\n"), "TLS") {
+		t.Errorf("health %s %v", status, w)
+	}
+}
+
+// TestLegacyTLSRenewalRootOffline: without root.key the CA keeps renewing
+// from the issuing CA (never breaking), warns on /health without going
+// unhealthy, and `anchorage-ca service-ca` + SIGHUP moves it over at once.
+func TestLegacyTLSRenewalRootOffline(t *testing.T) {
+	c := testenv.InitCA(t)
+	legacyTLS(t, c)
+	rootKey := filepath.Join(c.Dir, "root.key")
+	offline := filepath.Join(t.TempDir(), "root.key")
+	if err := os.Rename(rootKey, offline); err != nil {
+		t.Fatal(err)
+	}
+	c.Start(t)
+	issuer := pkitest.ParseChain(t, mustRead(t, filepath.Join(c.Dir, "ca.crt")))[0]
+	served := servedCert(t, c)
+	if served.NotAfter.Before(time.Now().Add(300*24*time.Hour)) || served.CheckSignatureFrom(issuer) != nil {
+		t.Fatalf("want a renewed certificate from the issuing CA, got %s until %s", served.Issuer, served.NotAfter)
+	}
+	if _, err := os.Stat(filepath.Join(c.Dir, "service-ca.crt")); err == nil {
+		t.Error("service-ca.crt made without the root key")
+	}
+	status, w := healthWarnings(t, c)
+	if status != "ok" || !strings.Contains(strings.Join(w, "\n"), "anchorage-ca service-ca --dir") {
+		t.Errorf("health %s %v; want ok with the service-ca warning", status, w)
+	}
+
+	if err := os.Rename(offline, rootKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, made, err := caserver.MakeServiceCA(context.Background(), c.Cfg, nil); err != nil || !made {
+		t.Fatalf("MakeServiceCA: %v %v", made, err)
+	}
+	if err := c.Srv.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	svc := pkitest.ParseChain(t, mustRead(t, filepath.Join(c.Dir, "service-ca.crt")))[0]
+	if err := servedCert(t, c).CheckSignatureFrom(svc); err != nil {
+		t.Errorf("after service-ca and SIGHUP the served certificate is not from it: %v", err)
+	}
+	if _, w := healthWarnings(t, c); strings.Contains(strings.Join(w, "\n"), "service-ca") {
+		t.Errorf("warning left after the move: %v", w)
 	}
 }

@@ -1,6 +1,7 @@
 // Package ceremony makes a CA's key material, apart from the online
 // issuing core: the root, the issuing CA (the Roles Anywhere trust
-// anchor), the admin intermediate, the first TLS and admin certificates and
+// anchor), the admin intermediate, the service intermediate (it signs the
+// API's TLS certificate, so that key is no AWS identity), the first TLS and admin certificates and
 // the enrollment token key, written to files that it never overwrites and
 // removes again if any step fails. `anchorage-ca init` and the test
 // environment both run it, so tests exercise the CA a user would have.
@@ -39,6 +40,8 @@ const (
 	RootLifetime    = 10 * 365 * 24 * time.Hour
 	IssuerLifetime  = 5 * 365 * 24 * time.Hour
 	AdminCALifetime = 5 * 365 * 24 * time.Hour
+	// ServiceCALifetime is the service intermediate's, as the admin one's.
+	ServiceCALifetime = AdminCALifetime
 	// AdminName is the subject of the first admin certificate.
 	AdminName = "anchorage-admin"
 )
@@ -49,16 +52,17 @@ const backdate = time.Minute
 // Files names where Init writes each artifact (absolute or relative to
 // the working directory; the caller resolves them).
 type Files struct {
-	Root, RootKey           string
-	CACert, CAKey           string // CAKey may be a signer reference (pkcs11:, tpm:)
-	AdminCACert, AdminCAKey string
-	TLS                     string // key and chain in one file (tlsfile)
-	AdminCert, AdminKey     string
-	ProvisionerKey          string
+	Root, RootKey               string
+	CACert, CAKey               string // CAKey may be a signer reference (pkcs11:, tpm:)
+	AdminCACert, AdminCAKey     string
+	ServiceCACert, ServiceCAKey string
+	TLS                         string // key and chain in one file (tlsfile)
+	AdminCert, AdminKey         string
+	ProvisionerKey              string
 }
 
 func (f Files) all() []string {
-	return []string{f.Root, f.RootKey, f.CACert, f.CAKey, f.AdminCACert, f.AdminCAKey, f.TLS, f.AdminCert, f.AdminKey, f.ProvisionerKey}
+	return []string{f.Root, f.RootKey, f.CACert, f.CAKey, f.AdminCACert, f.AdminCAKey, f.ServiceCACert, f.ServiceCAKey, f.TLS, f.AdminCert, f.AdminKey, f.ProvisionerKey}
 }
 
 // Options describe a new CA.
@@ -73,12 +77,12 @@ type Options struct {
 
 // Result is what was made.
 type Result struct {
-	Root, Issuer, AdminCA, TLS, Admin *x509.Certificate
+	Root, Issuer, AdminCA, ServiceCA, TLS, Admin *x509.Certificate
 }
 
 // Init creates a root CA, an issuing CA (pathlen 0, keyCertSign+cRLSign,
 // what a Roles Anywhere trust anchor accepts), the admin intermediate, the
-// API's TLS certificate, a first admin client certificate and the
+// service intermediate and the API's TLS certificate under it, a first admin client certificate and the
 // enrollment token signing key. It refuses to overwrite any existing file
 // and removes what it wrote if it fails part way.
 func Init(ctx context.Context, o Options) (res *Result, err error) {
@@ -158,6 +162,19 @@ func Init(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, fmt.Errorf("create admin intermediate: %w", err)
 	}
 
+	serviceCAKey, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	serviceCACert, err := intermediate(root, rootKey, serviceCAKey.Public(), o.Name+" Service CA", o.Name, ServiceCALifetime, now)
+	if err != nil {
+		return nil, fmt.Errorf("create service intermediate: %w", err)
+	}
+	serviceCA, err := ca.NewServiceCA(serviceCACert, serviceCAKey)
+	if err != nil {
+		return nil, err
+	}
+
 	auth, err := ca.New(ca.Options{Issuer: issuer, Signer: caKey, Store: o.Store, Logger: o.Logger, Now: o.Now})
 	if err != nil {
 		return nil, err
@@ -166,7 +183,7 @@ func Init(ctx context.Context, o Options) (res *Result, err error) {
 	if len(tlsCN) == 0 {
 		tlsCN = []string{"localhost"}
 	}
-	tlsCert, err := auth.IssueTLS(ctx, ca.TLSRequest{CommonName: tlsCN[0], Names: names})
+	tlsCert, err := auth.IssueTLS(ctx, ca.TLSRequest{CommonName: tlsCN[0], Names: names, Service: serviceCA})
 	if err != nil {
 		return nil, fmt.Errorf("create TLS certificate: %w", err)
 	}
@@ -203,6 +220,8 @@ func Init(ctx context.Context, o Options) (res *Result, err error) {
 		},
 		func() error { return w.cert(f.AdminCACert, adminCA) },
 		func() error { return w.key(f.AdminCAKey, adminCAKey) },
+		func() error { return w.cert(f.ServiceCACert, serviceCACert) },
+		func() error { return w.key(f.ServiceCAKey, serviceCAKey) },
 		func() error { return w.pair(f.TLS, tlsCert.Key, tlsCert.Chain...) },
 		func() error { return w.cert(f.AdminCert, admin.Chain...) },
 		func() error { return w.key(f.AdminKey, adminKey) },
@@ -212,29 +231,42 @@ func Init(ctx context.Context, o Options) (res *Result, err error) {
 			return nil, err
 		}
 	}
-	return &Result{Root: root, Issuer: issuer, AdminCA: adminCA, TLS: tlsCert.Cert, Admin: admin.Cert}, nil
+	return &Result{Root: root, Issuer: issuer, AdminCA: adminCA, ServiceCA: serviceCACert, TLS: tlsCert.Cert, Admin: admin.Cert}, nil
 }
 
-// AdminCAOptions describe an admin intermediate made for an existing CA
-// (one initialised before the admin intermediate existed).
-type AdminCAOptions struct {
-	Name      string // CA name: the intermediate is "<Name> Admin CA"
+// IntermediateOptions describe an intermediate made later for an existing
+// CA (one initialised before that intermediate existed).
+type IntermediateOptions struct {
+	Name      string // CA name: the intermediate is "<Name> Admin CA" or "<Name> Service CA"
 	Root      *x509.Certificate
 	RootKey   crypto.Signer
 	Cert, Key string // where to write it; neither may exist
 	Now       func() time.Time
 }
 
+// AdminCAOptions describe the admin intermediate made for an existing CA.
+type AdminCAOptions = IntermediateOptions
+
 // AdminCA makes the admin intermediate under an existing root and writes
 // its certificate and key, refusing to overwrite either and removing what
 // it wrote on failure.
-func AdminCA(o AdminCAOptions) (_ *x509.Certificate, _ crypto.Signer, err error) {
+func AdminCA(o AdminCAOptions) (*x509.Certificate, crypto.Signer, error) {
+	return laterIntermediate(o, "Admin CA", "admin intermediate", AdminCALifetime)
+}
+
+// ServiceCA makes the service intermediate (it signs the API's TLS
+// certificate) under an existing root, as AdminCA does the admin one.
+func ServiceCA(o IntermediateOptions) (*x509.Certificate, crypto.Signer, error) {
+	return laterIntermediate(o, "Service CA", "service intermediate", ServiceCALifetime)
+}
+
+func laterIntermediate(o IntermediateOptions, suffix, what string, lifetime time.Duration) (_ *x509.Certificate, _ crypto.Signer, err error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	for _, p := range []string{o.Cert, o.Key} {
 		if _, err := os.Stat(p); err == nil {
-			return nil, nil, fmt.Errorf("%s already exists: refusing to overwrite the admin intermediate", p)
+			return nil, nil, fmt.Errorf("%s already exists: refusing to overwrite the %s", p, what)
 		}
 	}
 	key, err := newKey()
@@ -248,9 +280,9 @@ func AdminCA(o AdminCAOptions) (_ *x509.Certificate, _ crypto.Signer, err error)
 	if o.Name == "" {
 		o.Name = org
 	}
-	cert, err := intermediate(o.Root, o.RootKey, key.Public(), o.Name+" Admin CA", org, AdminCALifetime, o.Now())
+	cert, err := intermediate(o.Root, o.RootKey, key.Public(), o.Name+" "+suffix, org, lifetime, o.Now())
 	if err != nil {
-		return nil, nil, fmt.Errorf("create admin intermediate: %w", err)
+		return nil, nil, fmt.Errorf("create %s: %w", what, err)
 	}
 	var w writer
 	defer func() {
@@ -329,7 +361,8 @@ func selfSign(cn, org string, key crypto.Signer, now time.Time) (*x509.Certifica
 }
 
 // intermediate makes a CA under root that may only sign leaves (pathlen 0,
-// keyCertSign+cRLSign): the issuing CA and the admin intermediate.
+// keyCertSign+cRLSign): the issuing CA, the admin and the service
+// intermediates.
 func intermediate(root *x509.Certificate, rootKey crypto.Signer, pub crypto.PublicKey, cn, org string, lifetime time.Duration, now time.Time) (*x509.Certificate, error) {
 	serial, err := ca.NewSerial()
 	if err != nil {

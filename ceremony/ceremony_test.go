@@ -19,7 +19,8 @@ import (
 func files(dir string) ceremony.Files {
 	p := func(n string) string { return filepath.Join(dir, n) }
 	return ceremony.Files{Root: p("root.crt"), RootKey: p("root.key"), CACert: p("ca.crt"), CAKey: p("ca.key"),
-		AdminCACert: p("admin-ca.crt"), AdminCAKey: p("admin-ca.key"), TLS: p("tls.pem"),
+		AdminCACert: p("admin-ca.crt"), AdminCAKey: p("admin-ca.key"),
+		ServiceCACert: p("service-ca.crt"), ServiceCAKey: p("service-ca.key"), TLS: p("tls.pem"),
 		AdminCert: p("admin.crt"), AdminKey: p("admin.key"), ProvisionerKey: p("prov.key")}
 }
 
@@ -36,7 +37,8 @@ func openStore(t *testing.T) *storage.DB {
 // TestInitMaterial checks every certificate init writes: zlint clean, the
 // chains verify with openssl, keys are 0600, the admin certificate chains
 // through the admin intermediate and not the issuing CA, the leaves are
-// recorded, and a second init refuses.
+// recorded, tls.pem chains through the service intermediate (never the
+// issuing CA, the trust anchor), and a second init refuses.
 func TestInitMaterial(t *testing.T) {
 	f := files(t.TempDir())
 	store := openStore(t)
@@ -44,13 +46,19 @@ func TestInitMaterial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []*x509.Certificate{res.Issuer, res.AdminCA} {
+	for _, c := range []*x509.Certificate{res.Issuer, res.AdminCA, res.ServiceCA} {
 		if !c.IsCA || !c.MaxPathLenZero || c.KeyUsage != x509.KeyUsageCertSign|x509.KeyUsageCRLSign {
 			t.Errorf("%s profile: CA=%v pathlen0=%v KU=%v", c.Subject.CommonName, c.IsCA, c.MaxPathLenZero, c.KeyUsage)
 		}
 	}
 	if res.AdminCA.Subject.CommonName != "Example Corp Admin CA" {
 		t.Errorf("admin intermediate CN %q", res.AdminCA.Subject.CommonName)
+	}
+	if res.ServiceCA.Subject.CommonName != "Example Corp Service CA" || res.ServiceCA.CheckSignatureFrom(res.Root) != nil {
+		t.Errorf("service intermediate CN %q, or not under the root", res.ServiceCA.Subject.CommonName)
+	}
+	if d := res.ServiceCA.NotAfter.Sub(res.ServiceCA.NotBefore); d > ceremony.ServiceCALifetime+2*60e9 || d < ceremony.ServiceCALifetime {
+		t.Errorf("service intermediate lives %s, want %s", d, ceremony.ServiceCALifetime)
 	}
 	read := func(p string) []byte {
 		b, err := os.ReadFile(p)
@@ -60,14 +68,29 @@ func TestInitMaterial(t *testing.T) {
 		return b
 	}
 	root := read(f.Root)
-	for _, p := range []string{f.Root, f.CACert, f.AdminCACert, f.TLS, f.AdminCert} {
+	for _, p := range []string{f.Root, f.CACert, f.AdminCACert, f.ServiceCACert, f.TLS, f.AdminCert} {
 		pkitest.LintPEM(t, read(p))
 	}
-	for _, p := range []string{f.CACert, f.AdminCACert, f.TLS, f.AdminCert} {
+	for _, p := range []string{f.CACert, f.AdminCACert, f.ServiceCACert, f.TLS, f.AdminCert} {
 		pkitest.MustVerify(t, root, read(p))
 	}
-	if _, err := tls.LoadX509KeyPair(f.TLS, f.TLS); err != nil {
-		t.Errorf("tls.pem is not a matching key pair: %v", err)
+	pair, err := tls.LoadX509KeyPair(f.TLS, f.TLS)
+	if err != nil {
+		t.Fatalf("tls.pem is not a matching key pair: %v", err)
+	}
+	var tlsChain []*x509.Certificate
+	for _, der := range pair.Certificate {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tlsChain = append(tlsChain, c)
+	}
+	if len(tlsChain) != 2 || !tlsChain[1].Equal(res.ServiceCA) || tlsChain[0].CheckSignatureFrom(res.ServiceCA) != nil {
+		t.Errorf("tls.pem is not leaf + service intermediate")
+	}
+	if tlsChain[0].CheckSignatureFrom(res.Issuer) == nil {
+		t.Error("the TLS certificate is signed by the issuing CA: its key would be an AWS identity")
 	}
 	adminChain := pkitest.ParseChain(t, read(f.AdminCert))
 	if len(adminChain) != 2 || !adminChain[1].Equal(res.AdminCA) || adminChain[0].CheckSignatureFrom(res.AdminCA) != nil {
@@ -76,7 +99,7 @@ func TestInitMaterial(t *testing.T) {
 	if d := res.Admin.NotAfter.Sub(res.Admin.NotBefore); d > ca.AdminLifetime+2*60e9 {
 		t.Errorf("first admin certificate lives %s, want %s", d, ca.AdminLifetime)
 	}
-	for _, k := range []string{f.RootKey, f.CAKey, f.AdminCAKey, f.TLS, f.AdminKey, f.ProvisionerKey} {
+	for _, k := range []string{f.RootKey, f.CAKey, f.AdminCAKey, f.ServiceCAKey, f.TLS, f.AdminKey, f.ProvisionerKey} {
 		st, err := os.Stat(k)
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Errorf("%s: mode %v, %v", k, st.Mode(), err)
@@ -140,6 +163,41 @@ func TestAdminCAForExistingCA(t *testing.T) {
 	pkitest.LintPEM(t, mustRead(t, f.AdminCACert))
 	if _, _, err := ceremony.AdminCA(o); err == nil || !strings.Contains(err.Error(), "refusing to overwrite") {
 		t.Errorf("second admin intermediate: %v", err)
+	}
+}
+
+// TestServiceCAForExistingCA: a CA made before the service intermediate
+// gets one from its root key, once, and the TLS profile lints under it.
+func TestServiceCAForExistingCA(t *testing.T) {
+	dir := t.TempDir()
+	f := files(dir)
+	if _, err := ceremony.Init(context.Background(), ceremony.Options{Name: "Old", Files: f, Store: openStore(t)}); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(f.ServiceCACert)
+	os.Remove(f.ServiceCAKey)
+	root := pkitest.ParseChain(t, mustRead(t, f.Root))[0]
+	rootKey, err := signer.Open(context.Background(), f.RootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := ceremony.IntermediateOptions{Root: root, RootKey: rootKey, Cert: f.ServiceCACert, Key: f.ServiceCAKey}
+	cert, key, err := ceremony.ServiceCA(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Subject.CommonName != "Old Service CA" || cert.CheckSignatureFrom(root) != nil || !cert.MaxPathLenZero {
+		t.Errorf("service intermediate %q", cert.Subject.CommonName)
+	}
+	if _, err := ca.NewServiceCA(cert, key); err != nil {
+		t.Error(err)
+	}
+	pkitest.LintPEM(t, mustRead(t, f.ServiceCACert))
+	if st, err := os.Stat(f.ServiceCAKey); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("service-ca.key: %v %v", st, err)
+	}
+	if _, _, err := ceremony.ServiceCA(o); err == nil || !strings.Contains(err.Error(), "refusing to overwrite") {
+		t.Errorf("second service intermediate: %v", err)
 	}
 }
 

@@ -14,8 +14,9 @@ const (
 func FilesFor(cfg *config.CA) Files {
 	p := cfg.Path
 	adminCACert, adminCAKey := cfg.AdminCAPaths()
+	serviceCACert, serviceCAKey := cfg.ServiceCAPaths()
 	tlsPair, _, _ := cfg.TLSPaths()
 	return Files{Root: p(cfg.Paths.Root), RootKey: p(cfg.Paths.RootKey), CACert: p(cfg.Paths.CACert), CAKey: p(cfg.Paths.CAKey),
-		AdminCACert: adminCACert, AdminCAKey: adminCAKey, TLS: tlsPair,
+		AdminCACert: adminCACert, AdminCAKey: adminCAKey, ServiceCACert: serviceCACert, ServiceCAKey: serviceCAKey, TLS: tlsPair,
 		AdminCert: p(AdminCertFile), AdminKey: p(AdminKeyFile), ProvisionerKey: p(cfg.Paths.ProvisionerKey)}
 }

@@ -14,6 +14,21 @@ func (c *CA) AdminCAPaths() (cert, key string) {
 	return c.Path(cert), c.Path(key)
 }
 
+// ServiceCAPaths resolves the service intermediate's certificate and key
+// (it signs the API's TLS certificate), defaulting to service-ca.crt and
+// service-ca.key in the CA directory: configs written before it existed do
+// not name them.
+func (c *CA) ServiceCAPaths() (cert, key string) {
+	cert, key = c.Paths.ServiceCACert, c.Paths.ServiceCAKey
+	if cert == "" {
+		cert = "service-ca.crt"
+	}
+	if key == "" {
+		key = "service-ca.key"
+	}
+	return c.Path(cert), c.Path(key)
+}
+
 // TLSPaths resolves the API's TLS key pair: the combined file (default
 // tls.pem), and the older separate files when the config still names them.
 // A renewal writes the combined file, which then wins.

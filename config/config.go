@@ -54,15 +54,19 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Paths are file locations, relative to the CA directory unless absolute.
 type Paths struct {
-	Root           string `json:"root"`
-	RootKey        string `json:"rootKey"`
-	CACert         string `json:"caCert"`
-	CAKey          string `json:"caKey"`
-	TLS            string `json:"tls,omitempty"`     // the API's key and chain in one file (0600), replaced with one rename
-	TLSCert        string `json:"tlsCert,omitempty"` // older layout: certificate and key apart, read until the first renewal
-	TLSKey         string `json:"tlsKey,omitempty"`
-	AdminCACert    string `json:"adminCaCert,omitempty"` // admin intermediate; default admin-ca.crt
-	AdminCAKey     string `json:"adminCaKey,omitempty"`  // default admin-ca.key
+	Root        string `json:"root"`
+	RootKey     string `json:"rootKey"`
+	CACert      string `json:"caCert"`
+	CAKey       string `json:"caKey"`
+	TLS         string `json:"tls,omitempty"`     // the API's key and chain in one file (0600), replaced with one rename
+	TLSCert     string `json:"tlsCert,omitempty"` // older layout: certificate and key apart, read until the first renewal
+	TLSKey      string `json:"tlsKey,omitempty"`
+	AdminCACert string `json:"adminCaCert,omitempty"` // admin intermediate; default admin-ca.crt
+	AdminCAKey  string `json:"adminCaKey,omitempty"`  // default admin-ca.key
+	// ServiceCACert is the service intermediate that signs the API's TLS
+	// certificate; default service-ca.crt. Never a trust anchor.
+	ServiceCACert  string `json:"serviceCaCert,omitempty"`
+	ServiceCAKey   string `json:"serviceCaKey,omitempty"` // default service-ca.key
 	ProvisionerKey string `json:"provisionerKey"`
 	DB             string `json:"db"`
 	CRL            string `json:"crl"` // the newest published CRL (DER), kept outside the database
@@ -129,7 +133,8 @@ func Default() *CA {
 		Listen: "127.0.0.1:8443",
 		Paths: Paths{
 			Root: "root.crt", RootKey: "root.key", CACert: "ca.crt", CAKey: "ca.key",
-			TLS: "tls.pem", AdminCACert: "admin-ca.crt", AdminCAKey: "admin-ca.key", ProvisionerKey: "provisioner.key",
+			TLS: "tls.pem", AdminCACert: "admin-ca.crt", AdminCAKey: "admin-ca.key",
+			ServiceCACert: "service-ca.crt", ServiceCAKey: "service-ca.key", ProvisionerKey: "provisioner.key",
 			DB: "anchorage.db", CRL: "crl.der",
 		},
 		Leaf:  Leaf{DefaultLifetime: Duration(24 * time.Hour), MaxLifetime: Duration(7 * 24 * time.Hour), ServerAuth: true},

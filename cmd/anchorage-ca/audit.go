@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -263,8 +264,10 @@ func readCAs(cfg *config.CA) ([]*x509.Certificate, error) {
 }
 
 // loadCerts reads the live workload certificates of the issuing CA (admin
-// certificates come from the admin intermediate, which no trust anchor
-// holds) and the serial of every certificate ever recorded.
+// certificates come from the admin intermediate and the API's TLS
+// certificate from the service intermediate, which no trust anchor holds;
+// a legacy TLS certificate of the issuing CA stays in) and the serial of
+// every certificate ever recorded.
 func loadCerts(ctx context.Context, st storage.Backend, w *audit.World) error {
 	all, err := st.ListCerts(ctx, storage.Filter{}, w.Now)
 	if err != nil {
@@ -279,6 +282,11 @@ func loadCerts(ctx context.Context, st storage.Backend, w *audit.World) error {
 		if err != nil {
 			return fmt.Errorf("certificate %s: %w", c.Serial, err)
 		}
+		if c.Method == storage.MethodTLS && !issuedBy(x, w.CA) {
+			// The API's own certificate from the service intermediate,
+			// which no trust anchor holds: not an AWS identity.
+			continue
+		}
 		keyID := c.KeyID
 		if keyID == "" {
 			s := sha256.Sum256(x.RawSubjectPublicKeyInfo)
@@ -288,4 +296,14 @@ func loadCerts(ctx context.Context, st storage.Backend, w *audit.World) error {
 	}
 	sort.Slice(w.Certs, func(i, j int) bool { return w.Certs[i].Serial < w.Certs[j].Serial })
 	return nil
+}
+
+// issuedBy reports whether one of cas signed c.
+func issuedBy(c *x509.Certificate, cas []*x509.Certificate) bool {
+	for _, ca := range cas {
+		if bytes.Equal(c.RawIssuer, ca.RawSubject) && c.CheckSignatureFrom(ca) == nil {
+			return true
+		}
+	}
+	return false
 }

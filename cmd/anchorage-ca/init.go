@@ -93,6 +93,7 @@ func newInitCmd() *cobra.Command {
 			fmt.Fprintf(out, "  root CA        %s  (key %s: move it offline)\n", files.Root, files.RootKey)
 			fmt.Fprintf(out, "  issuing CA     %s  (key %s)  <- register this as the Roles Anywhere trust anchor\n", files.CACert, signer.Redact(files.CAKey))
 			fmt.Fprintf(out, "  admin CA       %s  (key %s)  signs admin certificates only; never a trust anchor\n", files.AdminCACert, files.AdminCAKey)
+			fmt.Fprintf(out, "  service CA     %s  (key %s)  signs the API's TLS certificate only; never a trust anchor\n", files.ServiceCACert, files.ServiceCAKey)
 			fmt.Fprintf(out, "  API TLS        %s  (key and chain) for %v\n", files.TLS, dns)
 			fmt.Fprintf(out, "  admin client   %s  (key %s) for revoke, list and admin issue; expires in 30 days\n", files.AdminCert, files.AdminKey)
 			fmt.Fprintf(out, "  config         %s  (URL %s, listen %s)\n\n", filepath.Join(dir, config.FileName), cfg.URL, cfg.Listen)

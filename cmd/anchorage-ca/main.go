@@ -49,6 +49,7 @@ func newRoot() *cobra.Command {
 		newMigrateCmd(),
 		newEventsCmd(),
 		newAuditCmd(),
+		newServiceCACmd(),
 	)
 	root.AddCommand(newManCmd(root))
 	manhelp.Apply(root, manual)

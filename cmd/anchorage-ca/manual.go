@@ -25,7 +25,8 @@ anchorage-ca revoke --dir /var/lib/anchorage-ca --subject web-01.internal --reas
 	"anchorage-ca init": {
 		Long: `Create a new CA in DIR: an offline-able root (root.crt, root.key), the issuing CA that
 Roles Anywhere trusts (ca.crt, ca.key: ECDSA P-256, pathlen 0), the admin intermediate
-(admin-ca.crt/key, never a trust anchor), the API's TLS key and chain (tls.pem), the first
+(admin-ca.crt/key, never a trust anchor), the service intermediate (service-ca.crt/key,
+never a trust anchor: it signs the API's TLS key and chain, tls.pem), the first
 admin certificate (admin.crt/key, 30 days), the token-signing key (provisioner.key) and
 config.json. Keys are written 0600. Records go to DIR/anchorage.db (bbolt), or with
 --postgres into an empty PostgreSQL database. init refuses a directory that already
@@ -58,6 +59,15 @@ trust anchor holds a CRL that carries the revocation, printing when each did, an
 1 naming the anchors that did not before --timeout. A revoked identity never renews.`,
 		Example: `anchorage-ca revoke --dir /var/lib/anchorage-ca --subject web-01.internal --reason keyCompromise --wait
 anchorage-ca revoke --ca https://ca.internal:8443 --root root.crt --admin-cert me.crt --admin-key me.key --serial 5A:F3:01`,
+	},
+	"anchorage-ca service-ca": {
+		Long: `Make the service intermediate (service-ca.crt/key, under the root, never a trust
+anchor) for a CA made before init wrote it, with root.key in DIR. Until then the API's
+TLS certificate is signed by the issuing CA, so its key is an AWS identity wherever
+that CA is a trust anchor (serve warns in its log and on /health). It writes two files
+and needs no database: a running serve re-issues tls.pem from it on SIGHUP, its daily
+check or its next start. An existing service intermediate is left as it is.`,
+		Example: `anchorage-ca service-ca --dir /var/lib/anchorage-ca && systemctl reload anchorage-ca`,
 	},
 	"anchorage-ca crl": {
 		Long:    `Print the CA's current CRL (DER on stdout, or PEM with --pem), as served on /crl.`,
