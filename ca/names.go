@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"unicode"
+
+	"github.com/anchorage-pki/anchorage/apiv1"
 )
 
 // Names is the set of subject alternative names a certificate carries, each
@@ -16,22 +18,12 @@ type Names struct {
 	URIs []*url.URL
 }
 
-// ParseSANs parses "DNS:host", "IP:addr", "URI:scheme:..." strings. A bare
-// value is taken as DNS, or IP when it parses as one.
+// ParseSANs parses "DNS:host", "IP:addr", "URI:scheme:..." strings, or
+// untyped ones as apiv1.SplitSAN reads them.
 func ParseSANs(sans []string) (Names, error) {
 	var n Names
 	for _, s := range sans {
-		typ, val, ok := strings.Cut(s, ":")
-		if !ok || (typ != "DNS" && typ != "IP" && typ != "URI") {
-			// Untyped, as step's tokens and CLI write them: an IP, an
-			// absolute URI (a DNS name never holds "://"), else DNS.
-			typ, val = "DNS", s
-			if net.ParseIP(s) != nil {
-				typ = "IP"
-			} else if strings.Contains(s, "://") {
-				typ = "URI"
-			}
-		}
+		typ, val, _ := apiv1.SplitSAN(s)
 		switch typ {
 		case "DNS":
 			if err := checkDNSName(val); err != nil {

@@ -162,16 +162,9 @@ func (c *Client) Health(ctx context.Context) (*apiv1.Health, error) {
 func NewCSR(key crypto.Signer, cn string, sans []string) ([]byte, error) {
 	t := &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}
 	for _, s := range sans {
-		typ, val, _ := strings.Cut(s, ":")
-		if typ != "DNS" && typ != "IP" && typ != "URI" {
-			switch {
-			case net.ParseIP(s) != nil:
-				typ, val = "IP", s
-			case strings.Contains(s, "://"):
-				typ, val = "URI", s
-			case s != "" && !strings.ContainsAny(s, ": /"):
-				typ, val = "DNS", s
-			}
+		typ, val, typed := apiv1.SplitSAN(s)
+		if !typed && typ == "DNS" && (s == "" || strings.ContainsAny(s, ": /")) {
+			typ = "" // neither a name nor an address: refused below
 		}
 		switch typ {
 		case "DNS":
