@@ -68,9 +68,14 @@ func freePort() (string, error) {
 }
 
 func TestScripts(t *testing.T) {
-	bin := buildWorkload(t)
-	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+	testscript.Run(t, scriptParams("testdata/script", buildWorkload(t)))
+}
+
+// scriptParams runs the scripts in dir with a free $PORT, the given
+// directories first on PATH, and this package's script commands.
+func scriptParams(dir string, path ...string) testscript.Params {
+	return testscript.Params{
+		Dir: dir,
 		// A server that should have refused to start must not hold the
 		// suite until go test's timeout: every script ends by then.
 		Deadline: time.Now().Add(3 * time.Minute),
@@ -80,22 +85,23 @@ func TestScripts(t *testing.T) {
 				return err
 			}
 			env.Setenv("PORT", port)
-			env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
+			env.Setenv("PATH", strings.Join(append(path, env.Getenv("PATH")), string(os.PathListSeparator)))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitfile":  cmdWaitFile,
-			"zlint":     cmdZlint,
-			"certvar":   cmdCertVar,
-			"perm":      cmdPerm,
-			"osslcheck": cmdOpenSSLVerify,
-			"sleep":     cmdSleep,
-			"readvar":   cmdReadVar,
-			"truncate":  cmdTruncate,
-			"keep":      cmdKeep,
-			"kept":      cmdKept,
+			"waitfile":    cmdWaitFile,
+			"zlint":       cmdZlint,
+			"certvar":     cmdCertVar,
+			"perm":        cmdPerm,
+			"osslcheck":   cmdOpenSSLVerify,
+			"sleep":       cmdSleep,
+			"readvar":     cmdReadVar,
+			"truncate":    cmdTruncate,
+			"keep":        cmdKeep,
+			"kept":        cmdKept,
+			"waitchanged": cmdWaitChanged,
 		},
-	})
+	}
 }
 
 // waitfile FILE: wait up to 15 s for FILE to exist (a server's ready file).

@@ -66,31 +66,7 @@ func buildStep(t *testing.T) string {
 // TestStepCLI runs testdata/stepscript: the unmodified step CLI against
 // anchorage-ca serve.
 func TestStepCLI(t *testing.T) {
-	bin := buildWorkload(t)
-	step := buildStep(t)
-	testscript.Run(t, testscript.Params{
-		Dir:      "testdata/stepscript",
-		Deadline: time.Now().Add(3 * time.Minute),
-		Setup: func(env *testscript.Env) error {
-			port, err := freePort()
-			if err != nil {
-				return err
-			}
-			env.Setenv("PORT", port)
-			env.Setenv("PATH", step+string(os.PathListSeparator)+bin+string(os.PathListSeparator)+env.Getenv("PATH"))
-			return nil
-		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitfile":    cmdWaitFile,
-			"zlint":       cmdZlint,
-			"certvar":     cmdCertVar,
-			"perm":        cmdPerm,
-			"osslcheck":   cmdOpenSSLVerify,
-			"readvar":     cmdReadVar,
-			"keep":        cmdKeep,
-			"waitchanged": cmdWaitChanged,
-		},
-	})
+	testscript.Run(t, scriptParams("testdata/stepscript", buildStep(t), buildWorkload(t)))
 }
 
 // waitchanged FILE: wait up to 20 s for FILE's bytes to differ from what
