@@ -5,9 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -16,7 +14,6 @@ import (
 	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/ceremony"
 	"github.com/anchorage-pki/anchorage/config"
-	"github.com/anchorage-pki/anchorage/signer"
 	"github.com/anchorage-pki/anchorage/storage"
 )
 
@@ -60,19 +57,9 @@ func (h *adminCA) load(ctx context.Context) (*ca.AdminIssuer, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	certPath, keyPath := h.cfg.AdminCAPaths()
-	cert, err := pemutil.ReadCertificate(certPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("admin intermediate: %w", err)
-	}
-	if err := cert.CheckSignatureFrom(h.root); err != nil {
-		return nil, fmt.Errorf("admin intermediate %s is not signed by the root: %w", certPath, err)
-	}
-	key, err := signer.Open(ctx, keyPath)
-	if err != nil {
-		return nil, fmt.Errorf("admin intermediate key: %w", err)
+	cert, key, err := readIntermediate(ctx, "admin intermediate", certPath, keyPath, h.root)
+	if cert == nil || err != nil {
+		return nil, err
 	}
 	i, err := ca.NewAdminIssuer(ca.AdminOptions{Issuer: cert, Signer: key, Store: h.store, Logger: h.log})
 	if err != nil {
@@ -95,16 +82,14 @@ func (h *adminCA) ensure(ctx context.Context) (*ca.AdminIssuer, error) {
 		return i, nil
 	}
 	certPath, keyPath := h.cfg.AdminCAPaths()
-	rootKeyPath := h.cfg.Path(h.cfg.Paths.RootKey)
-	if h.cfg.Paths.RootKey == "" {
+	rootKey, rootKeyPath, err := openRootKey(ctx, h.cfg)
+	switch {
+	case errors.Is(err, errNoRootKeyConfigured):
 		return nil, fmt.Errorf("%w (%s) and no root key configured to make one", ca.ErrNoAdminCA, certPath)
-	}
-	if _, err := os.Stat(rootKeyPath); errors.Is(err, fs.ErrNotExist) {
+	case errors.Is(err, errRootKeyAbsent):
 		return nil, fmt.Errorf("%w (%s) and the root key %s is offline: put it back for one `anchorage-ca admin issue`, then move it offline again", ca.ErrNoAdminCA, certPath, rootKeyPath)
-	}
-	rootKey, err := signer.Open(ctx, rootKeyPath)
-	if err != nil {
-		return nil, fmt.Errorf("root key: %w", err)
+	case err != nil:
+		return nil, err
 	}
 	cert, key, err := ceremony.AdminCA(ceremony.AdminCAOptions{Name: h.cfg.Name, Root: h.root, RootKey: rootKey, Cert: certPath, Key: keyPath})
 	if err != nil {

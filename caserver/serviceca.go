@@ -5,9 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -16,7 +14,6 @@ import (
 	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/ceremony"
 	"github.com/anchorage-pki/anchorage/config"
-	"github.com/anchorage-pki/anchorage/signer"
 )
 
 // ErrRootKeyOffline is returned when an intermediate must be made from the
@@ -53,19 +50,9 @@ func (h *serviceCA) loadLocked(ctx context.Context) (*ca.ServiceCA, error) {
 		return c, nil
 	}
 	certPath, keyPath := h.cfg.ServiceCAPaths()
-	cert, err := pemutil.ReadCertificate(certPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("service intermediate: %w", err)
-	}
-	if err := cert.CheckSignatureFrom(h.root); err != nil {
-		return nil, fmt.Errorf("service intermediate %s is not signed by the root: %w", certPath, err)
-	}
-	key, err := signer.Open(ctx, keyPath)
-	if err != nil {
-		return nil, fmt.Errorf("service intermediate key: %w", err)
+	cert, key, err := readIntermediate(ctx, "service intermediate", certPath, keyPath, h.root)
+	if cert == nil || err != nil {
+		return nil, err
 	}
 	c, err := ca.NewServiceCA(cert, key)
 	if err != nil {
@@ -84,16 +71,14 @@ func (h *serviceCA) ensure(ctx context.Context) (*ca.ServiceCA, error) {
 		return c, err
 	}
 	certPath, keyPath := h.cfg.ServiceCAPaths()
-	rootKeyPath := h.cfg.Path(h.cfg.Paths.RootKey)
-	if h.cfg.Paths.RootKey == "" {
+	rootKey, rootKeyPath, err := openRootKey(ctx, h.cfg)
+	switch {
+	case errors.Is(err, errNoRootKeyConfigured):
 		return nil, fmt.Errorf("no service intermediate (%s): %w (none configured)", certPath, ErrRootKeyOffline)
-	}
-	if _, err := os.Stat(rootKeyPath); errors.Is(err, fs.ErrNotExist) {
+	case errors.Is(err, errRootKeyAbsent):
 		return nil, fmt.Errorf("no service intermediate (%s): %w (%s)", certPath, ErrRootKeyOffline, rootKeyPath)
-	}
-	rootKey, err := signer.Open(ctx, rootKeyPath)
-	if err != nil {
-		return nil, fmt.Errorf("root key: %w", err)
+	case err != nil:
+		return nil, err
 	}
 	cert, key, err := ceremony.ServiceCA(ceremony.IntermediateOptions{Name: h.cfg.Name, Root: h.root, RootKey: rootKey, Cert: certPath, Key: keyPath})
 	if err != nil {
