@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+
+	"github.com/anchorage-pki/anchorage/storage"
 )
 
 // ACME error types (RFC 8555 §6.7) this server sends.
@@ -68,8 +70,7 @@ func notFound(format string, args ...any) *Problem {
 // when storage is unreachable, else 500; the detail names neither, the
 // log has the cause.
 func internal(err error) *Problem {
-	var un interface{ Unavailable() bool }
-	if errors.As(err, &un) && un.Unavailable() {
+	if errors.Is(err, storage.ErrUnavailable) {
 		return &Problem{Type: ErrServerInternal, Status: http.StatusServiceUnavailable,
 			Detail: "the CA's storage is unavailable; retry shortly", cause: err}
 	}

@@ -6,12 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/anchorage-pki/anchorage/storage"
 )
-
-type downErr struct{}
-
-func (downErr) Error() string     { return "dial tcp db.internal:5432: connection refused" }
-func (downErr) Unavailable() bool { return true }
 
 // An internal error never reaches the client's detail; storage that is
 // down is a 503 the client retries.
@@ -20,7 +17,7 @@ func TestInternalProblemHidesCause(t *testing.T) {
 		err    error
 		status int
 	}{
-		{fmt.Errorf("put order: %w", downErr{}), http.StatusServiceUnavailable},
+		{fmt.Errorf("put order: %w: dial tcp db.internal:5432: connection refused", storage.ErrUnavailable), http.StatusServiceUnavailable},
 		{errors.New("open /var/lib/anchorage-ca/anchorage.db: permission denied"), http.StatusInternalServerError},
 	} {
 		p := internal(c.err)
