@@ -231,6 +231,20 @@ func required(form url.Values, name string) (string, *apiError) {
 	return v[0], nil
 }
 
+// requiredAll is required for several parameters, in order: the first
+// missing one is the error, as IAM reports it.
+func requiredAll(form url.Values, names ...string) ([]string, *apiError) {
+	out := make([]string, len(names))
+	for i, n := range names {
+		v, e := required(form, n)
+		if e != nil {
+			return nil, e
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
 func lowerFirst(s string) string { return strings.ToLower(s[:1]) + s[1:] }
 
 func checkIAMName(field, v string, max int) *apiError {
@@ -433,14 +447,11 @@ func (s *Server) policyLocked(a *accountState, arn string) (*managedPolicy, *api
 }
 
 func (s *Server) iamCreateRole(c *iamCall) (any, *apiError) {
-	name, e := required(c.form, "RoleName")
+	v, e := requiredAll(c.form, "RoleName", "AssumeRolePolicyDocument")
 	if e != nil {
 		return nil, e
 	}
-	doc, e := required(c.form, "AssumeRolePolicyDocument")
-	if e != nil {
-		return nil, e
-	}
+	name, doc := v[0], v[1]
 	if e := checkIAMName("RoleName", name, 64); e != nil {
 		return nil, e
 	}
@@ -568,14 +579,11 @@ func (s *Server) iamDeleteRole(c *iamCall) (any, *apiError) {
 }
 
 func (s *Server) iamUpdateAssumeRolePolicy(c *iamCall) (any, *apiError) {
-	name, e := required(c.form, "RoleName")
+	v, e := requiredAll(c.form, "RoleName", "PolicyDocument")
 	if e != nil {
 		return nil, e
 	}
-	doc, e := required(c.form, "PolicyDocument")
-	if e != nil {
-		return nil, e
-	}
+	name, doc := v[0], v[1]
 	if e := checkTrustPolicy(doc); e != nil {
 		return nil, e
 	}
@@ -603,18 +611,11 @@ func (s *Server) mutateRole(c *iamCall, name string, change func(*iamRole) *apiE
 }
 
 func (s *Server) iamPutRolePolicy(c *iamCall) (any, *apiError) {
-	name, e := required(c.form, "RoleName")
+	v, e := requiredAll(c.form, "RoleName", "PolicyName", "PolicyDocument")
 	if e != nil {
 		return nil, e
 	}
-	pname, e := required(c.form, "PolicyName")
-	if e != nil {
-		return nil, e
-	}
-	doc, e := required(c.form, "PolicyDocument")
-	if e != nil {
-		return nil, e
-	}
+	name, pname, doc := v[0], v[1], v[2]
 	if e := checkIAMName("PolicyName", pname, 128); e != nil {
 		return nil, e
 	}
@@ -637,14 +638,11 @@ func (s *Server) iamPutRolePolicy(c *iamCall) (any, *apiError) {
 }
 
 func (s *Server) iamGetRolePolicy(c *iamCall) (any, *apiError) {
-	name, e := required(c.form, "RoleName")
+	v, e := requiredAll(c.form, "RoleName", "PolicyName")
 	if e != nil {
 		return nil, e
 	}
-	pname, e := required(c.form, "PolicyName")
-	if e != nil {
-		return nil, e
-	}
+	name, pname := v[0], v[1]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, e := s.roleLocked(c.acct, name)
@@ -691,14 +689,11 @@ func (s *Server) iamListRolePolicies(c *iamCall) (any, *apiError) {
 }
 
 func (s *Server) iamDeleteRolePolicy(c *iamCall) (any, *apiError) {
-	name, e := required(c.form, "RoleName")
+	v, e := requiredAll(c.form, "RoleName", "PolicyName")
 	if e != nil {
 		return nil, e
 	}
-	pname, e := required(c.form, "PolicyName")
-	if e != nil {
-		return nil, e
-	}
+	name, pname := v[0], v[1]
 	return nil, s.mutateRole(c, name, func(r *iamRole) *apiError {
 		if _, ok := r.InlinePolicies[pname]; !ok {
 			return iamNoSuchEntity("The role policy with name %s cannot be found.", pname)
@@ -709,14 +704,11 @@ func (s *Server) iamDeleteRolePolicy(c *iamCall) (any, *apiError) {
 }
 
 func (s *Server) iamCreatePolicy(c *iamCall) (any, *apiError) {
-	name, e := required(c.form, "PolicyName")
+	v, e := requiredAll(c.form, "PolicyName", "PolicyDocument")
 	if e != nil {
 		return nil, e
 	}
-	doc, e := required(c.form, "PolicyDocument")
-	if e != nil {
-		return nil, e
-	}
+	name, doc := v[0], v[1]
 	if e := checkIAMName("PolicyName", name, 128); e != nil {
 		return nil, e
 	}
@@ -774,14 +766,11 @@ func (s *Server) iamGetPolicy(c *iamCall) (any, *apiError) {
 }
 
 func (s *Server) iamGetPolicyVersion(c *iamCall) (any, *apiError) {
-	arn, e := required(c.form, "PolicyArn")
+	v, e := requiredAll(c.form, "PolicyArn", "VersionId")
 	if e != nil {
 		return nil, e
 	}
-	version, e := required(c.form, "VersionId")
-	if e != nil {
-		return nil, e
-	}
+	arn, version := v[0], v[1]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, e := s.policyLocked(c.acct, arn)
@@ -872,14 +861,11 @@ func (s *Server) iamDeletePolicy(c *iamCall) (any, *apiError) {
 }
 
 func (s *Server) iamAttachRolePolicy(c *iamCall) (any, *apiError) {
-	name, e := required(c.form, "RoleName")
+	v, e := requiredAll(c.form, "RoleName", "PolicyArn")
 	if e != nil {
 		return nil, e
 	}
-	arn, e := required(c.form, "PolicyArn")
-	if e != nil {
-		return nil, e
-	}
+	name, arn := v[0], v[1]
 	return nil, s.mutateRole(c, name, func(r *iamRole) *apiError {
 		if _, e := s.policyLocked(c.acct, arn); e != nil {
 			return e
@@ -896,14 +882,11 @@ func (s *Server) iamAttachRolePolicy(c *iamCall) (any, *apiError) {
 }
 
 func (s *Server) iamDetachRolePolicy(c *iamCall) (any, *apiError) {
-	name, e := required(c.form, "RoleName")
+	v, e := requiredAll(c.form, "RoleName", "PolicyArn")
 	if e != nil {
 		return nil, e
 	}
-	arn, e := required(c.form, "PolicyArn")
-	if e != nil {
-		return nil, e
-	}
+	name, arn := v[0], v[1]
 	if !policyArnPattern.MatchString(arn) {
 		return nil, iamValidation("ARN %s is not valid.", arn)
 	}
