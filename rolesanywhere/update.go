@@ -72,14 +72,23 @@ func Update(ctx context.Context, opts Options, uc UpdateConfig) error {
 	if err != nil {
 		return err
 	}
+	// In the loop, the context ending is the way to stop, wherever it
+	// lands: mid-request it is as clean a stop as mid-sleep. With Once it
+	// means the one write did not happen, so that stays an error.
+	stopped := func(err error) error {
+		if !uc.Once && ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	for {
 		id, err := src.Identity(ctx)
 		if err != nil {
-			return err
+			return stopped(err)
 		}
 		sess, err := client.CreateSession(ctx, id)
 		if err != nil {
-			return err
+			return stopped(err)
 		}
 		if err := UpdateCredentialsFile(path, uc.Profile, sess.Credentials); err != nil {
 			return err
