@@ -385,6 +385,11 @@ func Serve(ctx context.Context, opts Options, sc ServeConfig) error {
 	}
 	addr := l.Addr().(*net.TCPAddr)
 	host := addr.IP.String()
+	// CheckServeAddress took "localhost" on trust; what was bound decides.
+	if !addr.IP.IsLoopback() && !sc.AllowNonLoopback {
+		l.Close()
+		return fmt.Errorf("%s resolved to %s, which is %w: pass --allow-non-loopback if you mean it", address, addr.IP, ErrNonLoopback)
+	}
 	if !addr.IP.IsLoopback() {
 		out.Printf("WARNING: serving credentials on %s, off this host: anyone who can reach it gets the role's credentials", addr)
 		host = "127.0.0.1"
