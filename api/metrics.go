@@ -55,7 +55,7 @@ var (
 	descLeaseHeld = desc("anchorage_lease_held", "1 if some CA process holds the lease (crl: CRL updater, push: trust-anchor pusher), else 0.", "lease")
 	descExpiring  = desc("anchorage_certificates_expiring",
 		"Workload certificates (newest of their lineage, unrevoked) whose notAfter is within the window; read from storage at most every 30s.", "within")
-	descCAExpiry = desc("anchorage_ca_expires_in_seconds", "Seconds until the CA certificate expires (root, issuing, admin intermediate).", "ca")
+	descCAExpiry = desc("anchorage_ca_expires_in_seconds", "Seconds until the CA certificate expires (root, issuing, admin and service intermediates).", "ca")
 )
 
 // state is the Server's scrape-time collector.
@@ -170,6 +170,12 @@ func (c *state) Collect(ch chan<- prometheus.Metric) {
 			name string
 			cert *x509.Certificate
 		}{"admin", s.o.AdminCA.Issuer()})
+	}
+	if s.o.ServiceCA != nil {
+		cas = append(cas, struct {
+			name string
+			cert *x509.Certificate
+		}{"service", s.o.ServiceCA()})
 	}
 	seen := map[string]bool{}
 	for _, c := range cas {

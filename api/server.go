@@ -105,6 +105,10 @@ type Options struct {
 	// operator but leave the status "ok" (a legacy TLS certificate from
 	// the issuing CA); may be nil.
 	Notices func() []string
+	// ServiceCA returns the service intermediate that signs the API's TLS
+	// certificate (nil while a legacy CA has none); its expiry is a
+	// metric like the other CAs'. May be nil.
+	ServiceCA func() *x509.Certificate
 }
 
 // Server routes the API.

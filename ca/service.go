@@ -43,6 +43,9 @@ type ServiceCA struct {
 	signer crypto.Signer
 }
 
+// Certificate is the service intermediate's certificate.
+func (c *ServiceCA) Certificate() *x509.Certificate { return c.cert }
+
 // NewServiceCA checks the service intermediate and its key, and lints the
 // TLS profile under it once, so a bad one stops the CA at start.
 func NewServiceCA(cert *x509.Certificate, key crypto.Signer) (*ServiceCA, error) {

@@ -154,7 +154,8 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 		Authority: auth, Lister: store, CRL: pub, Enroll: enr, Counter: auth, Leases: store, Storage: store,
 		Roots: roots, Issuers: []*x509.Certificate{issuer}, Admins: cfg.Admins, Logger: log,
 		AdminCA: s.adminCA, Certs: store, Metrics: m, Root: root, Events: sink(ev), Notices: s.tlsNotices,
-		Step: &api.StepOptions{Enroll: enr, Renew: auth, Roots: []*x509.Certificate{root}},
+		ServiceCA: s.serviceCA.certificate,
+		Step:      &api.StepOptions{Enroll: enr, Renew: auth, Roots: []*x509.Certificate{root}},
 	}
 	if s.Anchors, err = newPusher(ctx, cfg, s); err != nil {
 		return nil, err

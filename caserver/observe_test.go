@@ -76,7 +76,7 @@ func TestMetricsAndEvents(t *testing.T) {
 			t.Errorf("/metrics has no family %s", fam)
 		}
 	}
-	for _, c := range []string{"root", "issuing", "admin"} {
+	for _, c := range []string{"root", "issuing", "admin", "service"} {
 		if v, ok := before.Value("anchorage_ca_expires_in_seconds", "ca", c); !ok || v < 3600 {
 			t.Errorf("%s CA expires in %v s (%v)", c, v, ok)
 		}

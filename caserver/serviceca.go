@@ -62,6 +62,15 @@ func (h *serviceCA) loadLocked(ctx context.Context) (*ca.ServiceCA, error) {
 	return c, nil
 }
 
+// certificate is the service intermediate's certificate, nil while there
+// is none (for the expiry metric).
+func (h *serviceCA) certificate() *x509.Certificate {
+	if c := h.cur.Load(); c != nil {
+		return c.Certificate()
+	}
+	return nil
+}
+
 // ensure returns the service intermediate, making it from the root key if
 // there is none; ErrRootKeyOffline if the root key is not in the directory.
 func (h *serviceCA) ensure(ctx context.Context) (*ca.ServiceCA, error) {
