@@ -177,6 +177,10 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 	return s, nil
 }
 
+// tokenPruneMargin is how long a used token id outlives its keep-until
+// time (see the prune loop).
+const tokenPruneMargin = 5 * time.Minute
+
 // Close stops ACME validations and releases storage.
 func (s *Server) Close() error {
 	if s.acme != nil {
@@ -273,8 +277,11 @@ func (s *Server) prune(ctx context.Context) {
 			return
 		case <-t.C:
 			// Token ids are stored with their keep-until time (expiry
-			// plus the verifier's leeway), so pruning at now is safe.
-			if n, err := s.Store.PruneTokens(ctx, time.Now()); err != nil {
+			// plus the verifier's leeway). They are kept a margin past
+			// it: an enrollment checks keep-until just before its commit
+			// is sent, and a prune on another replica (another clock)
+			// must not forget a use while such a commit is in flight.
+			if n, err := s.Store.PruneTokens(ctx, time.Now().Add(-tokenPruneMargin)); err != nil {
 				s.log.Error("pruning used token ids", "err", err)
 			} else if n > 0 {
 				s.log.Info("pruned expired token ids", "count", n)

@@ -30,6 +30,7 @@ func Run(t *testing.T, open Opener) {
 		{"TokenPruneBoundary", testTokenPruneBoundary},
 		{"ConcurrentTokenUse", testConcurrentTokenUse},
 		{"FailingWritersIsolated", testFailingWritersIsolated},
+		{"DuplicateSerialKeepsToken", testDuplicateSerialKeepsToken},
 		{"CRLNumberStrictlyIncreases", testCRLNumberStrictlyIncreases},
 		{"AnchorStatus", testAnchorStatus},
 		{"AuditSnapshot", testAuditSnapshot},
@@ -265,6 +266,26 @@ func testConcurrentTokenUse(t *testing.T, open Opener) {
 	if all, _ := d.ListCerts(ctx, Filter{}, time.Now()); len(all) != 1 {
 		t.Errorf("%d certificates stored, want 1", len(all))
 	}
+}
+
+// A certificate whose serial is already recorded is refused, and its
+// token is not used up by the refusal: token and certificate are one write.
+func testDuplicateSerialKeepsToken(t *testing.T, open Opener) {
+	ctx := context.Background()
+	d := open(t)
+	exp := time.Now().Add(time.Minute)
+	must(t, d.PutCertUsingToken(ctx, cert("0a", "a", exp), "first", exp))
+	err := d.PutCertUsingToken(ctx, cert("0a", "b", exp), "second", exp)
+	if err == nil || errors.Is(err, ErrTokenUsed) {
+		t.Fatalf("duplicate serial: %v", err)
+	}
+	if used, _ := d.TokenUsed(ctx, "second"); used {
+		t.Error("the refused write used up its token")
+	}
+	if c, err := d.Cert(ctx, "0a"); err != nil || c.Subject != "a" {
+		t.Errorf("first record changed: %+v %v", c, err)
+	}
+	must(t, d.PutCertUsingToken(ctx, cert("0b", "b", exp), "second", exp))
 }
 
 // One failing writer among concurrent ones must not sink the others.
