@@ -142,6 +142,20 @@ func Open(path string) (*DB, error) {
 	return newDB(db), nil
 }
 
+// createPageSize is the page size of a database Create makes (bbolt's
+// default is the OS page, 4 KiB). A page holds whole records, so a page
+// of 4 KiB loses up to one ~600-byte record's room (a certificate and its
+// record: 7 do not fit, 6 fill 85%); 16 KiB loses a quarter as much, and
+// index pages filled by inserts at random places split less often. A
+// database keeps the page size it was made with.
+const createPageSize = 16 << 10
+
+// allocSize is how far ahead bbolt grows the file, each growth costing a
+// truncate and an fsync. bbolt's 16 MiB is file bytes that hold nothing
+// (an eighth of a database of 100,000 certificates); 1 MiB is an extra
+// fsync every couple of thousand certificates.
+const allocSize = 1 << 20
+
 // Create makes a new, empty anchorage database at path (and its directory)
 // and refuses if any file is already there, even an empty one: a new CA
 // is made on purpose (anchorage-ca init), never by accident.
@@ -149,7 +163,7 @@ func Create(path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("storage: create directory: %w", err)
 	}
-	db, err := openBolt(path, &bolt.Options{Timeout: lockTimeout, OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+	db, err := openBolt(path, &bolt.Options{PageSize: createPageSize, Timeout: lockTimeout, OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
 		return os.OpenFile(name, flag|os.O_CREATE|os.O_EXCL, perm)
 	}})
 	if errors.Is(err, fs.ErrExist) {
