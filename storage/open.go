@@ -70,7 +70,9 @@ const restore = "restore the newest backup"
 // Create), but adds buckets a newer release needs. A second process opening
 // the same file waits up to 3s for the lock and then fails with a clear
 // error instead of hanging.
-func Open(path string) (*DB, error) {
+func Open(path string) (*DB, error) { return open(path, 1) }
+
+func open(path string, attempt int) (*DB, error) {
 	if err := checkFile(path, false); err != nil {
 		return nil, err
 	}
@@ -106,9 +108,24 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := openBolt(path, &bolt.Options{Timeout: lockTimeout, OpenFile: openExisting})
+	var opened *os.File
+	db, err := openBolt(path, &bolt.Options{Timeout: lockTimeout, OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := openExisting(name, flag, perm)
+		opened = f
+		return f, err
+	}})
 	if err != nil {
 		return nil, err
+	}
+	// The lock is the open file's: a Compact that held it while this
+	// process waited has since renamed a new file over path, and the one
+	// opened here is the old copy, gone from the directory. Open again.
+	if replaced(opened, path) {
+		db.Close()
+		if attempt < 3 {
+			return open(path, attempt+1)
+		}
+		return nil, fmt.Errorf("storage: %s was replaced while this process waited for its lock, three times; try again", path)
 	}
 	if !adopt && !missing && version >= schemaVersion && !migrating(db) {
 		// Even an empty commit writes a meta page; opening a database
@@ -209,6 +226,19 @@ func openExisting(name string, flag int, perm os.FileMode) (*os.File, error) {
 		return nil, &OpenError{Path: name, Problem: "is empty (0 bytes): the CA's records are gone; " + restore, Err: ErrDamaged}
 	}
 	return f, nil
+}
+
+// replaced reports whether path no longer names the file f.
+func replaced(f *os.File, path string) bool {
+	if f == nil {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	pi, err := os.Stat(path)
+	return err == nil && !os.SameFile(fi, pi)
 }
 
 // openBolt is bolt.Open with anchorage's errors and without its panics.
