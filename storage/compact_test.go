@@ -92,46 +92,54 @@ func TestCompact(t *testing.T) {
 }
 
 // A process that waited for the lock while the file was replaced (as
-// Compact replaces it) opens the new file, not the old one it waited on.
+// Compact replaces it) checks and opens the new file, not the old one it
+// waited on: whether it waited for its read-only checks (behind a writer)
+// or for its read-write open (behind a reader).
 func TestOpenAfterReplacement(t *testing.T) {
-	d, path := openTemp(t)
-	if err := d.PutCert(context.Background(), cert("0a", "old", time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	next := filepath.Join(t.TempDir(), "next.db")
-	n, err := Create(next)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.PutCert(context.Background(), cert("0b", "new", time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	n.Close()
+	for _, readOnly := range []bool{false, true} {
+		d, path := openTemp(t)
+		if err := d.PutCert(context.Background(), cert("0a", "old", time.Now())); err != nil {
+			t.Fatal(err)
+		}
+		next := filepath.Join(t.TempDir(), "next.db")
+		n, err := Create(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.PutCert(context.Background(), cert("0b", "new", time.Now())); err != nil {
+			t.Fatal(err)
+		}
+		n.Close()
 
-	type opened struct {
-		d   *DB
-		err error
-	}
-	// A reader's shared lock lets Open's read-only checks through and
-	// holds its read-write open, on the old file, until it closes.
-	d.Close()
-	reader, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan opened, 1)
-	go func() { d, err := Open(path); ch <- opened{d, err} }()
-	time.Sleep(300 * time.Millisecond)
-	if err := os.Rename(next, path); err != nil {
-		t.Fatal(err)
-	}
-	reader.Close()
-	o := <-ch
-	if o.err != nil {
-		t.Fatal(o.err)
-	}
-	defer o.d.Close()
-	if _, err := o.d.Cert(context.Background(), "0b"); err != nil {
-		t.Errorf("opened the replaced file: %v", err)
+		holder := func() error { return d.Close() }
+		if readOnly {
+			// A reader's shared lock lets Open's read-only checks through
+			// and holds its read-write open, on the old file.
+			d.Close()
+			reader, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			holder = reader.Close
+		}
+		type opened struct {
+			d   *DB
+			err error
+		}
+		ch := make(chan opened, 1)
+		go func() { d, err := Open(path); ch <- opened{d, err} }()
+		time.Sleep(300 * time.Millisecond)
+		if err := os.Rename(next, path); err != nil {
+			t.Fatal(err)
+		}
+		holder()
+		o := <-ch
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		if _, err := o.d.Cert(context.Background(), "0b"); err != nil {
+			t.Errorf("read-only holder %v: opened the replaced file: %v", readOnly, err)
+		}
+		o.d.Close()
 	}
 }

@@ -78,7 +78,14 @@ func open(path string, attempt int) (*DB, error) {
 	}
 	// Read-only first: bbolt's read-write open may already write (it syncs
 	// a missing freelist), and a refused file must stay as it was.
-	ro, err := openBolt(path, &bolt.Options{ReadOnly: true, Timeout: lockTimeout, OpenFile: openExisting})
+	var checked os.FileInfo // the file the checks below read
+	ro, err := openBolt(path, &bolt.Options{ReadOnly: true, Timeout: lockTimeout, OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := openExisting(name, flag, perm)
+		if err == nil {
+			checked, _ = f.Stat()
+		}
+		return f, err
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -119,8 +126,9 @@ func open(path string, attempt int) (*DB, error) {
 	}
 	// The lock is the open file's: a Compact that held it while this
 	// process waited has since renamed a new file over path, and the one
-	// opened here is the old copy, gone from the directory. Open again.
-	if replaced(opened, path) {
+	// opened here (or the one checked) is the old copy, gone from the
+	// directory. Check and open again.
+	if replaced(opened, path) || !sameFile(opened, checked) {
 		db.Close()
 		if attempt < 3 {
 			return open(path, attempt+1)
@@ -226,6 +234,16 @@ func openExisting(name string, flag int, perm os.FileMode) (*os.File, error) {
 		return nil, &OpenError{Path: name, Problem: "is empty (0 bytes): the CA's records are gone; " + restore, Err: ErrDamaged}
 	}
 	return f, nil
+}
+
+// sameFile reports whether f is the file fi describes (true if either is
+// unknown).
+func sameFile(f *os.File, fi os.FileInfo) bool {
+	if f == nil || fi == nil {
+		return true
+	}
+	got, err := f.Stat()
+	return err != nil || os.SameFile(got, fi)
 }
 
 // replaced reports whether path no longer names the file f.
