@@ -63,6 +63,8 @@ func TestParseReason(t *testing.T) {
 }
 
 func TestSerials(t *testing.T) {
+	prev := ""
+	random := map[string]bool{}
 	for range 200 {
 		s, err := ca.NewSerial()
 		if err != nil {
@@ -71,9 +73,19 @@ func TestSerials(t *testing.T) {
 		if s.Sign() <= 0 || len(s.Bytes()) != 20 {
 			t.Fatalf("serial %x: want a positive 20-octet number", s)
 		}
-		if h := ca.SerialHex(s); len(h)%2 != 0 {
+		h := ca.SerialHex(s)
+		if len(h)%2 != 0 {
 			t.Fatalf("serial hex %q has odd length", h)
 		}
+		// Storage keys are the hex: each must sort after the one before.
+		if h <= prev {
+			t.Fatalf("serial %s does not sort after %s", h, prev)
+		}
+		prev = h
+		random[h[16:]] = true
+	}
+	if len(random) != 200 {
+		t.Errorf("%d distinct random parts in 200 serials", len(random))
 	}
 	for in, want := range map[string]string{"0A:0b": "0a0b", "00ff": "ff", "ABC": "0abc"} {
 		if got, err := ca.NormalizeSerial(in); err != nil || got != want {

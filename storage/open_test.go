@@ -90,8 +90,9 @@ func TestOpenRefusesLostOrDamagedDatabase(t *testing.T) {
 	// it forever.
 	cyclic := bytes.Clone(real)
 	looped := false
-	for id := 2; (id+1)*4096 <= len(cyclic) && !looped; id++ {
-		pg := cyclic[id*4096:]
+	const ps = createPageSize
+	for id := 2; (id+1)*ps <= len(cyclic) && !looped; id++ {
+		pg := cyclic[id*ps:]
 		if binary.NativeEndian.Uint16(pg[8:]) == branchPageFlag {
 			binary.NativeEndian.PutUint64(pg[pageHeaderSize+8:], uint64(id))
 			looped = true
@@ -102,7 +103,7 @@ func TestOpenRefusesLostOrDamagedDatabase(t *testing.T) {
 	}
 	// Valid meta pages, data pages overwritten: bbolt maps it happily.
 	scribbled := bytes.Clone(real)
-	copy(scribbled[2*4096:], garbage)
+	copy(scribbled[2*ps:], garbage)
 
 	for _, tc := range []struct {
 		name    string
@@ -114,7 +115,7 @@ func TestOpenRefusesLostOrDamagedDatabase(t *testing.T) {
 		{"empty", []byte{}, ErrDamaged, "is empty (0 bytes)"},
 		{"shorter than a page", real[:100], ErrDamaged, "too short"},
 		{"truncated to half", real[:len(real)/2], ErrDamaged, "truncated"},
-		{"truncated to two pages", real[:2*4096], ErrDamaged, "truncated"},
+		{"truncated to two pages", real[:2*ps], ErrDamaged, "truncated"},
 		{"garbage", garbage, ErrDamaged, "not a bbolt database"},
 		{"garbage with a valid header", scribbled, ErrDamaged, "damaged"},
 		{"page tree with a loop", cyclic, ErrDamaged, "is reached twice"},
@@ -288,7 +289,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 // does in bbolt.
 func TestOpenToleratesOneTornMetaPage(t *testing.T) {
 	real := realDB(t)
-	for _, off := range []int{0, 4096} {
+	for _, off := range []int{0, createPageSize} {
 		p := filepath.Join(t.TempDir(), "anchorage.db")
 		b := bytes.Clone(real)
 		b[off+16+20] ^= 0xff // inside the meta: its checksum no longer matches

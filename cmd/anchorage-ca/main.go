@@ -47,6 +47,7 @@ func newRoot() *cobra.Command {
 		newAdminCmd(),
 		newLocalAWSCmd(),
 		newMigrateCmd(),
+		newCompactCmd(),
 		newEventsCmd(),
 		newAuditCmd(),
 		newServiceCACmd(),

@@ -158,6 +158,18 @@ CRL number, anchor status, ACME state, admins) into an empty PostgreSQL database
 progress, and verify counts and the newest CRL number. A non-empty target is refused.`,
 		Example: `anchorage-ca migrate --from /var/lib/anchorage-ca/anchorage.db --to 'postgres://anchorage@db.internal/anchorage?sslmode=verify-full' --to-password-file pgpass`,
 	},
+	"anchorage-ca compact": {
+		Long: `Rewrite a stopped CA's bbolt database into a new file with every page filled, then
+put it in place of the old one with an atomic rename, fsynced: a crash leaves the old
+file or the new one, whole. A database written before serials were time ordered (before
+this release) has pages about two-thirds full and free pages it may never reuse; its
+copy is often half the size. The CA must be stopped: compact holds the database's lock
+throughout and refuses while anchorage-ca serve holds it. It needs free space for the
+copy beside the file.`,
+		Example: `systemctl stop anchorage-ca
+anchorage-ca compact --dir /var/lib/anchorage-ca
+systemctl start anchorage-ca`,
+	},
 	"anchorage-ca events": {
 		Long: `Work with the CA's audit event stream: one JSON line per issuance, renewal, revocation,
 admin action, token mint, anchor push and refusal of note, each carrying the SHA-256 of

@@ -1,7 +1,7 @@
 // Command seedcerts fills an anchorage database with n realistic
 // certificate records, for measuring storage at scale (make bench):
 //
-//	seedcerts -db CADIR/anchorage.db -n 1000000 [-subjects 1000] [-batch 5000]
+//	seedcerts -db CADIR/anchorage.db -n 1000000 [-subjects 1000] [-c 16]
 //
 // Each record has a real-size DER (an ECDSA P-256 leaf with a DNS and a
 // URI name, as the CA issues): one certificate is signed per subject, and
@@ -9,11 +9,16 @@
 // DER (the signature is then not valid, which nothing in storage checks).
 // Subjects each get n/subjects certificates renewed every 8 hours with a
 // 24-hour lifetime, so nearly all are expired and the newest few per
-// subject are live; 2% of those long expired are revoked (their CRL
-// entries pruned, as PruneRevoked leaves them), and one live certificate
-// in 100 subjects is revoked through RevokeSerial. Records go in through
-// storage.PutCerts, batch per commit, with progress on stderr. It prints
-// one line:
+// subject are live. Records are written as the CA writes them: serials
+// from ca.NewSerial, issued in time order, each certificate stored on
+// its own through the group commit (storage.PutCert for a subject's first
+// certificate, storage.PutRenewal for each renewal, which also marks the
+// predecessor renewed), by -c concurrent writers. One long-expired
+// certificate in 50 is revoked through RevokeSerial an hour after issue,
+// with its lineage, and the subject starts a new lineage; their CRL
+// entries are then pruned, as PruneRevoked leaves them. One live
+// certificate in each of 100 subjects is revoked through RevokeSerial.
+// Progress goes to stderr. It prints one line:
 //
 //	seed n=... subjects=... revoked=... secs=... rate=.../s der_bytes=... file_bytes=... file_per_der=...
 package main
@@ -34,8 +39,10 @@ import (
 	mrand "math/rand/v2"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"time"
 
+	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/storage"
 )
 
@@ -43,9 +50,9 @@ func main() {
 	db := flag.String("db", "", "anchorage database (made by anchorage-ca init)")
 	n := flag.Int("n", 100000, "certificate records to add")
 	subjects := flag.Int("subjects", 1000, "distinct subject CNs")
-	batch := flag.Int("batch", 5000, "records per commit")
+	writers := flag.Int("c", 16, "concurrent writers (each commit carries what queued behind the one before)")
 	flag.Parse()
-	if err := run(*db, *n, *subjects, *batch); err != nil {
+	if err := run(*db, *n, *subjects, max(*writers, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "seedcerts:", err)
 		os.Exit(1)
 	}
@@ -98,22 +105,24 @@ func makeTemplate(issuer *x509.Certificate, key *ecdsa.PrivateKey, subject strin
 }
 
 // record is a copy of t's DER with serial and validity written in.
-func (t *template) record(r *mrand.Rand, nb time.Time) *storage.Cert {
-	der := bytes.Clone(t.der)
-	s := der[t.serialAt : t.serialAt+serialLen]
-	for i := range s {
-		s[i] = byte(r.Uint32())
+func (t *template) record(nb time.Time) (*storage.Cert, error) {
+	sn, err := ca.NewSerial()
+	if err != nil {
+		return nil, err
 	}
-	s[0] = 1 + s[0]%0x7f // positive, no leading zero: same length
+	if len(sn.Bytes()) != serialLen {
+		return nil, fmt.Errorf("serial %x is not %d octets", sn, serialLen)
+	}
+	der := bytes.Clone(t.der)
+	copy(der[t.serialAt:], sn.Bytes())
 	na := nb.Add(24 * time.Hour)
 	copy(der[t.notBeforeAt:], nb.Format("060102150405Z"))
 	copy(der[t.notAfterAt:], na.Format("060102150405Z"))
-	serial := hex.EncodeToString(s)
-	return &storage.Cert{Serial: serial, Subject: t.subject, SANs: t.sans, NotBefore: nb, NotAfter: na,
-		IssuedAt: nb, Method: storage.MethodRenew, KeyID: t.keyID, Lineage: serial, Status: storage.StatusValid, DER: der}
+	return &storage.Cert{Serial: ca.SerialHex(sn), Subject: t.subject, SANs: t.sans, NotBefore: nb, NotAfter: na,
+		IssuedAt: nb, Method: storage.MethodToken, KeyID: t.keyID, Status: storage.StatusValid, DER: der}, nil
 }
 
-func run(path string, n, subjects, batch int) error {
+func run(path string, n, subjects, writers int) error {
 	if path == "" {
 		return fmt.Errorf("-db is required")
 	}
@@ -148,54 +157,73 @@ func run(path string, n, subjects, batch int) error {
 	now := time.Now().UTC().Truncate(time.Second)
 	start := time.Now()
 	var derBytes int64
-	revoked, done := 0, 0
-	var live []string // one live serial per subject, for RevokeSerial
-	buf := make([]*storage.Cert, 0, batch)
-	flush := func() error {
-		if len(buf) == 0 {
-			return nil
+	var revoked, done atomic.Int64
+	var live []string                  // one live serial per subject, for RevokeSerial
+	pred := make([]string, len(tmpls)) // each subject's newest certificate, "" to start a lineage
+	revoke := make([]bool, len(tmpls)) // revoke the certificate this round issues
+	certs := make([]*storage.Cert, len(tmpls))
+	// Round by round over the subjects, oldest first, as a CA issues: each
+	// round's certificates are made (serials in issue order), then stored
+	// by the writers, each certificate in a commit of its own.
+	for j := 0; j < perSubject && int(done.Load()) < n; j++ {
+		nb := now.Add(-time.Duration(perSubject-1-j)*8*time.Hour - time.Hour)
+		round := min(len(tmpls), n-int(done.Load()))
+		for i, t := range tmpls[:round] {
+			if certs[i], err = t.record(nb); err != nil {
+				return err
+			}
+			revoke[i] = certs[i].NotAfter.Before(now.Add(-storage.RevocationRetention-time.Hour)) && r.IntN(50) == 0
+			derBytes += int64(len(certs[i].DER))
 		}
-		if err := db.PutCerts(ctx, buf); err != nil {
+		var next atomic.Int64
+		errs := make(chan error, writers)
+		for range writers {
+			go func() {
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= round {
+						errs <- nil
+						return
+					}
+					if err := store(ctx, db, certs[i], pred[i], nb, revoke[i], &revoked); err != nil {
+						errs <- err
+						return
+					}
+					pred[i] = certs[i].Serial
+					if revoke[i] {
+						pred[i] = ""
+					}
+					if d := done.Add(1); d%5000 == 0 || int(d) == n {
+						fmt.Fprintf(os.Stderr, "seedcerts: %d/%d records (%.0f/s)\n", d, n, float64(d)/time.Since(start).Seconds())
+					}
+				}
+			}()
+		}
+		for range writers {
+			if e := <-errs; e != nil && err == nil {
+				err = e
+			}
+		}
+		if err != nil {
 			return err
 		}
-		done += len(buf)
-		buf = buf[:0]
-		el := time.Since(start).Seconds()
-		fmt.Fprintf(os.Stderr, "seedcerts: %d/%d records (%.0f/s)\n", done, n, float64(done)/el)
-		return nil
-	}
-	// Round by round over the subjects, oldest first, as a CA issues.
-	for j := 0; j < perSubject && done+len(buf) < n; j++ {
-		nb := now.Add(-time.Duration(perSubject-1-j)*8*time.Hour - time.Hour)
-		for _, t := range tmpls {
-			if done+len(buf) >= n {
-				break
-			}
-			c := t.record(r, nb)
-			if c.NotAfter.Before(now.Add(-storage.RevocationRetention-time.Hour)) && r.IntN(50) == 0 {
-				c.Status, c.RevokedAt, c.Reason = storage.StatusRevoked, nb.Add(time.Hour), 1
-				revoked++
-			}
-			if j == perSubject-1 && len(live) < 100 {
+		if j == perSubject-1 {
+			for _, c := range certs[:min(round, 100)] {
 				live = append(live, c.Serial)
-			}
-			derBytes += int64(len(c.DER))
-			buf = append(buf, c)
-			if len(buf) == batch {
-				if err := flush(); err != nil {
-					return err
-				}
 			}
 		}
 	}
-	if err := flush(); err != nil {
+	// CRL entries of certificates long expired go, as the CA's pruning
+	// removes them; their records and lineage marks stay.
+	if _, err := db.PruneRevoked(ctx, now); err != nil {
 		return err
 	}
 	for _, s := range live {
-		if _, err := db.RevokeSerial(ctx, s, 1, now); err != nil {
+		res, err := db.RevokeSerial(ctx, s, 1, now)
+		if err != nil {
 			return err
 		}
-		revoked++
+		revoked.Add(int64(len(res.Changed)))
 	}
 	secs := time.Since(start).Seconds()
 	if err := db.Close(); err != nil {
@@ -206,6 +234,31 @@ func run(path string, n, subjects, batch int) error {
 		return err
 	}
 	fmt.Printf("seed n=%d subjects=%d revoked=%d secs=%.1f rate=%.0f/s der_bytes=%d file_bytes=%d file_per_der=%.3f\n",
-		done, subjects, revoked, secs, float64(done)/secs, derBytes, st.Size(), float64(st.Size())/float64(derBytes))
+		done.Load(), subjects, revoked.Load(), secs, float64(done.Load())/secs, derBytes, st.Size(), float64(st.Size())/float64(derBytes))
+	return nil
+}
+
+// store writes c as the CA would: a subject's first certificate on its
+// own, a renewal of pred with the check-and-mark commit, and, for one to
+// revoke, a revocation an hour after issue (with its lineage).
+func store(ctx context.Context, db *storage.DB, c *storage.Cert, pred string, nb time.Time, revoke bool, revoked *atomic.Int64) error {
+	if pred == "" {
+		if err := db.PutCert(ctx, c); err != nil {
+			return err
+		}
+	} else {
+		c.Method = storage.MethodRenew
+		if err := db.PutRenewal(ctx, pred, c, nb); err != nil {
+			return err
+		}
+	}
+	if !revoke {
+		return nil
+	}
+	res, err := db.RevokeSerial(ctx, c.Serial, 1, nb.Add(time.Hour))
+	if err != nil {
+		return err
+	}
+	revoked.Add(int64(len(res.Changed)))
 	return nil
 }
