@@ -57,15 +57,6 @@ func mintToken(t *testing.T, c *testenv.CA, dir, name string) string {
 	return p
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // logBuffer collects the agent's log for assertions.
 type logBuffer struct {
 	mu sync.Mutex
@@ -165,7 +156,7 @@ func TestAgentLifecycle(t *testing.T) {
 		MetricsListen: "127.0.0.1:0",
 		StatusFile:    filepath.Join(dir, "status.json"),
 		Credentials: &agent.CredentialsConfig{Mode: "serve", TrustAnchorARN: anchorARN, ProfileARN: profileARN,
-			RoleARN: testenv.RoleARN, Endpoint: aws.URL, Port: freePort(t), SessionDuration: 900},
+			RoleARN: testenv.RoleARN, Endpoint: aws.URL, Address: "127.0.0.1:0", SessionDuration: 900},
 	}
 	logs := &logBuffer{}
 	a, err := agent.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))

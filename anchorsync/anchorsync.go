@@ -436,6 +436,7 @@ func (p *Pusher) readBack(ctx context.Context, a Anchor, crlID string) (*heldCRL
 		return nil, err
 	}
 	out, err := api.GetCrl(ctx, &ra.GetCrlInput{CrlId: aws.String(crlID)})
+	p.called()
 	var nf *types.ResourceNotFoundException
 	if errors.As(err, &nf) {
 		return &heldCRL{}, nil // gone: the next push imports it again
@@ -558,7 +559,9 @@ func (p *Pusher) enable(ctx context.Context, api API, crlID string) error {
 	if err := p.pace(ctx); err != nil {
 		return err
 	}
-	if _, err := api.EnableCrl(ctx, &ra.EnableCrlInput{CrlId: aws.String(crlID)}); err != nil {
+	_, err := api.EnableCrl(ctx, &ra.EnableCrlInput{CrlId: aws.String(crlID)})
+	p.called()
+	if err != nil {
 		return fmt.Errorf("EnableCrl: %w", err)
 	}
 	return nil
@@ -633,6 +636,7 @@ func (p *Pusher) push(ctx context.Context, a Anchor, crlID string, c *crl.CRL) (
 			return crlID, err
 		}
 		out, err := api.UpdateCrl(ctx, &ra.UpdateCrlInput{CrlId: aws.String(crlID), CrlData: c.PEM})
+		p.called()
 		if err == nil {
 			// Pushed is not enforced: only an enabled CRL counts.
 			if out.Crl != nil && !aws.ToBool(out.Crl.Enabled) {
@@ -655,6 +659,7 @@ func (p *Pusher) push(ctx context.Context, a Anchor, crlID string, c *crl.CRL) (
 	out, err := api.ImportCrl(ctx, &ra.ImportCrlInput{
 		CrlData: c.PEM, Name: aws.String(p.o.CRLName), TrustAnchorArn: aws.String(a.ARN), Enabled: aws.Bool(true),
 	})
+	p.called()
 	if err != nil {
 		return "", fmt.Errorf("ImportCrl: %w", err)
 	}
@@ -676,6 +681,7 @@ func (p *Pusher) find(ctx context.Context, api API, a Anchor) (id string, enable
 			return "", false, err
 		}
 		out, err := api.ListCrls(ctx, &ra.ListCrlsInput{NextToken: next, PageSize: aws.Int32(50)})
+		p.called()
 		if err != nil {
 			return "", false, fmt.Errorf("ListCrls: %w", err)
 		}
@@ -692,7 +698,11 @@ func (p *Pusher) find(ctx context.Context, api API, a Anchor) (id string, enable
 }
 
 // pace spaces control-plane calls so all anchors together stay under the
-// service quota.
+// service quota. The spacing counts from the end of the previous call (see
+// called): the service takes its token somewhere between a request leaving
+// and its answer arriving, so spacing the starts alone lets a slow request
+// followed by a prompt one land closer together than Interval at the
+// service, and be throttled.
 func (p *Pusher) pace(ctx context.Context) error {
 	p.mu.Lock()
 	wait := p.lastCall.Add(p.o.Interval).Sub(p.o.Now())
@@ -712,6 +722,16 @@ func (p *Pusher) pace(ctx context.Context) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// called marks the end of a control-plane call paced by pace: the next
+// call waits Interval from here.
+func (p *Pusher) called() {
+	p.mu.Lock()
+	if now := p.o.Now(); now.After(p.lastCall) {
+		p.lastCall = now
+	}
+	p.mu.Unlock()
 }
 
 func isThrottle(err error) bool {

@@ -138,7 +138,14 @@ func (s *SocketServer) Listen() (net.Listener, error) {
 		}
 		os.Remove(s.path)
 	}
-	l, err := net.Listen("unix", s.path)
+	// The socket file must never be seen with another mode: a chmod after
+	// bind leaves it at the umask's mode (0755, say) for a moment, while
+	// it already answers. On Linux a socket's mode set before bind is the
+	// file's; the chmod below stays for systems where it is not.
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.Fchmod(int(fd), 0o600) })
+	}}
+	l, err := lc.Listen(context.Background(), "unix", s.path)
 	if err != nil {
 		return nil, fmt.Errorf("credential socket: %w", err)
 	}

@@ -165,3 +165,47 @@ func TestSocketStale(t *testing.T) {
 		t.Fatalf("regular file: %v", err)
 	}
 }
+
+// TestSocketNeverSeenWithAnotherMode: the socket appears with mode 0600,
+// not with the umask's mode until a chmod catches up; serve's callers (and
+// the cmd/anchorage test) look at it as soon as it exists.
+func TestSocketNeverSeenWithAnotherMode(t *testing.T) {
+	f := newFakeService(t)
+	dir := shortDir(t)
+	opts := f.options("ec", true)
+	client, err := NewClient(opts.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSocketServer(client, opts.Source.PrivateKey, nil, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		stop := make(chan struct{})
+		seen := make(chan os.FileMode, 1)
+		go func() {
+			defer close(seen)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if fi, err := os.Lstat(s.Path()); err == nil && fi.Mode().Perm() != 0o600 {
+					seen <- fi.Mode()
+					return
+				}
+			}
+		}()
+		l, err := s.Listen()
+		close(stop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		if m, ok := <-seen; ok {
+			t.Fatalf("socket seen with mode %v", m)
+		}
+	}
+}

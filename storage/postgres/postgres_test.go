@@ -200,8 +200,16 @@ func TestLeaseLostWithItsSession(t *testing.T) {
 		<-ctx.Done()
 	})
 	waitFor(t, 10*time.Second, "A holds the lease", func() bool { return runs.Load() == 1 })
-	time.Sleep(1200 * time.Millisecond) // the monitor has pinged: its last statement is the ping
-	if n := terminate(t, url, "SELECT 1 /* anchorage lease held"); n != 1 {
+	// The lease's session is found by its monitor's ping (every second):
+	// until the first ping its last statement is the lock taken, so wait
+	// for it rather than sleeping a second and a bit, which a loaded
+	// machine can outrun.
+	var n int
+	waitFor(t, 10*time.Second, "the lease's session pings", func() bool {
+		n = terminate(t, url, "SELECT 1 /* anchorage lease held")
+		return n != 0
+	})
+	if n != 1 {
 		t.Fatalf("terminated %d lease sessions, want 1", n)
 	}
 	waitFor(t, 10*time.Second, "A takes the lease again", func() bool { return runs.Load() == 2 })
