@@ -235,7 +235,7 @@ func (a *Authority) sign(r Request) (*Issued, error) {
 		Serial: SerialHex(cert.SerialNumber), Subject: r.Subject, SANs: r.Names.Strings(),
 		NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, IssuedAt: now,
 		Method: r.Method, TokenID: r.TokenID, Order: r.Order, KeyID: KeyID(cert),
-		Status: storage.StatusValid, DER: cert.Raw,
+		Status: storage.StatusValid, DER: cert.Raw, Parsed: cert,
 	}
 	// The root stays out of the chain: relying parties hold it already.
 	return &Issued{Cert: cert, Chain: []*x509.Certificate{cert, a.issuer}, Record: rec}, nil
