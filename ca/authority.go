@@ -90,6 +90,14 @@ type Authority struct {
 	now     func() time.Time
 	meter   Meter
 	events  events.Sink
+
+	// issuerName is issuer.Subject as crypto/x509 parses it from
+	// issuer.RawSubject, for the certificates leafCert builds.
+	issuerName struct {
+		once sync.Once
+		name pkix.Name
+		ok   bool
+	}
 }
 
 // Errors callers map to responses.
@@ -540,7 +548,10 @@ func (a *Authority) lintProfile() error {
 	// createCertificate for an in-memory ECDSA key, crypto/x509 otherwise.
 	der, fast := []byte(nil), false
 	if _, ok := a.signer.(*ecdsa.PrivateKey); ok {
-		der, fast = signFast(t, &fakeIssuer, leafKey.Public(), key)
+		var s *signed
+		if s, fast = signFast(t, &fakeIssuer, leafKey.Public(), key); fast {
+			der = s.der
+		}
 	}
 	if !fast {
 		if der, err = x509.CreateCertificate(rand.Reader, t, &fakeIssuer, leafKey.Public(), key); err != nil {

@@ -6,11 +6,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"net"
 	"time"
 	"unicode/utf8"
 
@@ -28,17 +30,82 @@ import (
 // fails silently), which an in-memory key whose public half New compared to
 // the issuing certificate cannot do. Every other key (PKCS#11, TPM, RSA) and
 // any template outside the fast path's shape takes x509util.CreateCertificate
-// and keeps the self-check.
+// and keeps the self-check. The fast path also builds the *x509.Certificate
+// from what it encoded (leafCert) instead of parsing the DER it just made.
 func (a *Authority) createCertificate(tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
 	if k, ok := a.signer.(*ecdsa.PrivateKey); ok {
-		if der, ok := signFast(tmpl, a.issuer, pub, k); ok {
-			return x509.ParseCertificate(der)
+		if s, ok := signFast(tmpl, a.issuer, pub, k); ok {
+			if c, ok := a.leafCert(s, tmpl, pub); ok {
+				return c, nil
+			}
+			return x509.ParseCertificate(s.der)
 		}
 	}
 	return x509util.CreateCertificate(tmpl, a.issuer, pub, a.signer)
 }
 
+// leafCert is what x509.ParseCertificate returns for s.der, built from
+// the parts signFast encoded rather than parsed back out of them
+// (TestFastTBSMatchesStdlib holds the two equal, field for field). It
+// returns false for what it does not build exactly (URI names, an empty
+// subject, a key other than ECDSA or RSA, an issuer name that does not
+// parse); the caller then parses.
+func (a *Authority) leafCert(s *signed, tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, bool) {
+	var alg x509.PublicKeyAlgorithm
+	switch pub.(type) {
+	case *ecdsa.PublicKey:
+		alg = x509.ECDSA
+	case *rsa.PublicKey:
+		alg = x509.RSA
+	default:
+		return nil, false
+	}
+	cn := tmpl.Subject.CommonName
+	if len(tmpl.URIs) > 0 || cn == "" {
+		// crypto/x509 checks a URI's host as it parses it.
+		return nil, false
+	}
+	in := &a.issuerName
+	in.once.Do(func() {
+		var rdn pkix.RDNSequence
+		if rest, err := asn1.Unmarshal(a.issuer.RawSubject, &rdn); err == nil && len(rest) == 0 {
+			in.name.FillFromRDNSequence(&rdn)
+			in.ok = true
+		}
+	})
+	if !in.ok {
+		return nil, false
+	}
+	c := &x509.Certificate{
+		Raw: s.der, RawTBSCertificate: s.tbs.raw, RawSubjectPublicKeyInfo: s.tbs.spki,
+		RawSubject: s.tbs.subject, RawIssuer: a.issuer.RawSubject,
+		Signature: s.sig, SignatureAlgorithm: s.sigAlg, PublicKeyAlgorithm: alg, PublicKey: pub,
+		Version: 3, SerialNumber: tmpl.SerialNumber,
+		Issuer:    in.name,
+		Subject:   pkix.Name{CommonName: cn, Names: []pkix.AttributeTypeAndValue{{Type: oidCommonName, Value: cn}}},
+		NotBefore: tmpl.NotBefore.UTC().Truncate(time.Second), NotAfter: tmpl.NotAfter.UTC().Truncate(time.Second),
+		KeyUsage:    tmpl.KeyUsage,
+		Extensions:  s.tbs.exts,
+		ExtKeyUsage: tmpl.ExtKeyUsage, BasicConstraintsValid: true, MaxPathLen: -1,
+		SubjectKeyId: tmpl.SubjectKeyId, AuthorityKeyId: s.tbs.akid,
+		IPAddresses:           s.tbs.ips,
+		CRLDistributionPoints: tmpl.CRLDistributionPoints,
+	}
+	if len(tmpl.ExtKeyUsage) == 0 {
+		c.ExtKeyUsage = nil
+	}
+	if len(tmpl.DNSNames) > 0 {
+		c.DNSNames = tmpl.DNSNames
+	}
+	if len(tmpl.CRLDistributionPoints) == 0 {
+		c.CRLDistributionPoints = nil
+	}
+	return c, true
+}
+
 var (
+	oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
+
 	// AlgorithmIdentifiers as crypto/x509 writes them (no parameters).
 	algECDSAWithSHA256 = []byte{0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02}
 	algECDSAWithSHA384 = []byte{0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03}
@@ -55,23 +122,34 @@ var (
 	oidEKUServerAuth = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
 )
 
-// signFast returns the signed DER of tmpl, or false when tmpl or the key is
-// outside what buildTBS encodes (the caller then takes the standard library).
-func signFast(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, key *ecdsa.PrivateKey) ([]byte, bool) {
+// signed is a certificate signFast made, with the parts of it leafCert
+// needs.
+type signed struct {
+	der    []byte
+	tbs    tbsParts
+	sigAlg x509.SignatureAlgorithm
+	sig    []byte
+}
+
+// signFast signs tmpl, or returns false when tmpl or the key is outside
+// what buildTBS encodes (the caller then takes the standard library).
+func signFast(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, key *ecdsa.PrivateKey) (*signed, bool) {
+	s := new(signed)
 	var alg []byte
 	var digest []byte
 	switch key.Curve {
 	case elliptic.P256():
-		alg = algECDSAWithSHA256
+		alg, s.sigAlg = algECDSAWithSHA256, x509.ECDSAWithSHA256
 	case elliptic.P384():
-		alg = algECDSAWithSHA384
+		alg, s.sigAlg = algECDSAWithSHA384, x509.ECDSAWithSHA384
 	default:
 		return nil, false
 	}
-	tbs, ok := buildTBS(tmpl, issuer, pub, alg)
-	if !ok {
+	var ok bool
+	if s.tbs, ok = encodeTBS(tmpl, issuer, pub, alg); !ok {
 		return nil, false
 	}
+	tbs := s.tbs.raw
 	if key.Curve == elliptic.P256() {
 		h := sha256.Sum256(tbs)
 		digest = h[:]
@@ -83,22 +161,38 @@ func signFast(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, key *ecdsa.P
 	if err != nil {
 		return nil, false
 	}
+	s.sig = sig
 	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(alg)+len(sig)+16))
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddBytes(tbs)
 		b.AddBytes(alg)
 		b.AddASN1BitString(sig)
 	})
-	der, err := b.Bytes()
-	return der, err == nil
+	s.der, err = b.Bytes()
+	return s, err == nil
 }
 
-// buildTBS encodes the TBSCertificate crypto/x509.CreateCertificate would
+// tbsParts is a TBSCertificate encodeTBS made and the encodings within it.
+type tbsParts struct {
+	raw, spki, subject []byte
+	akid               []byte
+	ips                []net.IP // as encoded: 4 bytes for IPv4
+	exts               []pkix.Extension
+}
+
+// buildTBS is encodeTBS's TBSCertificate alone.
+func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) ([]byte, bool) {
+	p, ok := encodeTBS(tmpl, issuer, pub, alg)
+	return p.raw, ok
+}
+
+// encodeTBS encodes the TBSCertificate crypto/x509.CreateCertificate would
 // for tmpl under issuer, for the fields the leaf profile (Authority.template)
 // sets: serial, validity, subject, key, key usage, EKU (client/server auth),
 // basic constraints (not a CA), key ids, DNS/IP/URI names and one or more
 // CRL distribution points. Anything else set in tmpl returns false.
-func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) ([]byte, bool) {
+func encodeTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) (tbsParts, bool) {
+	var p tbsParts
 	if tmpl.SerialNumber == nil || tmpl.SerialNumber.Sign() <= 0 || !tmpl.BasicConstraintsValid || tmpl.IsCA ||
 		tmpl.MaxPathLen != 0 || tmpl.MaxPathLenZero || len(tmpl.SubjectKeyId) == 0 ||
 		len(tmpl.ExtraExtensions) > 0 || len(tmpl.EmailAddresses) > 0 || len(tmpl.UnknownExtKeyUsage) > 0 ||
@@ -108,18 +202,19 @@ func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) 
 		len(tmpl.PermittedIPRanges) > 0 || len(tmpl.ExcludedIPRanges) > 0 || len(tmpl.PermittedEmailAddresses) > 0 ||
 		len(tmpl.ExcludedEmailAddresses) > 0 || len(tmpl.PermittedURIDomains) > 0 || len(tmpl.ExcludedURIDomains) > 0 ||
 		tmpl.KeyUsage <= 0 || tmpl.KeyUsage > 0xffff || len(issuer.RawSubject) == 0 {
-		return nil, false
+		return p, false
 	}
 	spki, _, err := marshalSPKI(pub)
 	if err != nil {
 		if spki, err = x509.MarshalPKIXPublicKey(pub); err != nil {
-			return nil, false
+			return p, false
 		}
 	}
 	subject, err := asn1.Marshal(pkix.Name{CommonName: tmpl.Subject.CommonName}.ToRDNSequence())
 	if err != nil || !sameName(tmpl.Subject, tmpl.Subject.CommonName) {
-		return nil, false
+		return p, false
 	}
+	p.spki, p.subject = spki, subject
 	var ekus []asn1.ObjectIdentifier
 	for _, u := range tmpl.ExtKeyUsage {
 		switch u {
@@ -128,7 +223,7 @@ func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) 
 		case x509.ExtKeyUsageServerAuth:
 			ekus = append(ekus, oidEKUServerAuth)
 		default:
-			return nil, false
+			return p, false
 		}
 	}
 	// crypto/x509 takes the parent's key id unless the certificate is
@@ -137,17 +232,110 @@ func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) 
 	if !bytes.Equal(issuer.RawSubject, subject) && len(issuer.SubjectKeyId) > 0 {
 		akid = issuer.SubjectKeyId
 	}
+	if len(akid) > 0 {
+		p.akid = akid
+	}
 	for _, n := range tmpl.DNSNames {
 		if !isIA5(n) {
-			return nil, false
+			return p, false
 		}
 	}
 	for _, u := range tmpl.URIs {
 		if !isIA5(u.String()) {
-			return nil, false
+			return p, false
 		}
 	}
+	for _, raw := range tmpl.IPAddresses {
+		ip := raw.To4()
+		if ip == nil {
+			ip = raw
+		}
+		p.ips = append(p.ips, ip)
+	}
 	validity := [2]time.Time{tmpl.NotBefore.UTC(), tmpl.NotAfter.UTC()}
+
+	// The extensions' values first, in the order crypto/x509 writes
+	// them: the TBS carries them, and the parsed certificate lists them.
+	ev := cryptobyte.NewBuilder(make([]byte, 0, 512))
+	var ends []int
+	var ids []asn1.ObjectIdentifier
+	var crit []bool
+	ext := func(id asn1.ObjectIdentifier, critical bool, value func(*cryptobyte.Builder)) {
+		value(ev)
+		n, _ := ev.Bytes() // the length so far; errors surface at the end
+		ends, ids, crit = append(ends, len(n)), append(ids, id), append(crit, critical)
+	}
+	ext(oidKeyUsage, true, func(b *cryptobyte.Builder) {
+		bits := []byte{reverseBits(byte(tmpl.KeyUsage)), reverseBits(byte(tmpl.KeyUsage >> 8))}
+		if bits[1] == 0 {
+			bits = bits[:1]
+		}
+		addBitString(b, bits)
+	})
+	if len(ekus) > 0 {
+		ext(oidExtKeyUsage, false, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				for _, o := range ekus {
+					b.AddASN1ObjectIdentifier(o)
+				}
+			})
+		})
+	}
+	ext(oidBasicConstraints, true, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(*cryptobyte.Builder) {})
+	})
+	ext(oidSubjectKeyID, false, func(b *cryptobyte.Builder) {
+		b.AddASN1OctetString(tmpl.SubjectKeyId)
+	})
+	if len(akid) > 0 {
+		ext(oidAuthorityKeyID, false, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(akid) })
+			})
+		})
+	}
+	if len(tmpl.DNSNames) > 0 || len(p.ips) > 0 || len(tmpl.URIs) > 0 {
+		ext(oidSubjectAltName, false, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				for _, n := range tmpl.DNSNames {
+					b.AddASN1(cbasn1.Tag(2).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(n)) })
+				}
+				for _, ip := range p.ips {
+					b.AddASN1(cbasn1.Tag(7).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(ip) })
+				}
+				for _, u := range tmpl.URIs {
+					b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u.String())) })
+				}
+			})
+		})
+	}
+	if len(tmpl.CRLDistributionPoints) > 0 {
+		ext(oidCRLDistribution, false, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				for _, u := range tmpl.CRLDistributionPoints {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+							b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+								b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u)) })
+							})
+						})
+					})
+				}
+			})
+		})
+	}
+	values, err := ev.Bytes()
+	if err != nil {
+		return p, false
+	}
+	p.exts = make([]pkix.Extension, len(ends))
+	for i, end := range ends {
+		begin := 0
+		if i > 0 {
+			begin = ends[i-1]
+		}
+		p.exts[i] = pkix.Extension{Id: ids[i], Critical: crit[i], Value: values[begin:end:end]}
+	}
 
 	b := cryptobyte.NewBuilder(make([]byte, 0, 1024)) // a leaf TBS is 400-700 bytes
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
@@ -169,84 +357,24 @@ func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) 
 		b.AddBytes(spki)
 		b.AddASN1(cbasn1.Tag(3).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				addExtension(b, oidKeyUsage, true, func(b *cryptobyte.Builder) {
-					bits := []byte{reverseBits(byte(tmpl.KeyUsage)), reverseBits(byte(tmpl.KeyUsage >> 8))}
-					if bits[1] == 0 {
-						bits = bits[:1]
-					}
-					addBitString(b, bits)
-				})
-				if len(ekus) > 0 {
-					addExtension(b, oidExtKeyUsage, false, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							for _, o := range ekus {
-								b.AddASN1ObjectIdentifier(o)
-							}
-						})
-					})
-				}
-				addExtension(b, oidBasicConstraints, true, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(*cryptobyte.Builder) {})
-				})
-				addExtension(b, oidSubjectKeyID, false, func(b *cryptobyte.Builder) {
-					b.AddASN1OctetString(tmpl.SubjectKeyId)
-				})
-				if len(akid) > 0 {
-					addExtension(b, oidAuthorityKeyID, false, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(akid) })
-						})
-					})
-				}
-				if len(tmpl.DNSNames) > 0 || len(tmpl.IPAddresses) > 0 || len(tmpl.URIs) > 0 {
-					addExtension(b, oidSubjectAltName, false, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							for _, n := range tmpl.DNSNames {
-								b.AddASN1(cbasn1.Tag(2).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(n)) })
-							}
-							for _, raw := range tmpl.IPAddresses {
-								ip := raw.To4()
-								if ip == nil {
-									ip = raw
-								}
-								b.AddASN1(cbasn1.Tag(7).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(ip) })
-							}
-							for _, u := range tmpl.URIs {
-								b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u.String())) })
-							}
-						})
-					})
-				}
-				if len(tmpl.CRLDistributionPoints) > 0 {
-					addExtension(b, oidCRLDistribution, false, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							for _, u := range tmpl.CRLDistributionPoints {
-								b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-									b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-										b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-											b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u)) })
-										})
-									})
-								})
-							}
-						})
+				for _, e := range p.exts {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1ObjectIdentifier(e.Id)
+						if e.Critical {
+							b.AddASN1Boolean(true)
+						}
+						b.AddASN1OctetString(e.Value)
 					})
 				}
 			})
 		})
 	})
 	tbs, err := b.Bytes()
-	return tbs, err == nil
-}
-
-func addExtension(b *cryptobyte.Builder, id asn1.ObjectIdentifier, critical bool, value func(*cryptobyte.Builder)) {
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(id)
-		if critical {
-			b.AddASN1Boolean(true)
-		}
-		b.AddASN1(cbasn1.OCTET_STRING, value)
-	})
+	if err != nil {
+		return p, false
+	}
+	p.raw = tbs
+	return p, true
 }
 
 // addBitString writes bits as encoding/asn1 writes asn1.BitString{Bytes:
