@@ -3,10 +3,12 @@ package api
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -80,18 +82,52 @@ func ParseCSR(s string) (*x509.CertificateRequest, error) {
 	return csr, nil
 }
 
-// ChainPEM encodes certificates as concatenated PEM blocks.
+// ChainPEM encodes certificates as concatenated PEM blocks, as pem.Encode
+// writes them (TestChainPEM), into one buffer: pem.Encode builds a base64
+// encoder and a line breaker per block, which a response with a chain in
+// it paid on every request.
 func ChainPEM(certs []*x509.Certificate) string {
-	var b strings.Builder
 	n := 0
 	for _, c := range certs {
-		n += len(c.Raw)*4/3 + len(c.Raw)/48 + 64 // base64, a newline per 64, BEGIN/END lines
+		n += pemLen(len(c.Raw))
 	}
-	b.Grow(n)
+	b := make([]byte, 0, n)
 	for _, c := range certs {
-		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+		b = appendCertPEM(b, c.Raw)
 	}
-	return b.String()
+	return string(b)
+}
+
+const (
+	pemBegin   = "-----BEGIN CERTIFICATE-----\n"
+	pemEnd     = "-----END CERTIFICATE-----\n"
+	pemLineLen = 64 // base64 characters per line, as encoding/pem writes them
+)
+
+// pemLen is the length of a CERTIFICATE block of n bytes of DER.
+func pemLen(n int) int {
+	e := base64.StdEncoding.EncodedLen(n)
+	return len(pemBegin) + e + (e+pemLineLen-1)/pemLineLen + len(pemEnd)
+}
+
+// appendCertPEM appends the CERTIFICATE block of der to b.
+func appendCertPEM(b, der []byte) []byte {
+	b = append(b, pemBegin...)
+	e := base64.StdEncoding.EncodedLen(len(der))
+	start := len(b)
+	b = slices.Grow(b, e)[:start+e]
+	base64.StdEncoding.Encode(b[start:], der)
+	enc := b[start:]
+	// Spread the lines out from the end, so each moves once.
+	lines := (e + pemLineLen - 1) / pemLineLen
+	b = slices.Grow(b, lines)[:start+e+lines]
+	out := b[start:]
+	for i := lines - 1; i >= 0; i-- {
+		lo, hi := i*pemLineLen, min((i+1)*pemLineLen, e)
+		out[hi+i] = '\n'
+		copy(out[lo+i:hi+i], enc[lo:hi])
+	}
+	return append(b, pemEnd...)
 }
 
 // decodeWithCSR decodes the JSON body into a T and parses the PEM CSR that
