@@ -17,8 +17,6 @@ import (
 	"unicode/utf8"
 
 	"go.step.sm/crypto/x509util"
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // createCertificate signs tmpl under the issuing CA. For an in-memory ECDSA
@@ -120,6 +118,18 @@ var (
 
 	oidEKUClientAuth = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}
 	oidEKUServerAuth = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
+
+	// The same, encoded once.
+	derOIDCommonName       = oidDER(oidCommonName)
+	derOIDKeyUsage         = oidDER(oidKeyUsage)
+	derOIDExtKeyUsage      = oidDER(oidExtKeyUsage)
+	derOIDBasicConstraints = oidDER(oidBasicConstraints)
+	derOIDSubjectKeyID     = oidDER(oidSubjectKeyID)
+	derOIDAuthorityKeyID   = oidDER(oidAuthorityKeyID)
+	derOIDSubjectAltName   = oidDER(oidSubjectAltName)
+	derOIDCRLDistribution  = oidDER(oidCRLDistribution)
+	derOIDEKUClientAuth    = oidDER(oidEKUClientAuth)
+	derOIDEKUServerAuth    = oidDER(oidEKUServerAuth)
 )
 
 // signed is a certificate signFast made, with the parts of it leafCert
@@ -162,14 +172,14 @@ func signFast(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, key *ecdsa.P
 		return nil, false
 	}
 	s.sig = sig
-	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(alg)+len(sig)+16))
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(tbs)
-		b.AddBytes(alg)
-		b.AddASN1BitString(sig)
-	})
-	s.der, err = b.Bytes()
-	return s, err == nil
+	d := make(derBuf, 0, len(tbs)+len(alg)+len(sig)+16)
+	c := d.open(tagSequence)
+	d = append(d, tbs...)
+	d = append(d, alg...)
+	d.add(tagBitString, []byte{0}, sig)
+	d.close(c)
+	s.der = d
+	return s, true
 }
 
 // tbsParts is a TBSCertificate encodeTBS made and the encodings within it.
@@ -210,18 +220,23 @@ func encodeTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte)
 			return p, false
 		}
 	}
-	subject, err := asn1.Marshal(pkix.Name{CommonName: tmpl.Subject.CommonName}.ToRDNSequence())
-	if err != nil || !sameName(tmpl.Subject, tmpl.Subject.CommonName) {
+	if !sameName(tmpl.Subject, tmpl.Subject.CommonName) {
 		return p, false
 	}
+	subject, ok := commonNameDER(tmpl.Subject.CommonName)
+	if !ok {
+		if subject, err = asn1.Marshal(pkix.Name{CommonName: tmpl.Subject.CommonName}.ToRDNSequence()); err != nil {
+			return p, false
+		}
+	}
 	p.spki, p.subject = spki, subject
-	var ekus []asn1.ObjectIdentifier
+	var ekus [][]byte
 	for _, u := range tmpl.ExtKeyUsage {
 		switch u {
 		case x509.ExtKeyUsageClientAuth:
-			ekus = append(ekus, oidEKUClientAuth)
+			ekus = append(ekus, derOIDEKUClientAuth)
 		case x509.ExtKeyUsageServerAuth:
-			ekus = append(ekus, oidEKUServerAuth)
+			ekus = append(ekus, derOIDEKUServerAuth)
 		default:
 			return p, false
 		}
@@ -240,8 +255,9 @@ func encodeTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte)
 			return p, false
 		}
 	}
-	for _, u := range tmpl.URIs {
-		if !isIA5(u.String()) {
+	uris := make([]string, len(tmpl.URIs))
+	for i, u := range tmpl.URIs {
+		if uris[i] = u.String(); !isIA5(uris[i]) {
 			return p, false
 		}
 	}
@@ -252,135 +268,110 @@ func encodeTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte)
 		}
 		p.ips = append(p.ips, ip)
 	}
-	validity := [2]time.Time{tmpl.NotBefore.UTC(), tmpl.NotAfter.UTC()}
 
 	// The extensions' values first, in the order crypto/x509 writes
 	// them: the TBS carries them, and the parsed certificate lists them.
-	ev := cryptobyte.NewBuilder(make([]byte, 0, 512))
-	var ends []int
-	var ids []asn1.ObjectIdentifier
-	var crit []bool
-	ext := func(id asn1.ObjectIdentifier, critical bool, value func(*cryptobyte.Builder)) {
-		value(ev)
-		n, _ := ev.Bytes() // the length so far; errors surface at the end
-		ends, ids, crit = append(ends, len(n)), append(ids, id), append(crit, critical)
+	ev := make(derBuf, 0, 256)
+	var ends [7]int // where each value ends in ev; the next one starts there
+	var ids [7]asn1.ObjectIdentifier
+	var ders [7][]byte
+	var crit [7]bool
+	next := 0
+	ext := func(id asn1.ObjectIdentifier, der []byte, critical bool) {
+		ends[next], ids[next], ders[next], crit[next] = len(ev), id, der, critical
+		next++
 	}
-	ext(oidKeyUsage, true, func(b *cryptobyte.Builder) {
-		bits := []byte{reverseBits(byte(tmpl.KeyUsage)), reverseBits(byte(tmpl.KeyUsage >> 8))}
-		if bits[1] == 0 {
-			bits = bits[:1]
-		}
-		addBitString(b, bits)
-	})
+	bits := []byte{reverseBits(byte(tmpl.KeyUsage)), reverseBits(byte(tmpl.KeyUsage >> 8))}
+	if bits[1] == 0 {
+		bits = bits[:1]
+	}
+	ev.add(tagBitString, []byte{unusedBits(bits)}, bits)
+	ext(oidKeyUsage, derOIDKeyUsage, true)
 	if len(ekus) > 0 {
-		ext(oidExtKeyUsage, false, func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				for _, o := range ekus {
-					b.AddASN1ObjectIdentifier(o)
-				}
-			})
-		})
+		ev.add(tagSequence, ekus...)
+		ext(oidExtKeyUsage, derOIDExtKeyUsage, false)
 	}
-	ext(oidBasicConstraints, true, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.SEQUENCE, func(*cryptobyte.Builder) {})
-	})
-	ext(oidSubjectKeyID, false, func(b *cryptobyte.Builder) {
-		b.AddASN1OctetString(tmpl.SubjectKeyId)
-	})
+	ev = append(ev, tagSequence, 0)
+	ext(oidBasicConstraints, derOIDBasicConstraints, true)
+	ev.add(tagOctetString, tmpl.SubjectKeyId)
+	ext(oidSubjectKeyID, derOIDSubjectKeyID, false)
 	if len(akid) > 0 {
-		ext(oidAuthorityKeyID, false, func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(akid) })
-			})
-		})
+		s := ev.open(tagSequence)
+		ev.add(ctx(0, false), akid)
+		ev.close(s)
+		ext(oidAuthorityKeyID, derOIDAuthorityKeyID, false)
 	}
-	if len(tmpl.DNSNames) > 0 || len(p.ips) > 0 || len(tmpl.URIs) > 0 {
-		ext(oidSubjectAltName, false, func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				for _, n := range tmpl.DNSNames {
-					b.AddASN1(cbasn1.Tag(2).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(n)) })
-				}
-				for _, ip := range p.ips {
-					b.AddASN1(cbasn1.Tag(7).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(ip) })
-				}
-				for _, u := range tmpl.URIs {
-					b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u.String())) })
-				}
-			})
-		})
+	if len(tmpl.DNSNames) > 0 || len(p.ips) > 0 || len(uris) > 0 {
+		s := ev.open(tagSequence)
+		for _, n := range tmpl.DNSNames {
+			ev.addString(ctx(2, false), n)
+		}
+		for _, ip := range p.ips {
+			ev.add(ctx(7, false), ip)
+		}
+		for _, u := range uris {
+			ev.addString(ctx(6, false), u)
+		}
+		ev.close(s)
+		ext(oidSubjectAltName, derOIDSubjectAltName, false)
 	}
 	if len(tmpl.CRLDistributionPoints) > 0 {
-		ext(oidCRLDistribution, false, func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				for _, u := range tmpl.CRLDistributionPoints {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-							b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-								b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u)) })
-							})
-						})
-					})
-				}
-			})
-		})
+		s := ev.open(tagSequence)
+		for _, u := range tmpl.CRLDistributionPoints {
+			s1 := ev.open(tagSequence)
+			s2 := ev.open(ctx(0, true))
+			s3 := ev.open(ctx(0, true))
+			ev.addString(ctx(6, false), u)
+			ev.close(s3)
+			ev.close(s2)
+			ev.close(s1)
+		}
+		ev.close(s)
+		ext(oidCRLDistribution, derOIDCRLDistribution, false)
 	}
-	values, err := ev.Bytes()
-	if err != nil {
-		return p, false
-	}
-	p.exts = make([]pkix.Extension, len(ends))
-	for i, end := range ends {
-		begin := 0
+	p.exts = make([]pkix.Extension, next)
+	for i := range next {
+		begin, end := 0, ends[i]
 		if i > 0 {
 			begin = ends[i-1]
 		}
-		p.exts[i] = pkix.Extension{Id: ids[i], Critical: crit[i], Value: values[begin:end:end]}
+		p.exts[i] = pkix.Extension{Id: ids[i], Critical: crit[i], Value: ev[begin:end:end]}
 	}
 
-	b := cryptobyte.NewBuilder(make([]byte, 0, 1024)) // a leaf TBS is 400-700 bytes
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddASN1Int64(2) })
-		b.AddASN1BigInt(tmpl.SerialNumber)
-		b.AddBytes(alg)
-		b.AddBytes(issuer.RawSubject)
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			for _, t := range validity {
-				// encoding/asn1's rule, as RFC 5280 §4.1.2.5 has it.
-				if y := t.Year(); y >= 1950 && y < 2050 {
-					b.AddASN1UTCTime(t)
-				} else {
-					b.AddASN1GeneralizedTime(t)
-				}
-			}
-		})
-		b.AddBytes(subject)
-		b.AddBytes(spki)
-		b.AddASN1(cbasn1.Tag(3).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				for _, e := range p.exts {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1ObjectIdentifier(e.Id)
-						if e.Critical {
-							b.AddASN1Boolean(true)
-						}
-						b.AddASN1OctetString(e.Value)
-					})
-				}
-			})
-		})
-	})
-	tbs, err := b.Bytes()
-	if err != nil {
-		return p, false
+	d := make(derBuf, 0, 128+len(issuer.RawSubject)+len(subject)+len(spki)+len(ev)+16*next) // a leaf TBS is 400-700 bytes
+	tbs := d.open(tagSequence)
+	d = append(d, ctx(0, true), 3, tagInteger, 1, 2) // version 3
+	d.addPositiveInt(tmpl.SerialNumber)
+	d = append(d, alg...)
+	d = append(d, issuer.RawSubject...)
+	v := d.open(tagSequence)
+	d.addTime(tmpl.NotBefore)
+	d.addTime(tmpl.NotAfter)
+	d.close(v)
+	d = append(d, subject...)
+	d = append(d, spki...)
+	x := d.open(ctx(3, true))
+	xs := d.open(tagSequence)
+	for i, e := range p.exts {
+		s := d.open(tagSequence)
+		d = append(d, ders[i]...)
+		if e.Critical {
+			d = append(d, tagBoolean, 1, 0xff)
+		}
+		d.add(tagOctetString, e.Value)
+		d.close(s)
 	}
-	p.raw = tbs
+	d.close(xs)
+	d.close(x)
+	d.close(tbs)
+	p.raw = d
 	return p, true
 }
 
-// addBitString writes bits as encoding/asn1 writes asn1.BitString{Bytes:
-// bits, BitLength: up to the last set bit}, the way crypto/x509 encodes key
-// usage.
-func addBitString(b *cryptobyte.Builder, bits []byte) {
+// unusedBits is the unused-bits octet encoding/asn1 writes for
+// asn1.BitString{Bytes: bits, BitLength: up to the last set bit}, the way
+// crypto/x509 encodes key usage.
+func unusedBits(bits []byte) byte {
 	unused := byte(0)
 	if last := bits[len(bits)-1]; last != 0 {
 		for last&1 == 0 {
@@ -388,10 +379,7 @@ func addBitString(b *cryptobyte.Builder, bits []byte) {
 			last >>= 1
 		}
 	}
-	b.AddASN1(cbasn1.BIT_STRING, func(b *cryptobyte.Builder) {
-		b.AddUint8(unused)
-		b.AddBytes(bits)
-	})
+	return unused
 }
 
 func reverseBits(in byte) byte {
