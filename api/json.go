@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
 	"github.com/anchorage-pki/anchorage/problem"
@@ -49,21 +50,34 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 // WriteJSON sends v with status: compact, newline-terminated (as
 // json.Encoder ends it), in one write with its Content-Length, so a
 // certificate response is one TLS record and no chunked framing. Clients
-// that show it to people indent it themselves.
+// that show it to people indent it themselves. The encoding goes into a
+// pooled buffer: json.Marshal's copy of it, and the copy appending the
+// newline made, were two of the larger allocations of an enrollment.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := jsonBufs.Get().(*bytes.Buffer)
+	defer putJSONBuf(buf)
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		// Only a value json cannot encode gets here: a bug, not a request.
 		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	_, _ = w.Write(buf.Bytes())
+}
+
+var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putJSONBuf pools buf unless a large listing grew it: those stay rare, and
+// the pool should not hold their memory.
+func putJSONBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		jsonBufs.Put(buf)
+	}
 }
 
 // ParseCSR decodes a PEM (or bare base64 DER-free) PKCS#10 request.
