@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,43 +104,40 @@ func ChainPEM(certs []*x509.Certificate) string {
 	for _, c := range certs {
 		n += pemLen(len(c.Raw))
 	}
-	b := make([]byte, 0, n)
+	var b strings.Builder
+	b.Grow(n)
 	for _, c := range certs {
-		b = appendCertPEM(b, c.Raw)
+		writeCertPEM(&b, c.Raw)
 	}
-	return string(b)
+	return b.String()
 }
 
 const (
-	pemBegin   = "-----BEGIN CERTIFICATE-----\n"
-	pemEnd     = "-----END CERTIFICATE-----\n"
-	pemLineLen = 64 // base64 characters per line, as encoding/pem writes them
+	pemBegin = "-----BEGIN CERTIFICATE-----\n"
+	pemEnd   = "-----END CERTIFICATE-----\n"
+	// pemLine is the DER a 64-character line of base64 carries, the
+	// line length encoding/pem writes.
+	pemLine = 48
 )
 
 // pemLen is the length of a CERTIFICATE block of n bytes of DER.
 func pemLen(n int) int {
-	e := base64.StdEncoding.EncodedLen(n)
-	return len(pemBegin) + e + (e+pemLineLen-1)/pemLineLen + len(pemEnd)
+	return len(pemBegin) + base64.StdEncoding.EncodedLen(n) + (n+pemLine-1)/pemLine + len(pemEnd)
 }
 
-// appendCertPEM appends the CERTIFICATE block of der to b.
-func appendCertPEM(b, der []byte) []byte {
-	b = append(b, pemBegin...)
-	e := base64.StdEncoding.EncodedLen(len(der))
-	start := len(b)
-	b = slices.Grow(b, e)[:start+e]
-	base64.StdEncoding.Encode(b[start:], der)
-	enc := b[start:]
-	// Spread the lines out from the end, so each moves once.
-	lines := (e + pemLineLen - 1) / pemLineLen
-	b = slices.Grow(b, lines)[:start+e+lines]
-	out := b[start:]
-	for i := lines - 1; i >= 0; i-- {
-		lo, hi := i*pemLineLen, min((i+1)*pemLineLen, e)
-		out[hi+i] = '\n'
-		copy(out[lo+i:hi+i], enc[lo:hi])
+// writeCertPEM writes the CERTIFICATE block of der to b.
+func writeCertPEM(b *strings.Builder, der []byte) {
+	b.WriteString(pemBegin)
+	var line [64]byte
+	for len(der) > 0 {
+		chunk := der[:min(pemLine, len(der))]
+		der = der[len(chunk):]
+		n := base64.StdEncoding.EncodedLen(len(chunk))
+		base64.StdEncoding.Encode(line[:n], chunk)
+		b.Write(line[:n])
+		b.WriteByte('\n')
 	}
-	return append(b, pemEnd...)
+	b.WriteString(pemEnd)
 }
 
 // decodeWithCSR decodes the JSON body into a T and parses the PEM CSR that
