@@ -616,7 +616,7 @@ func NewSerial() (*big.Int, error) {
 // SerialHex is the canonical text form of a serial: lowercase hex of its
 // big-endian bytes, so always an even number of digits (the form Roles
 // Anywhere uses for session names).
-func SerialHex(n *big.Int) string { return fmt.Sprintf("%x", n.Bytes()) }
+func SerialHex(n *big.Int) string { return hex.EncodeToString(n.Bytes()) }
 
 // NormalizeSerial accepts hex with optional colons, any case, leading zeros.
 func NormalizeSerial(s string) (string, error) {
