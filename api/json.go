@@ -3,12 +3,14 @@ package api
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/anchorage-pki/anchorage/apiv1"
 	"github.com/anchorage-pki/anchorage/problem"
@@ -47,21 +49,34 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 // WriteJSON sends v with status: compact, newline-terminated (as
 // json.Encoder ends it), in one write with its Content-Length, so a
 // certificate response is one TLS record and no chunked framing. Clients
-// that show it to people indent it themselves.
+// that show it to people indent it themselves. The encoding goes into a
+// pooled buffer: json.Marshal's copy of it, and the copy appending the
+// newline made, were two of the larger allocations of an enrollment.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := jsonBufs.Get().(*bytes.Buffer)
+	defer putJSONBuf(buf)
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		// Only a value json cannot encode gets here: a bug, not a request.
 		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	_, _ = w.Write(buf.Bytes())
+}
+
+var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putJSONBuf pools buf unless a large listing grew it: those stay rare, and
+// the pool should not hold their memory.
+func putJSONBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		jsonBufs.Put(buf)
+	}
 }
 
 // ParseCSR decodes a PEM (or bare base64 DER-free) PKCS#10 request.
@@ -80,18 +95,49 @@ func ParseCSR(s string) (*x509.CertificateRequest, error) {
 	return csr, nil
 }
 
-// ChainPEM encodes certificates as concatenated PEM blocks.
+// ChainPEM encodes certificates as concatenated PEM blocks, as pem.Encode
+// writes them (TestChainPEM), into one buffer: pem.Encode builds a base64
+// encoder and a line breaker per block, which a response with a chain in
+// it paid on every request.
 func ChainPEM(certs []*x509.Certificate) string {
-	var b strings.Builder
 	n := 0
 	for _, c := range certs {
-		n += len(c.Raw)*4/3 + len(c.Raw)/48 + 64 // base64, a newline per 64, BEGIN/END lines
+		n += pemLen(len(c.Raw))
 	}
+	var b strings.Builder
 	b.Grow(n)
 	for _, c := range certs {
-		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+		writeCertPEM(&b, c.Raw)
 	}
 	return b.String()
+}
+
+const (
+	pemBegin = "-----BEGIN CERTIFICATE-----\n"
+	pemEnd   = "-----END CERTIFICATE-----\n"
+	// pemLine is the DER a 64-character line of base64 carries, the
+	// line length encoding/pem writes.
+	pemLine = 48
+)
+
+// pemLen is the length of a CERTIFICATE block of n bytes of DER.
+func pemLen(n int) int {
+	return len(pemBegin) + base64.StdEncoding.EncodedLen(n) + (n+pemLine-1)/pemLine + len(pemEnd)
+}
+
+// writeCertPEM writes the CERTIFICATE block of der to b.
+func writeCertPEM(b *strings.Builder, der []byte) {
+	b.WriteString(pemBegin)
+	var line [64]byte
+	for len(der) > 0 {
+		chunk := der[:min(pemLine, len(der))]
+		der = der[len(chunk):]
+		n := base64.StdEncoding.EncodedLen(len(chunk))
+		base64.StdEncoding.Encode(line[:n], chunk)
+		b.Write(line[:n])
+		b.WriteByte('\n')
+	}
+	b.WriteString(pemEnd)
 }
 
 // decodeWithCSR decodes the JSON body into a T and parses the PEM CSR that

@@ -6,17 +6,17 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"net"
 	"time"
 	"unicode/utf8"
 
 	"go.step.sm/crypto/x509util"
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // createCertificate signs tmpl under the issuing CA. For an in-memory ECDSA
@@ -28,17 +28,82 @@ import (
 // fails silently), which an in-memory key whose public half New compared to
 // the issuing certificate cannot do. Every other key (PKCS#11, TPM, RSA) and
 // any template outside the fast path's shape takes x509util.CreateCertificate
-// and keeps the self-check.
+// and keeps the self-check. The fast path also builds the *x509.Certificate
+// from what it encoded (leafCert) instead of parsing the DER it just made.
 func (a *Authority) createCertificate(tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
 	if k, ok := a.signer.(*ecdsa.PrivateKey); ok {
-		if der, ok := signFast(tmpl, a.issuer, pub, k); ok {
-			return x509.ParseCertificate(der)
+		if s, ok := signFast(tmpl, a.issuer, pub, k); ok {
+			if c, ok := a.leafCert(s, tmpl, pub); ok {
+				return c, nil
+			}
+			return x509.ParseCertificate(s.der)
 		}
 	}
 	return x509util.CreateCertificate(tmpl, a.issuer, pub, a.signer)
 }
 
+// leafCert is what x509.ParseCertificate returns for s.der, built from
+// the parts signFast encoded rather than parsed back out of them
+// (TestFastTBSMatchesStdlib holds the two equal, field for field). It
+// returns false for what it does not build exactly (URI names, an empty
+// subject, a key other than ECDSA or RSA, an issuer name that does not
+// parse); the caller then parses.
+func (a *Authority) leafCert(s *signed, tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, bool) {
+	var alg x509.PublicKeyAlgorithm
+	switch pub.(type) {
+	case *ecdsa.PublicKey:
+		alg = x509.ECDSA
+	case *rsa.PublicKey:
+		alg = x509.RSA
+	default:
+		return nil, false
+	}
+	cn := tmpl.Subject.CommonName
+	if len(tmpl.URIs) > 0 || cn == "" {
+		// crypto/x509 checks a URI's host as it parses it.
+		return nil, false
+	}
+	in := &a.issuerName
+	in.once.Do(func() {
+		var rdn pkix.RDNSequence
+		if rest, err := asn1.Unmarshal(a.issuer.RawSubject, &rdn); err == nil && len(rest) == 0 {
+			in.name.FillFromRDNSequence(&rdn)
+			in.ok = true
+		}
+	})
+	if !in.ok {
+		return nil, false
+	}
+	c := &x509.Certificate{
+		Raw: s.der, RawTBSCertificate: s.tbs.raw, RawSubjectPublicKeyInfo: s.tbs.spki,
+		RawSubject: s.tbs.subject, RawIssuer: a.issuer.RawSubject,
+		Signature: s.sig, SignatureAlgorithm: s.sigAlg, PublicKeyAlgorithm: alg, PublicKey: pub,
+		Version: 3, SerialNumber: tmpl.SerialNumber,
+		Issuer:    in.name,
+		Subject:   pkix.Name{CommonName: cn, Names: []pkix.AttributeTypeAndValue{{Type: oidCommonName, Value: cn}}},
+		NotBefore: tmpl.NotBefore.UTC().Truncate(time.Second), NotAfter: tmpl.NotAfter.UTC().Truncate(time.Second),
+		KeyUsage:    tmpl.KeyUsage,
+		Extensions:  s.tbs.exts,
+		ExtKeyUsage: tmpl.ExtKeyUsage, BasicConstraintsValid: true, MaxPathLen: -1,
+		SubjectKeyId: tmpl.SubjectKeyId, AuthorityKeyId: s.tbs.akid,
+		IPAddresses:           s.tbs.ips,
+		CRLDistributionPoints: tmpl.CRLDistributionPoints,
+	}
+	if len(tmpl.ExtKeyUsage) == 0 {
+		c.ExtKeyUsage = nil
+	}
+	if len(tmpl.DNSNames) > 0 {
+		c.DNSNames = tmpl.DNSNames
+	}
+	if len(tmpl.CRLDistributionPoints) == 0 {
+		c.CRLDistributionPoints = nil
+	}
+	return c, true
+}
+
 var (
+	oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
+
 	// AlgorithmIdentifiers as crypto/x509 writes them (no parameters).
 	algECDSAWithSHA256 = []byte{0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02}
 	algECDSAWithSHA384 = []byte{0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03}
@@ -53,25 +118,48 @@ var (
 
 	oidEKUClientAuth = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}
 	oidEKUServerAuth = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
+
+	// The same, encoded once.
+	derOIDCommonName       = oidDER(oidCommonName)
+	derOIDKeyUsage         = oidDER(oidKeyUsage)
+	derOIDExtKeyUsage      = oidDER(oidExtKeyUsage)
+	derOIDBasicConstraints = oidDER(oidBasicConstraints)
+	derOIDSubjectKeyID     = oidDER(oidSubjectKeyID)
+	derOIDAuthorityKeyID   = oidDER(oidAuthorityKeyID)
+	derOIDSubjectAltName   = oidDER(oidSubjectAltName)
+	derOIDCRLDistribution  = oidDER(oidCRLDistribution)
+	derOIDEKUClientAuth    = oidDER(oidEKUClientAuth)
+	derOIDEKUServerAuth    = oidDER(oidEKUServerAuth)
 )
 
-// signFast returns the signed DER of tmpl, or false when tmpl or the key is
-// outside what buildTBS encodes (the caller then takes the standard library).
-func signFast(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, key *ecdsa.PrivateKey) ([]byte, bool) {
+// signed is a certificate signFast made, with the parts of it leafCert
+// needs.
+type signed struct {
+	der    []byte
+	tbs    tbsParts
+	sigAlg x509.SignatureAlgorithm
+	sig    []byte
+}
+
+// signFast signs tmpl, or returns false when tmpl or the key is outside
+// what buildTBS encodes (the caller then takes the standard library).
+func signFast(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, key *ecdsa.PrivateKey) (*signed, bool) {
+	s := new(signed)
 	var alg []byte
 	var digest []byte
 	switch key.Curve {
 	case elliptic.P256():
-		alg = algECDSAWithSHA256
+		alg, s.sigAlg = algECDSAWithSHA256, x509.ECDSAWithSHA256
 	case elliptic.P384():
-		alg = algECDSAWithSHA384
+		alg, s.sigAlg = algECDSAWithSHA384, x509.ECDSAWithSHA384
 	default:
 		return nil, false
 	}
-	tbs, ok := buildTBS(tmpl, issuer, pub, alg)
-	if !ok {
+	var ok bool
+	if s.tbs, ok = encodeTBS(tmpl, issuer, pub, alg); !ok {
 		return nil, false
 	}
+	tbs := s.tbs.raw
 	if key.Curve == elliptic.P256() {
 		h := sha256.Sum256(tbs)
 		digest = h[:]
@@ -83,22 +171,38 @@ func signFast(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, key *ecdsa.P
 	if err != nil {
 		return nil, false
 	}
-	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(alg)+len(sig)+16))
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(tbs)
-		b.AddBytes(alg)
-		b.AddASN1BitString(sig)
-	})
-	der, err := b.Bytes()
-	return der, err == nil
+	s.sig = sig
+	d := make(derBuf, 0, len(tbs)+len(alg)+len(sig)+16)
+	c := d.open(tagSequence)
+	d = append(d, tbs...)
+	d = append(d, alg...)
+	d.add(tagBitString, []byte{0}, sig)
+	d.close(c)
+	s.der = d
+	return s, true
 }
 
-// buildTBS encodes the TBSCertificate crypto/x509.CreateCertificate would
+// tbsParts is a TBSCertificate encodeTBS made and the encodings within it.
+type tbsParts struct {
+	raw, spki, subject []byte
+	akid               []byte
+	ips                []net.IP // as encoded: 4 bytes for IPv4
+	exts               []pkix.Extension
+}
+
+// buildTBS is encodeTBS's TBSCertificate alone.
+func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) ([]byte, bool) {
+	p, ok := encodeTBS(tmpl, issuer, pub, alg)
+	return p.raw, ok
+}
+
+// encodeTBS encodes the TBSCertificate crypto/x509.CreateCertificate would
 // for tmpl under issuer, for the fields the leaf profile (Authority.template)
 // sets: serial, validity, subject, key, key usage, EKU (client/server auth),
 // basic constraints (not a CA), key ids, DNS/IP/URI names and one or more
 // CRL distribution points. Anything else set in tmpl returns false.
-func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) ([]byte, bool) {
+func encodeTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) (tbsParts, bool) {
+	var p tbsParts
 	if tmpl.SerialNumber == nil || tmpl.SerialNumber.Sign() <= 0 || !tmpl.BasicConstraintsValid || tmpl.IsCA ||
 		tmpl.MaxPathLen != 0 || tmpl.MaxPathLenZero || len(tmpl.SubjectKeyId) == 0 ||
 		len(tmpl.ExtraExtensions) > 0 || len(tmpl.EmailAddresses) > 0 || len(tmpl.UnknownExtKeyUsage) > 0 ||
@@ -108,27 +212,33 @@ func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) 
 		len(tmpl.PermittedIPRanges) > 0 || len(tmpl.ExcludedIPRanges) > 0 || len(tmpl.PermittedEmailAddresses) > 0 ||
 		len(tmpl.ExcludedEmailAddresses) > 0 || len(tmpl.PermittedURIDomains) > 0 || len(tmpl.ExcludedURIDomains) > 0 ||
 		tmpl.KeyUsage <= 0 || tmpl.KeyUsage > 0xffff || len(issuer.RawSubject) == 0 {
-		return nil, false
+		return p, false
 	}
 	spki, _, err := marshalSPKI(pub)
 	if err != nil {
 		if spki, err = x509.MarshalPKIXPublicKey(pub); err != nil {
-			return nil, false
+			return p, false
 		}
 	}
-	subject, err := asn1.Marshal(pkix.Name{CommonName: tmpl.Subject.CommonName}.ToRDNSequence())
-	if err != nil || !sameName(tmpl.Subject, tmpl.Subject.CommonName) {
-		return nil, false
+	if !sameName(tmpl.Subject, tmpl.Subject.CommonName) {
+		return p, false
 	}
-	var ekus []asn1.ObjectIdentifier
+	subject, ok := commonNameDER(tmpl.Subject.CommonName)
+	if !ok {
+		if subject, err = asn1.Marshal(pkix.Name{CommonName: tmpl.Subject.CommonName}.ToRDNSequence()); err != nil {
+			return p, false
+		}
+	}
+	p.spki, p.subject = spki, subject
+	var ekus [][]byte
 	for _, u := range tmpl.ExtKeyUsage {
 		switch u {
 		case x509.ExtKeyUsageClientAuth:
-			ekus = append(ekus, oidEKUClientAuth)
+			ekus = append(ekus, derOIDEKUClientAuth)
 		case x509.ExtKeyUsageServerAuth:
-			ekus = append(ekus, oidEKUServerAuth)
+			ekus = append(ekus, derOIDEKUServerAuth)
 		default:
-			return nil, false
+			return p, false
 		}
 	}
 	// crypto/x509 takes the parent's key id unless the certificate is
@@ -137,122 +247,131 @@ func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) 
 	if !bytes.Equal(issuer.RawSubject, subject) && len(issuer.SubjectKeyId) > 0 {
 		akid = issuer.SubjectKeyId
 	}
+	if len(akid) > 0 {
+		p.akid = akid
+	}
 	for _, n := range tmpl.DNSNames {
 		if !isIA5(n) {
-			return nil, false
+			return p, false
 		}
 	}
-	for _, u := range tmpl.URIs {
-		if !isIA5(u.String()) {
-			return nil, false
+	uris := make([]string, len(tmpl.URIs))
+	for i, u := range tmpl.URIs {
+		if uris[i] = u.String(); !isIA5(uris[i]) {
+			return p, false
 		}
 	}
-	validity := [2]time.Time{tmpl.NotBefore.UTC(), tmpl.NotAfter.UTC()}
-
-	b := cryptobyte.NewBuilder(make([]byte, 0, 1024)) // a leaf TBS is 400-700 bytes
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddASN1Int64(2) })
-		b.AddASN1BigInt(tmpl.SerialNumber)
-		b.AddBytes(alg)
-		b.AddBytes(issuer.RawSubject)
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			for _, t := range validity {
-				// encoding/asn1's rule, as RFC 5280 §4.1.2.5 has it.
-				if y := t.Year(); y >= 1950 && y < 2050 {
-					b.AddASN1UTCTime(t)
-				} else {
-					b.AddASN1GeneralizedTime(t)
-				}
-			}
-		})
-		b.AddBytes(subject)
-		b.AddBytes(spki)
-		b.AddASN1(cbasn1.Tag(3).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				addExtension(b, oidKeyUsage, true, func(b *cryptobyte.Builder) {
-					bits := []byte{reverseBits(byte(tmpl.KeyUsage)), reverseBits(byte(tmpl.KeyUsage >> 8))}
-					if bits[1] == 0 {
-						bits = bits[:1]
-					}
-					addBitString(b, bits)
-				})
-				if len(ekus) > 0 {
-					addExtension(b, oidExtKeyUsage, false, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							for _, o := range ekus {
-								b.AddASN1ObjectIdentifier(o)
-							}
-						})
-					})
-				}
-				addExtension(b, oidBasicConstraints, true, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(*cryptobyte.Builder) {})
-				})
-				addExtension(b, oidSubjectKeyID, false, func(b *cryptobyte.Builder) {
-					b.AddASN1OctetString(tmpl.SubjectKeyId)
-				})
-				if len(akid) > 0 {
-					addExtension(b, oidAuthorityKeyID, false, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(akid) })
-						})
-					})
-				}
-				if len(tmpl.DNSNames) > 0 || len(tmpl.IPAddresses) > 0 || len(tmpl.URIs) > 0 {
-					addExtension(b, oidSubjectAltName, false, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							for _, n := range tmpl.DNSNames {
-								b.AddASN1(cbasn1.Tag(2).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(n)) })
-							}
-							for _, raw := range tmpl.IPAddresses {
-								ip := raw.To4()
-								if ip == nil {
-									ip = raw
-								}
-								b.AddASN1(cbasn1.Tag(7).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(ip) })
-							}
-							for _, u := range tmpl.URIs {
-								b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u.String())) })
-							}
-						})
-					})
-				}
-				if len(tmpl.CRLDistributionPoints) > 0 {
-					addExtension(b, oidCRLDistribution, false, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							for _, u := range tmpl.CRLDistributionPoints {
-								b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-									b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-										b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-											b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u)) })
-										})
-									})
-								})
-							}
-						})
-					})
-				}
-			})
-		})
-	})
-	tbs, err := b.Bytes()
-	return tbs, err == nil
-}
-
-func addExtension(b *cryptobyte.Builder, id asn1.ObjectIdentifier, critical bool, value func(*cryptobyte.Builder)) {
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(id)
-		if critical {
-			b.AddASN1Boolean(true)
+	for _, raw := range tmpl.IPAddresses {
+		ip := raw.To4()
+		if ip == nil {
+			ip = raw
 		}
-		b.AddASN1(cbasn1.OCTET_STRING, value)
-	})
+		p.ips = append(p.ips, ip)
+	}
+
+	// The extensions' values first, in the order crypto/x509 writes
+	// them: the TBS carries them, and the parsed certificate lists them.
+	ev := make(derBuf, 0, 256)
+	var ends [7]int // where each value ends in ev; the next one starts there
+	var ids [7]asn1.ObjectIdentifier
+	var ders [7][]byte
+	var crit [7]bool
+	next := 0
+	ext := func(id asn1.ObjectIdentifier, der []byte, critical bool) {
+		ends[next], ids[next], ders[next], crit[next] = len(ev), id, der, critical
+		next++
+	}
+	bits := []byte{reverseBits(byte(tmpl.KeyUsage)), reverseBits(byte(tmpl.KeyUsage >> 8))}
+	if bits[1] == 0 {
+		bits = bits[:1]
+	}
+	ev.add(tagBitString, []byte{unusedBits(bits)}, bits)
+	ext(oidKeyUsage, derOIDKeyUsage, true)
+	if len(ekus) > 0 {
+		ev.add(tagSequence, ekus...)
+		ext(oidExtKeyUsage, derOIDExtKeyUsage, false)
+	}
+	ev = append(ev, tagSequence, 0)
+	ext(oidBasicConstraints, derOIDBasicConstraints, true)
+	ev.add(tagOctetString, tmpl.SubjectKeyId)
+	ext(oidSubjectKeyID, derOIDSubjectKeyID, false)
+	if len(akid) > 0 {
+		s := ev.open(tagSequence)
+		ev.add(ctx(0, false), akid)
+		ev.close(s)
+		ext(oidAuthorityKeyID, derOIDAuthorityKeyID, false)
+	}
+	if len(tmpl.DNSNames) > 0 || len(p.ips) > 0 || len(uris) > 0 {
+		s := ev.open(tagSequence)
+		for _, n := range tmpl.DNSNames {
+			ev.addString(ctx(2, false), n)
+		}
+		for _, ip := range p.ips {
+			ev.add(ctx(7, false), ip)
+		}
+		for _, u := range uris {
+			ev.addString(ctx(6, false), u)
+		}
+		ev.close(s)
+		ext(oidSubjectAltName, derOIDSubjectAltName, false)
+	}
+	if len(tmpl.CRLDistributionPoints) > 0 {
+		s := ev.open(tagSequence)
+		for _, u := range tmpl.CRLDistributionPoints {
+			s1 := ev.open(tagSequence)
+			s2 := ev.open(ctx(0, true))
+			s3 := ev.open(ctx(0, true))
+			ev.addString(ctx(6, false), u)
+			ev.close(s3)
+			ev.close(s2)
+			ev.close(s1)
+		}
+		ev.close(s)
+		ext(oidCRLDistribution, derOIDCRLDistribution, false)
+	}
+	p.exts = make([]pkix.Extension, next)
+	for i := range next {
+		begin, end := 0, ends[i]
+		if i > 0 {
+			begin = ends[i-1]
+		}
+		p.exts[i] = pkix.Extension{Id: ids[i], Critical: crit[i], Value: ev[begin:end:end]}
+	}
+
+	d := make(derBuf, 0, 128+len(issuer.RawSubject)+len(subject)+len(spki)+len(ev)+16*next) // a leaf TBS is 400-700 bytes
+	tbs := d.open(tagSequence)
+	d = append(d, ctx(0, true), 3, tagInteger, 1, 2) // version 3
+	d.addPositiveInt(tmpl.SerialNumber)
+	d = append(d, alg...)
+	d = append(d, issuer.RawSubject...)
+	v := d.open(tagSequence)
+	d.addTime(tmpl.NotBefore)
+	d.addTime(tmpl.NotAfter)
+	d.close(v)
+	d = append(d, subject...)
+	d = append(d, spki...)
+	x := d.open(ctx(3, true))
+	xs := d.open(tagSequence)
+	for i, e := range p.exts {
+		s := d.open(tagSequence)
+		d = append(d, ders[i]...)
+		if e.Critical {
+			d = append(d, tagBoolean, 1, 0xff)
+		}
+		d.add(tagOctetString, e.Value)
+		d.close(s)
+	}
+	d.close(xs)
+	d.close(x)
+	d.close(tbs)
+	p.raw = d
+	return p, true
 }
 
-// addBitString writes bits as encoding/asn1 writes asn1.BitString{Bytes:
-// bits, BitLength: up to the last set bit}, the way crypto/x509 encodes key
-// usage.
-func addBitString(b *cryptobyte.Builder, bits []byte) {
+// unusedBits is the unused-bits octet encoding/asn1 writes for
+// asn1.BitString{Bytes: bits, BitLength: up to the last set bit}, the way
+// crypto/x509 encodes key usage.
+func unusedBits(bits []byte) byte {
 	unused := byte(0)
 	if last := bits[len(bits)-1]; last != 0 {
 		for last&1 == 0 {
@@ -260,10 +379,7 @@ func addBitString(b *cryptobyte.Builder, bits []byte) {
 			last >>= 1
 		}
 	}
-	b.AddASN1(cbasn1.BIT_STRING, func(b *cryptobyte.Builder) {
-		b.AddUint8(unused)
-		b.AddBytes(bits)
-	})
+	return unused
 }
 
 func reverseBits(in byte) byte {

@@ -67,6 +67,15 @@ func certSANs(x *x509.Certificate) []string {
 	return append(out, x.EmailAddresses...)
 }
 
+// parsedDER is c.DER parsed: c.Parsed when it is the parse of these very
+// bytes, else a fresh parse.
+func parsedDER(c *Cert) (*x509.Certificate, error) {
+	if c.Parsed != nil && bytes.Equal(c.Parsed.Raw, c.DER) {
+		return c.Parsed, nil
+	}
+	return x509.ParseCertificate(c.DER)
+}
+
 // encodeCert is the schema 2 record of c.
 func encodeCert(c *Cert) []byte {
 	var flags uint64
@@ -76,7 +85,7 @@ func encodeCert(c *Cert) []byte {
 	if c.Undelivered {
 		flags |= flagUndelivered
 	}
-	if x, err := x509.ParseCertificate(c.DER); err == nil {
+	if x, err := parsedDER(c); err == nil {
 		if x.Subject.CommonName == c.Subject {
 			flags |= flagSubjectFromDER
 		}

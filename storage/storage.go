@@ -16,6 +16,7 @@
 package storage
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -125,6 +126,11 @@ type Cert struct {
 	// admin, "local:HOST" for `admin issue --local`; empty on other
 	// methods and on admin records older than this field.
 	IssuedBy string `json:"issuedBy,omitempty"`
+	// Parsed, when the caller has it, is DER parsed by crypto/x509: the
+	// issuing core passes the certificate it just signed so that writing
+	// the record does not parse it a second time. It is used only when its
+	// Raw is DER; storage never sets or stores it.
+	Parsed *x509.Certificate `json:"-"`
 }
 
 // Expired reports whether the certificate is past its notAfter at now.
