@@ -32,7 +32,7 @@ import (
 //	hexstr renewedFrom, hexstr renewedTo, hexstr order,
 //	time revokedAt, uvarint reason, hexstr revokedWith, hexstr issuedBy,
 //	[str subject]         unless flagSubjectFromDER
-//	[uvarint n, n × str]  unless flagSANsFromDER
+//	[uvarint n, n × str]  unless flagSANsFromDER or flagTypedSANsFromDER
 //	[time notBefore, time notAfter] unless flagValidityFromDER
 //
 // A record whose first byte is '{' is schema 1 JSON: readers accept both,
@@ -46,6 +46,12 @@ const (
 	flagKeyIDFromDER
 	flagLineageSelf
 	flagUndelivered
+	// flagTypedSANsFromDER: the names are the DER's in ca.Names.Strings'
+	// TYPE:value form, which is how the CA records them. (flagSANsFromDER
+	// is the untyped form, kept so records written with it read back.)
+	flagTypedSANsFromDER
+
+	knownFlags = flagTypedSANsFromDER<<1 - 1
 )
 
 var (
@@ -65,6 +71,25 @@ func certSANs(x *x509.Certificate) []string {
 		out = append(out, u.String())
 	}
 	return append(out, x.EmailAddresses...)
+}
+
+// typedSANs lists a certificate's names as ca.Names.Strings renders them
+// (DNS:, IP:, URI:, in that order); ok is false when the certificate holds
+// a kind of name Names has no form for.
+func typedSANs(x *x509.Certificate) (out []string, ok bool) {
+	if len(x.EmailAddresses) > 0 {
+		return nil, false
+	}
+	for _, d := range x.DNSNames {
+		out = append(out, "DNS:"+d)
+	}
+	for _, ip := range x.IPAddresses {
+		out = append(out, "IP:"+ip.String())
+	}
+	for _, u := range x.URIs {
+		out = append(out, "URI:"+u.String())
+	}
+	return out, true
 }
 
 // parsedDER is c.DER parsed: c.Parsed when it is the parse of these very
@@ -89,7 +114,9 @@ func encodeCert(c *Cert) []byte {
 		if x.Subject.CommonName == c.Subject {
 			flags |= flagSubjectFromDER
 		}
-		if slices.Equal(certSANs(x), c.SANs) {
+		if typed, ok := typedSANs(x); ok && slices.Equal(typed, c.SANs) {
+			flags |= flagTypedSANsFromDER
+		} else if slices.Equal(certSANs(x), c.SANs) {
 			flags |= flagSANsFromDER
 		}
 		if x.NotBefore.Equal(c.NotBefore) && x.NotAfter.Equal(c.NotAfter) {
@@ -122,7 +149,7 @@ func encodeCert(c *Cert) []byte {
 	if flags&flagSubjectFromDER == 0 {
 		b = appendStr(b, c.Subject)
 	}
-	if flags&flagSANsFromDER == 0 {
+	if flags&(flagSANsFromDER|flagTypedSANsFromDER) == 0 {
 		b = binary.AppendUvarint(b, uint64(len(c.SANs)))
 		for _, s := range c.SANs {
 			b = appendStr(b, s)
@@ -319,6 +346,10 @@ func decodeCert(serial string, v []byte) (*Cert, error) {
 	}
 	r := &recordReader{b: v[1:]}
 	flags := r.uvarint()
+	if flags&^knownFlags != 0 {
+		// A newer release's field layout: refuse rather than misread it.
+		return nil, fmt.Errorf("certificate %s: %w (flags %#x: written by a newer anchorage)", serial, errRecord, flags)
+	}
 	c.Serial = serial
 	c.IssuedAt = r.time()
 	c.Method = readCode(r, methodCodes)
@@ -344,7 +375,7 @@ func decodeCert(serial string, v []byte) (*Cert, error) {
 	if flags&flagSubjectFromDER == 0 {
 		c.Subject = r.str()
 	}
-	if flags&flagSANsFromDER == 0 {
+	if flags&(flagSANsFromDER|flagTypedSANsFromDER) == 0 {
 		n := r.uvarint()
 		if n > uint64(len(r.b)) {
 			r.err = errRecord
@@ -361,7 +392,7 @@ func decodeCert(serial string, v []byte) (*Cert, error) {
 		return nil, fmt.Errorf("certificate %s: %w", serial, r.err)
 	}
 	c.DER = bytes.Clone(r.b)
-	if flags&(flagSubjectFromDER|flagSANsFromDER|flagValidityFromDER|flagKeyIDFromDER) != 0 {
+	if flags&(flagSubjectFromDER|flagSANsFromDER|flagTypedSANsFromDER|flagValidityFromDER|flagKeyIDFromDER) != 0 {
 		x, err := x509.ParseCertificate(c.DER)
 		if err != nil {
 			return nil, fmt.Errorf("certificate %s: %w (DER: %v)", serial, errRecord, err)
@@ -371,6 +402,9 @@ func decodeCert(serial string, v []byte) (*Cert, error) {
 		}
 		if flags&flagSANsFromDER != 0 {
 			c.SANs = certSANs(x)
+		}
+		if flags&flagTypedSANsFromDER != 0 {
+			c.SANs, _ = typedSANs(x)
 		}
 		if flags&flagValidityFromDER != 0 {
 			c.NotBefore, c.NotAfter = x.NotBefore.UTC(), x.NotAfter.UTC()
