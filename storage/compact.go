@@ -30,6 +30,12 @@ const compactTxSize = 64 << 20
 // path.compact, which the next Compact removes).
 func Compact(path string) (CompactResult, error) {
 	var res CompactResult
+	// The file itself, not a symlink to it: the rename below replaces
+	// what path names, and must replace the database, in its directory.
+	path, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return res, fmt.Errorf("storage: compact: %w", err)
+	}
 	src, err := Open(path)
 	if err != nil {
 		return res, err
@@ -46,7 +52,7 @@ func Compact(path string) (CompactResult, error) {
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return res, fmt.Errorf("storage: compact %s: %w", path, err)
 	}
-	if err := compactInto(src.db, tmp); err != nil {
+	if err := compactInto(src.db, tmp, st); err != nil {
 		os.Remove(tmp)
 		return res, fmt.Errorf("storage: compact %s: %w", path, err)
 	}
@@ -64,11 +70,26 @@ func Compact(path string) (CompactResult, error) {
 	return res, nil
 }
 
-// compactInto copies src into a new file at tmp, fsyncs it and checks
-// that every bucket holds as many keys as in src.
-func compactInto(src *bolt.DB, tmp string) error {
+// compactInto copies src into a new file at tmp, with orig's owner and
+// mode, fsyncs it and checks that every bucket holds as many keys as in
+// src.
+func compactInto(src *bolt.DB, tmp string, orig os.FileInfo) error {
 	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{PageSize: createPageSize, NoSync: true, OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-		return os.OpenFile(name, flag|os.O_CREATE|os.O_EXCL, perm)
+		f, err := os.OpenFile(name, flag|os.O_CREATE|os.O_EXCL, perm)
+		if err != nil {
+			return nil, err
+		}
+		// The copy takes the original's place: the CA's user (compact
+		// may run as root) must still open it, with the mode it had.
+		if err := sameOwner(f, orig); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("give the copy the owner of the database: %w", err)
+		}
+		if err := f.Chmod(orig.Mode().Perm()); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return f, nil
 	}})
 	if err != nil {
 		return err

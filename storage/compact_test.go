@@ -143,3 +143,45 @@ func TestOpenAfterReplacement(t *testing.T) {
 		o.d.Close()
 	}
 }
+
+// The compacted file keeps the original's mode (and owner), and a
+// database named through a symlink is replaced where it lives, the
+// symlink left as it was.
+func TestCompactKeepsModeAndSymlink(t *testing.T) {
+	d, path := openTemp(t)
+	if err := d.PutCert(context.Background(), cert("0a", "web", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link.db")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compact(link); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the symlink was replaced: %v %v", fi, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v after compact, want 0640", fi.Mode().Perm())
+	}
+	if _, err := os.Stat(path + ".compact"); !os.IsNotExist(err) {
+		t.Errorf("temporary file left behind: %v", err)
+	}
+	d, err = Open(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Cert(context.Background(), "0a"); err != nil {
+		t.Fatal(err)
+	}
+}
