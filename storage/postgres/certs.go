@@ -173,6 +173,14 @@ func (d *DB) putCertUsingTokenPipelined(ctx context.Context, c *storage.Cert, jt
 	if err != nil {
 		return fmt.Errorf("storage: put cert %s with token: %w", c.Serial, err)
 	}
+	// The connection first, then the clock: a wait for a free connection
+	// must not come between the keep-until check and the INSERTs (the
+	// prune margin is what covers the remaining round trip).
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: put cert %s with token: %w", c.Serial, unavailable(err))
+	}
+	defer conn.Release()
 	if time.Now().After(keepUntil) {
 		return storage.ErrTokenExpired
 	}
@@ -181,7 +189,7 @@ func (d *DB) putCertUsingTokenPipelined(ctx context.Context, c *storage.Cert, jt
 	b.Queue(`INSERT INTO certs (serial, subject, not_after, status, lineage, order_id, rec)
 		VALUES ($1, $2, $3, $4, $5, '', $6)`,
 		final.Serial, final.Subject, final.NotAfter, string(final.Status), final.Lineage, rec)
-	err = d.pool.SendBatch(ctx, b).Close()
+	err = conn.SendBatch(ctx, b).Close()
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		switch pe.ConstraintName {
