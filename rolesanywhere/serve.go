@@ -392,7 +392,9 @@ func Serve(ctx context.Context, opts Options, sc ServeConfig) error {
 	}
 	if !addr.IP.IsLoopback() {
 		out.Printf("WARNING: serving credentials on %s, off this host: anyone who can reach it gets the role's credentials", addr)
-		host = "127.0.0.1"
+		if addr.IP.IsUnspecified() {
+			host = "127.0.0.1" // every address: loopback reaches it too
+		}
 	}
 	base := "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 	out.Printf("Local server started on port: %d", addr.Port)

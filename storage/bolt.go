@@ -141,7 +141,8 @@ func putCert(tx *bolt.Tx, c *Cert, prev Status) error {
 }
 
 // insertCert stores a new certificate; a serial seen before is refused
-// (serials are random 159-bit numbers: a repeat is a bug, not chance).
+// (serials are issue time plus 96 random bits: a repeat is a bug, not
+// chance).
 func insertCert(tx *bolt.Tx, c *Cert) error {
 	if tx.Bucket(bucketCerts).Get([]byte(c.Serial)) != nil {
 		return fmt.Errorf("serial %s is already recorded", c.Serial)
