@@ -91,7 +91,8 @@ func makeTemplate(issuer *x509.Certificate, key *ecdsa.PrivateKey, subject strin
 	if err != nil {
 		return nil, err
 	}
-	t := &template{subject: subject, sans: []string{dns, u.String()}, der: der,
+	// Names as the CA records them (ca.Names.Strings).
+	t := &template{subject: subject, sans: []string{"DNS:" + dns, "URI:" + u.String()}, der: der,
 		serialAt:    bytes.Index(der, serial),
 		notBeforeAt: bytes.Index(der, []byte("010203040506Z")),
 		notAfterAt:  bytes.Index(der, []byte("010204040506Z"))}
