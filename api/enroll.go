@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -91,7 +92,17 @@ func (h *EnrollHandler) Enroll(r *http.Request, token string, csr *x509.Certific
 	if err != nil {
 		h.Logger.Warn("enrollment refused", "err", err, "remote", r.RemoteAddr)
 		id := enroll.ClaimedID(token)
-		h.refused(r, start, events.Event{TokenID: id, Actor: "token:" + id, Reason: tokenReason(err)}, err)
+		e := events.Event{TokenID: id, Actor: "token:" + id, Reason: tokenReason(err)}
+		recorded := err
+		if enroll.Unverified(err) {
+			// Its signature did not verify: the jti is the sender's word,
+			// kept only as a quoted claim, never as the token's id.
+			e.TokenID, e.Actor = "", "unverified-token"
+			if id != "" {
+				recorded = fmt.Errorf("%w (claimed jti %q)", err, id)
+			}
+		}
+		h.refused(r, start, e, recorded)
 		return nil, tokenProblem(err)
 	}
 	ctx := events.WithWho(r.Context(), events.Who{Actor: "token:" + grant.ID})

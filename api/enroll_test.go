@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -21,6 +22,7 @@ import (
 	"github.com/anchorage-pki/anchorage/apiv1"
 	"github.com/anchorage-pki/anchorage/ca"
 	"github.com/anchorage-pki/anchorage/enroll"
+	"github.com/anchorage-pki/anchorage/events"
 	"github.com/anchorage-pki/anchorage/problem"
 	"github.com/anchorage-pki/anchorage/storage"
 )
@@ -123,6 +125,64 @@ func TestEnrollHandler(t *testing.T) {
 			}
 			if tt.wantIssue && (iss.got.Subject != "h.example.com" || iss.got.Method != "token" || iss.got.TokenID == "") {
 				t.Errorf("issue request %+v: want the token's subject, method token and its id", iss.got)
+			}
+		})
+	}
+}
+
+type eventLog struct{ got []events.Event }
+
+func (l *eventLog) Emit(_ context.Context, e events.Event) { l.got = append(l.got, e) }
+
+// TestRefusalEventNamesOnlyVerifiedTokens: a token whose signature does not
+// verify is recorded as unverified, its jti only quoted as a claim; a token
+// refused after its signature verified (here: for another CA) is named by
+// its jti.
+func TestRefusalEventNamesOnlyVerifiedTokens(t *testing.T) {
+	const aud = "https://ca.example.com:8443"
+	provKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	forger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, tt := range []struct {
+		name      string
+		key       *ecdsa.PrivateKey
+		audience  string
+		wantActor func(jti string) string
+		wantID    func(jti string) string
+		wantQuote bool
+	}{
+		{"forged", forger, aud, func(string) string { return "unverified-token" }, func(string) string { return "" }, true},
+		{"other CA", provKey, "https://other.example.com", func(j string) string { return "token:" + j }, func(j string) string { return j }, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := enroll.Mint(tt.key, tt.audience, "h.example.com", []string{"DNS:h.example.com"}, 10*time.Minute, time.Now().Add(-time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			jti := enroll.ClaimedID(tok)
+			log := &eventLog{}
+			h := &EnrollHandler{
+				Verifier: &enroll.Verifier{Key: provKey.Public(), Audience: aud, MaxTTL: time.Hour, Used: noneUsed{}, Now: time.Now},
+				CA:       &fakeIssuer{},
+				Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+				Events:   log,
+			}
+			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{"h.example.com"}}, k)
+			b, _ := json.Marshal(apiv1.EnrollRequest{Token: tok, CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))})
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/enroll", strings.NewReader(string(b))))
+			if w.Code != http.StatusUnauthorized || len(log.got) != 1 {
+				t.Fatalf("status %d, %d events", w.Code, len(log.got))
+			}
+			e := log.got[0]
+			if e.Actor != tt.wantActor(jti) || e.TokenID != tt.wantID(jti) {
+				t.Errorf("actor %q token id %q", e.Actor, e.TokenID)
+			}
+			if quoted := strings.Contains(e.Error, fmt.Sprintf("claimed jti %q", jti)); quoted != tt.wantQuote {
+				t.Errorf("error %q: claim quoted %v, want %v", e.Error, quoted, tt.wantQuote)
+			}
+			if strings.Contains(w.Body.String(), "claimed jti") {
+				t.Errorf("the answer echoes the claim: %s", w.Body)
 			}
 		})
 	}

@@ -152,7 +152,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Grant, error) {
 	}
 	c, err := v.claims(token)
 	if err != nil {
-		return nil, err
+		return nil, unverifiedError{err}
 	}
 	now := v.Now()
 	if c.Issuer != Issuer || c.Subject == "" || c.ID == "" || c.Expiry == nil || c.IssuedAt == nil {
@@ -213,6 +213,22 @@ func (v *Verifier) claimsJOSE(token string) (*Claims, error) {
 		return nil, ErrSignature
 	}
 	return &c, nil
+}
+
+// unverifiedError marks a refusal made before the token's signature was
+// verified: whatever the token claims (its jti above all) is the caller's
+// word. The message and errors.Is are those of the wrapped error.
+type unverifiedError struct{ err error }
+
+func (e unverifiedError) Error() string { return e.err.Error() }
+func (e unverifiedError) Unwrap() error { return e.err }
+
+// Unverified reports whether Verify refused the token before its signature
+// verified, so that nothing it claims may be recorded as fact: an audit
+// event must not name a real token id a forger typed in.
+func Unverified(err error) bool {
+	var u unverifiedError
+	return errors.As(err, &u)
 }
 
 // ClaimedID is the jti a token claims, read without verifying anything:
