@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/spf13/cobra"
-
 	"testing"
 
 	"github.com/anchorage-pki/anchorage/internal/manhelp"
@@ -15,11 +13,7 @@ func TestManualComplete(t *testing.T) {
 	if m := manhelp.Missing(root); len(m) > 0 {
 		t.Errorf("commands without Long or Example in manual.go: %v", m)
 	}
-	seen := map[string]bool{}
-	manhelp.Walk(root, func(c *cobra.Command) { seen[c.CommandPath()] = true })
-	for p := range manual {
-		if !seen[p] {
-			t.Errorf("manual.go has a page for %q, which is not a command", p)
-		}
+	for _, p := range manhelp.Stale(root, manual) {
+		t.Errorf("manual.go has a page for %q, which is not a command", p)
 	}
 }

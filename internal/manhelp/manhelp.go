@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -61,6 +62,21 @@ func Missing(root *cobra.Command) []string {
 			out = append(out, c.CommandPath())
 		}
 	})
+	return out
+}
+
+// Stale lists the pages of the table that name no visible command of root
+// (text left behind by a renamed or removed command).
+func Stale(root *cobra.Command, pages map[string]Page) []string {
+	seen := map[string]bool{}
+	Walk(root, func(c *cobra.Command) { seen[c.CommandPath()] = true })
+	var out []string
+	for p := range pages {
+		if !seen[p] {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 

@@ -57,3 +57,12 @@ func TestWriteMan(t *testing.T) {
 		t.Error("a hidden command got a man page")
 	}
 }
+
+func TestStale(t *testing.T) {
+	root := &cobra.Command{Use: "tool"}
+	root.AddCommand(&cobra.Command{Use: "sub", Run: func(*cobra.Command, []string) {}})
+	pages := map[string]manhelp.Page{"tool": {}, "tool sub": {}, "tool gone": {}, "tool old": {}}
+	if got := manhelp.Stale(root, pages); len(got) != 2 || got[0] != "tool gone" || got[1] != "tool old" {
+		t.Errorf("Stale = %v, want [tool gone tool old]", got)
+	}
+}
