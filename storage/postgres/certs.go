@@ -50,29 +50,46 @@ func updateCert(ctx context.Context, tx pgx.Tx, c *storage.Cert) error {
 	return err
 }
 
-// insertCert stores a new certificate; a serial seen before is refused.
-// An ACME order turns valid in the same transaction.
-func insertCert(ctx context.Context, tx pgx.Tx, c *storage.Cert) error {
+// insertCertSQL inserts one certificate row; certRow gives its arguments.
+const insertCertSQL = `INSERT INTO certs (serial, subject, not_after, status, lineage, order_id, rec)
+	VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+// certRow is c's row for insertCertSQL, a new lineage of its own unless
+// c.Lineage is set (which it then is).
+func certRow(c *storage.Cert) ([]any, error) {
 	if c.Lineage == "" {
 		c.Lineage = c.Serial
 	}
+	rec, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return []any{c.Serial, c.Subject, c.NotAfter, string(c.Status), c.Lineage, c.Order, rec}, nil
+}
+
+// errSerialRecorded is the refusal of a serial seen before.
+func errSerialRecorded(serial string) error {
+	return fmt.Errorf("serial %s is already recorded", serial)
+}
+
+// insertCert stores a new certificate; a serial seen before is refused.
+// An ACME order turns valid in the same transaction.
+func insertCert(ctx context.Context, tx pgx.Tx, c *storage.Cert) error {
 	if c.Order != "" {
 		if err := orderIssuedInTx(ctx, tx, c); err != nil {
 			return err
 		}
 	}
-	rec, err := json.Marshal(c)
+	row, err := certRow(c)
 	if err != nil {
 		return err
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO certs (serial, subject, not_after, status, lineage, order_id, rec)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (serial) DO NOTHING`,
-		c.Serial, c.Subject, c.NotAfter, string(c.Status), c.Lineage, c.Order, rec)
+	tag, err := tx.Exec(ctx, insertCertSQL+" ON CONFLICT (serial) DO NOTHING", row...)
 	if err != nil {
 		return err
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("serial %s is already recorded", c.Serial)
+		return errSerialRecorded(c.Serial)
 	}
 	return nil
 }
@@ -166,10 +183,7 @@ func (d *DB) PutCertUsingToken(ctx context.Context, c *storage.Cert, jti string,
 // constraints are at stake, which hold at any isolation level.
 func (d *DB) putCertUsingTokenPipelined(ctx context.Context, c *storage.Cert, jti string, keepUntil time.Time) error {
 	final := *c
-	if final.Lineage == "" {
-		final.Lineage = final.Serial
-	}
-	rec, err := json.Marshal(&final)
+	row, err := certRow(&final)
 	if err != nil {
 		return fmt.Errorf("storage: put cert %s with token: %w", c.Serial, err)
 	}
@@ -186,9 +200,7 @@ func (d *DB) putCertUsingTokenPipelined(ctx context.Context, c *storage.Cert, jt
 	}
 	b := &pgx.Batch{}
 	b.Queue("INSERT INTO tokens (jti, keep_until) VALUES ($1, $2)", jti, keepUntil.Unix())
-	b.Queue(`INSERT INTO certs (serial, subject, not_after, status, lineage, order_id, rec)
-		VALUES ($1, $2, $3, $4, $5, '', $6)`,
-		final.Serial, final.Subject, final.NotAfter, string(final.Status), final.Lineage, rec)
+	b.Queue(insertCertSQL, row...)
 	err = conn.SendBatch(ctx, b).Close()
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
@@ -196,7 +208,7 @@ func (d *DB) putCertUsingTokenPipelined(ctx context.Context, c *storage.Cert, jt
 		case "tokens_pkey":
 			return storage.ErrTokenUsed
 		case "certs_pkey":
-			return fmt.Errorf("storage: put cert %s with token: serial %s is already recorded", c.Serial, c.Serial)
+			return fmt.Errorf("storage: put cert %s with token: %w", c.Serial, errSerialRecorded(c.Serial))
 		}
 	}
 	if err != nil {
