@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -93,12 +94,11 @@ type Authority struct {
 	events  events.Sink
 
 	// issuerName is issuer.Subject as crypto/x509 parses it from
-	// issuer.RawSubject, for the certificates leafCert builds.
-	issuerName struct {
-		once sync.Once
-		name pkix.Name
-		ok   bool
-	}
+	// issuer.RawSubject, for the certificates leafCert builds; with
+	// issuerNameOK false (RawSubject unreadable) leafCert leaves the
+	// building to a parse.
+	issuerName   pkix.Name
+	issuerNameOK bool
 }
 
 // Errors callers map to responses.
@@ -140,6 +140,11 @@ func New(o Options) (*Authority, error) {
 	}
 	a := &Authority{issuer: o.Issuer, signer: o.Signer, store: o.Store,
 		profile: o.Profile, log: o.Logger, now: o.Now, meter: o.Meter, events: o.Events, counts: Counts{Issued: map[storage.Method]uint64{}}}
+	var rdn pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(o.Issuer.RawSubject, &rdn); err == nil && len(rest) == 0 {
+		a.issuerName.FillFromRDNSequence(&rdn)
+		a.issuerNameOK = true
+	}
 	if err := a.lintProfile(); err != nil {
 		return nil, err
 	}

@@ -63,15 +63,7 @@ func (a *Authority) leafCert(s *signed, tmpl *x509.Certificate, pub crypto.Publi
 		// crypto/x509 checks a URI's host as it parses it.
 		return nil, false
 	}
-	in := &a.issuerName
-	in.once.Do(func() {
-		var rdn pkix.RDNSequence
-		if rest, err := asn1.Unmarshal(a.issuer.RawSubject, &rdn); err == nil && len(rest) == 0 {
-			in.name.FillFromRDNSequence(&rdn)
-			in.ok = true
-		}
-	})
-	if !in.ok {
+	if !a.issuerNameOK {
 		return nil, false
 	}
 	c := &x509.Certificate{
@@ -79,7 +71,7 @@ func (a *Authority) leafCert(s *signed, tmpl *x509.Certificate, pub crypto.Publi
 		RawSubject: s.tbs.subject, RawIssuer: a.issuer.RawSubject,
 		Signature: s.sig, SignatureAlgorithm: s.sigAlg, PublicKeyAlgorithm: alg, PublicKey: pub,
 		Version: 3, SerialNumber: tmpl.SerialNumber,
-		Issuer:    in.name,
+		Issuer:    a.issuerName,
 		Subject:   pkix.Name{CommonName: cn, Names: []pkix.AttributeTypeAndValue{{Type: oidCommonName, Value: cn}}},
 		NotBefore: tmpl.NotBefore.UTC().Truncate(time.Second), NotAfter: tmpl.NotAfter.UTC().Truncate(time.Second),
 		KeyUsage:    tmpl.KeyUsage,
