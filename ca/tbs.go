@@ -182,12 +182,6 @@ type tbsParts struct {
 	exts               []pkix.Extension
 }
 
-// buildTBS is encodeTBS's TBSCertificate alone.
-func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) ([]byte, bool) {
-	p, ok := encodeTBS(tmpl, issuer, pub, alg)
-	return p.raw, ok
-}
-
 // encodeTBS encodes the TBSCertificate crypto/x509.CreateCertificate would
 // for tmpl under issuer, for the fields the leaf profile (Authority.template)
 // sets: serial, validity, subject, key, key usage, EKU (client/server auth),

@@ -2,6 +2,7 @@ package ca
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -247,4 +248,11 @@ func BenchmarkSignFast(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// buildTBS is encodeTBS's TBSCertificate alone, for the tests that compare
+// it with crypto/x509's.
+func buildTBS(tmpl, issuer *x509.Certificate, pub crypto.PublicKey, alg []byte) ([]byte, bool) {
+	p, ok := encodeTBS(tmpl, issuer, pub, alg)
+	return p.raw, ok
 }
