@@ -432,11 +432,9 @@ func (p *Pusher) readBack(ctx context.Context, a Anchor, crlID string) (*heldCRL
 		}
 		crlID = id
 	}
-	if err := p.pace(ctx); err != nil {
-		return nil, err
-	}
-	out, err := api.GetCrl(ctx, &ra.GetCrlInput{CrlId: aws.String(crlID)})
-	p.called()
+	out, err := paced(ctx, p, func() (*ra.GetCrlOutput, error) {
+		return api.GetCrl(ctx, &ra.GetCrlInput{CrlId: aws.String(crlID)})
+	})
 	var nf *types.ResourceNotFoundException
 	if errors.As(err, &nf) {
 		return &heldCRL{}, nil // gone: the next push imports it again
@@ -556,11 +554,9 @@ func (p *Pusher) dropped(arn string, c *crl.CRL) string {
 }
 
 func (p *Pusher) enable(ctx context.Context, api API, crlID string) error {
-	if err := p.pace(ctx); err != nil {
-		return err
-	}
-	_, err := api.EnableCrl(ctx, &ra.EnableCrlInput{CrlId: aws.String(crlID)})
-	p.called()
+	_, err := paced(ctx, p, func() (*ra.EnableCrlOutput, error) {
+		return api.EnableCrl(ctx, &ra.EnableCrlInput{CrlId: aws.String(crlID)})
+	})
 	if err != nil {
 		return fmt.Errorf("EnableCrl: %w", err)
 	}
@@ -632,11 +628,9 @@ func (p *Pusher) push(ctx context.Context, a Anchor, crlID string, c *crl.CRL) (
 		}
 	}
 	if crlID != "" {
-		if err := p.pace(ctx); err != nil {
-			return crlID, err
-		}
-		out, err := api.UpdateCrl(ctx, &ra.UpdateCrlInput{CrlId: aws.String(crlID), CrlData: c.PEM})
-		p.called()
+		out, err := paced(ctx, p, func() (*ra.UpdateCrlOutput, error) {
+			return api.UpdateCrl(ctx, &ra.UpdateCrlInput{CrlId: aws.String(crlID), CrlData: c.PEM})
+		})
 		if err == nil {
 			// Pushed is not enforced: only an enabled CRL counts.
 			if out.Crl != nil && !aws.ToBool(out.Crl.Enabled) {
@@ -653,13 +647,11 @@ func (p *Pusher) push(ctx context.Context, a Anchor, crlID string, c *crl.CRL) (
 		}
 		p.o.Logger.Warn("CRL vanished at the trust anchor; importing it again", "anchor", a.ARN, "crl_id", crlID)
 	}
-	if err := p.pace(ctx); err != nil {
-		return "", err
-	}
-	out, err := api.ImportCrl(ctx, &ra.ImportCrlInput{
-		CrlData: c.PEM, Name: aws.String(p.o.CRLName), TrustAnchorArn: aws.String(a.ARN), Enabled: aws.Bool(true),
+	out, err := paced(ctx, p, func() (*ra.ImportCrlOutput, error) {
+		return api.ImportCrl(ctx, &ra.ImportCrlInput{
+			CrlData: c.PEM, Name: aws.String(p.o.CRLName), TrustAnchorArn: aws.String(a.ARN), Enabled: aws.Bool(true),
+		})
 	})
-	p.called()
 	if err != nil {
 		return "", fmt.Errorf("ImportCrl: %w", err)
 	}
@@ -677,11 +669,9 @@ func (p *Pusher) push(ctx context.Context, a Anchor, crlID string, c *crl.CRL) (
 func (p *Pusher) find(ctx context.Context, api API, a Anchor) (id string, enabled bool, err error) {
 	var next *string
 	for {
-		if err := p.pace(ctx); err != nil {
-			return "", false, err
-		}
-		out, err := api.ListCrls(ctx, &ra.ListCrlsInput{NextToken: next, PageSize: aws.Int32(50)})
-		p.called()
+		out, err := paced(ctx, p, func() (*ra.ListCrlsOutput, error) {
+			return api.ListCrls(ctx, &ra.ListCrlsInput{NextToken: next, PageSize: aws.Int32(50)})
+		})
 		if err != nil {
 			return "", false, fmt.Errorf("ListCrls: %w", err)
 		}
@@ -722,6 +712,17 @@ func (p *Pusher) pace(ctx context.Context) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// paced makes one control-plane call in its turn (pace), and starts the
+// next call's wait from this one's end (called).
+func paced[T any](ctx context.Context, p *Pusher, call func() (T, error)) (T, error) {
+	if err := p.pace(ctx); err != nil {
+		var zero T
+		return zero, err
+	}
+	defer p.called()
+	return call()
 }
 
 // called marks the end of a control-plane call paced by pace: the next
