@@ -32,7 +32,7 @@ import (
 //	hexstr renewedFrom, hexstr renewedTo, hexstr order,
 //	time revokedAt, uvarint reason, hexstr revokedWith, hexstr issuedBy,
 //	[str subject]         unless flagSubjectFromDER
-//	[uvarint n, n × str]  unless flagSANsFromDER or flagTypedSANsFromDER
+//	[uvarint n, n × str]  unless namesFromDER (either flag)
 //	[time notBefore, time notAfter] unless flagValidityFromDER
 //
 // A record whose first byte is '{' is schema 1 JSON: readers accept both,
@@ -52,6 +52,10 @@ const (
 	flagTypedSANsFromDER
 
 	knownFlags = flagTypedSANsFromDER<<1 - 1
+	// namesFromDER: the names are read from the DER, in either form.
+	namesFromDER = flagSANsFromDER | flagTypedSANsFromDER
+	// fieldsFromDER: some field is, so a reader parses the DER.
+	fieldsFromDER = flagSubjectFromDER | namesFromDER | flagValidityFromDER | flagKeyIDFromDER
 )
 
 var (
@@ -149,7 +153,7 @@ func encodeCert(c *Cert) []byte {
 	if flags&flagSubjectFromDER == 0 {
 		b = appendStr(b, c.Subject)
 	}
-	if flags&(flagSANsFromDER|flagTypedSANsFromDER) == 0 {
+	if flags&namesFromDER == 0 {
 		b = binary.AppendUvarint(b, uint64(len(c.SANs)))
 		for _, s := range c.SANs {
 			b = appendStr(b, s)
@@ -375,7 +379,7 @@ func decodeCert(serial string, v []byte) (*Cert, error) {
 	if flags&flagSubjectFromDER == 0 {
 		c.Subject = r.str()
 	}
-	if flags&(flagSANsFromDER|flagTypedSANsFromDER) == 0 {
+	if flags&namesFromDER == 0 {
 		n := r.uvarint()
 		if n > uint64(len(r.b)) {
 			r.err = errRecord
@@ -392,7 +396,7 @@ func decodeCert(serial string, v []byte) (*Cert, error) {
 		return nil, fmt.Errorf("certificate %s: %w", serial, r.err)
 	}
 	c.DER = bytes.Clone(r.b)
-	if flags&(flagSubjectFromDER|flagSANsFromDER|flagTypedSANsFromDER|flagValidityFromDER|flagKeyIDFromDER) != 0 {
+	if flags&fieldsFromDER != 0 {
 		x, err := x509.ParseCertificate(c.DER)
 		if err != nil {
 			return nil, fmt.Errorf("certificate %s: %w (DER: %v)", serial, errRecord, err)
