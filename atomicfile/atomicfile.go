@@ -39,20 +39,11 @@ func Write(path string, data []byte, perm os.FileMode) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	// The rename is done; a directory that cannot be synced is no reason
-	// to report the write failed.
-	_ = SyncDir(dir)
-	return nil
-}
-
-// SyncDir fsyncs a directory, so that a rename into it is durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
 	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 // WritePair replaces a certificate and its key so that the two always match

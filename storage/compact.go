@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/anchorage-pki/anchorage/atomicfile"
 )
 
 // CompactResult is the file's size before and after Compact.
@@ -62,7 +60,7 @@ func Compact(path string) (CompactResult, error) {
 		os.Remove(tmp)
 		return res, fmt.Errorf("storage: compact %s: %w", path, err)
 	}
-	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
+	if err := syncDir(filepath.Dir(path)); err != nil {
 		return res, fmt.Errorf("storage: compact %s: the new file is in place but its directory entry may not be durable: %w", path, err)
 	}
 	if st, err = os.Stat(path); err != nil {
@@ -136,4 +134,13 @@ func keyCounts(db *bolt.DB) (map[string]int, error) {
 		})
 	})
 	return out, err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
