@@ -62,12 +62,17 @@ if [ "${BENCH_STEPCA:-1}" = 1 ]; then
     STEPCA_BIN=$out/stepca-bin/step-ca
   fi
   export STEPCA_BIN STEPCA_VERSION
-  echo "== step-ca $STEPCA_VERSION (scripts/stepca/run.sh, RUNS=$RUNS)"
-  RUNS=$RUNS N=$N C=$C N1=$N1 ./scripts/stepca/run.sh | tee "$out/stepca.txt"
 fi
 
-echo "== anchorage (same n, c, keep-alive HTTPS/1.1, durable bbolt under ${TMPDIR:-/tmp}, log to a file)"
+# step-ca and anchorage alternate, run by run, so that whatever else the
+# machine does in a minute (another tenant, a CPU clocked down) falls on
+# both: ratios come from neighbouring runs, not from two blocks of runs
+# minutes apart.
+echo "== step-ca $STEPCA_VERSION (scripts/stepca/run.sh) and anchorage (same n, c, keep-alive HTTPS/1.1, durable bbolt under ${TMPDIR:-/tmp}, log to a file), alternating, $RUNS runs each"
 for i in $(seq "$RUNS"); do
+  if [ "${BENCH_STEPCA:-1}" = 1 ]; then
+    RUNS=1 N=$N C=$C N1=$N1 ./scripts/stepca/run.sh | grep -E '^stepca ' | tee -a "$out/stepca.txt"
+  fi
   d="$out/run$i"
   # Port 0: tokens are bound to the configured URL, the load goes to the
   # address the server reports.
@@ -94,12 +99,23 @@ report() {
     printf "  c=%-2s %-10s anchorage %9s\n" "$c" "$metric" "$a"
   fi
 }
+# pairs C METRIC: anchorage/step-ca of each alternating pair of runs, and
+# their median: the ratio least moved by the machine's drift.
+pairs() {
+  [ -f "$out/stepca.txt" ] || return 0
+  local r
+  r=$(paste <(field anchorage "$1" "$out/anchorage.txt" "$2") <(field stepca "$1" "$out/stepca.txt" "$2") |
+    awk '$2 > 0 { printf "%.2f\n", $1 / $2 }')
+  [ -n "$r" ] || return 0
+  printf '  c=%-2s %-10s run by run %s  median of pairs %s\n' "$1" "$2" "$(echo $r)" "$(echo "$r" | median)"
+}
 # ---- floor (enrollment perf): 1 P-256 sign + 2 verifies, this machine now --
 floor=$(go test -run '^$' -bench '^BenchmarkFloor$' -benchtime "$FLOOR_BENCHTIME" -cpu 1 ./caserver |
   sed -nE 's/.* ([0-9.]+) cpu_us\/op.*/\1/p' | head -n 1)
 # ---- end floor ----------------------------------------------------------
 echo "== medians of $RUNS runs (ratio = anchorage / step-ca)"
 for m in rps p50 p99 srv_cpu_us rss_mb; do report "$C" "$m"; done
+pairs "$C" rps
 # ---- floor (enrollment perf) --------------------------------------------
 if [ -n "$floor" ]; then
   fa=$(field anchorage "$C" "$out/anchorage.txt" srv_cpu_us | median)
@@ -110,7 +126,7 @@ if [ -n "$floor" ]; then
     printf "\n" }'
 fi
 # ---- end floor ----------------------------------------------------------
-if [ "$N1" -gt 0 ]; then for m in rps p50 p99; do report 1 "$m"; done; fi
+if [ "$N1" -gt 0 ]; then for m in rps p50 p99; do report 1 "$m"; done; pairs 1 rps; fi
 
 if [ "$BENCH_PG" = 1 ]; then
   port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -120,7 +136,17 @@ if [ "$BENCH_PG" = 1 ]; then
   pgurl() { echo "postgres://anchorage@127.0.0.1:$PGPORT/$1?sslmode=disable"; }
   echo "== anchorage on PostgreSQL $(basename "$(dirname "$(pg_bin)")") (private cluster on 127.0.0.1:$PGPORT, TCP, SCRAM; fsync and synchronous_commit on, data under ${TMPDIR:-/tmp}); replicas: 1 $REPLICAS"
   echo "   (srv_cpu_us and rss_mb: the anchorage replicas only, added up; PostgreSQL's own CPU is not counted)"
+  [ "${BENCH_STEPCA:-1}" = 1 ] && echo "   step-ca $STEPCA_VERSION on the same PostgreSQL (\"db\": {\"type\": \"postgresql\"}, a fresh database per run) runs before each round"
+  stepca_pg=${BENCH_STEPCA:-1}
   for i in $(seq "$RUNS"); do
+    if [ "$stepca_pg" = 1 ]; then
+      if ! PGPASSWORD=$(cat "$out/pg.pass") STEPCA_DB_TYPE=postgresql STEPCA_DB_SOURCE="postgresql://anchorage@127.0.0.1:$PGPORT/stepca_r$i?sslmode=disable" \
+          STEPCA_LABEL=stepca-pg RUNS=1 N=$N C=$C N1=$N1 ./scripts/stepca/run.sh | grep -E '^stepca-pg ' | tee -a "$out/stepca-pg.txt"; then
+        echo "step-ca on PostgreSQL failed (above); its PostgreSQL figures are left out" >&2
+        rm -f "$out/stepca-pg.txt"
+        stepca_pg=0
+      fi
+    fi
     for k in 1 $REPLICAS; do
       d="$out/pg-run$i-x$k"
       db="anchorage_r${i}_x$k"
@@ -142,17 +168,6 @@ if [ "$BENCH_PG" = 1 ]; then
       stop_servers
     done
   done
-  if [ "${BENCH_STEPCA:-1}" = 1 ]; then
-    echo "== step-ca $STEPCA_VERSION on the same PostgreSQL (\"db\": {\"type\": \"postgresql\"}, a fresh database per run)"
-    for i in $(seq "$RUNS"); do
-      if ! PGPASSWORD=$(cat "$out/pg.pass") STEPCA_DB_TYPE=postgresql STEPCA_DB_SOURCE="postgresql://anchorage@127.0.0.1:$PGPORT/stepca_r$i?sslmode=disable" \
-          STEPCA_LABEL=stepca-pg RUNS=1 N=$N C=$C N1=$N1 ./scripts/stepca/run.sh | tee -a "$out/stepca-pg.txt"; then
-        echo "step-ca on PostgreSQL failed (above); its PostgreSQL figures are left out" >&2
-        rm -f "$out/stepca-pg.txt"
-        break
-      fi
-    done
-  fi
   pg_stop
 
   # One table: every figure as a ratio against step-ca on bbolt (the
