@@ -40,18 +40,30 @@ func (g *groupCommit) do(fn func(*bolt.Tx) error) error {
 	r := &groupReq{fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
-	if g.running {
-		g.mu.Unlock()
-		return <-r.done
-	}
+	lead := !g.running
 	g.running = true
 	g.mu.Unlock()
-	g.lead()
-	return <-r.done
+	if lead {
+		g.lead()
+	}
+	err := <-r.done
+	if err == errLead {
+		g.lead()
+		err = <-r.done
+	}
+	return err
 }
 
-// lead commits batches until none is pending, then clears running under
-// the same lock that found the queue empty. commit does not panic, but if
+// errLead, sent to a waiting writer, makes it the leader of the next
+// batch (its own among them).
+var errLead = errors.New("storage: lead the next group commit")
+
+// lead commits one batch, every writer pending, and then hands the lead
+// to the first writer that queued meanwhile, or clears running under the
+// same lock that found the queue empty. A writer leads only the batch it
+// is in: were the leader to go on committing for later writers, as long
+// as the load lasted, its own answer would wait for all of their commits
+// (the worst latencies under steady load). commit does not panic, but if
 // it ever did (or a writer called runtime.Goexit), running is reset and
 // every writer of the batch and of the queue gets an error rather than
 // waiting for a leader that is gone.
@@ -83,18 +95,24 @@ func (g *groupCommit) lead() {
 			panic(p)
 		}
 	}()
-	for {
-		g.mu.Lock()
-		batch = g.pending
-		g.pending = nil
-		if len(batch) == 0 {
-			g.running = false
-			finished = true
-			g.mu.Unlock()
-			return
-		}
-		g.mu.Unlock()
+	g.mu.Lock()
+	batch = g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	if len(batch) > 0 {
 		g.commit(batch)
+	}
+	g.mu.Lock()
+	var next *groupReq
+	if len(g.pending) > 0 {
+		next = g.pending[0]
+	} else {
+		g.running = false
+	}
+	finished = true
+	g.mu.Unlock()
+	if next != nil {
+		next.done <- errLead
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,6 +137,60 @@ func TestGroupCommitWriterPanic(t *testing.T) {
 	}
 	if _, err := d.Cert(ctx, "0b"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the panicking writer's put must be rolled back: %v", err)
+	}
+	idle(t, g)
+}
+
+// TestGroupCommitLeaderAnswersAfterItsOwnBatch: a writer that leads a
+// commit returns once its own batch is durable, and the writers that
+// queued meanwhile commit under a leader of their own. (A leader that went
+// on committing for every later batch made its own answer wait for all of
+// them: under steady load, the slowest answers.)
+func TestGroupCommitLeaderAnswersAfterItsOwnBatch(t *testing.T) {
+	d, _ := openTemp(t)
+	g := d.group
+	run := func(fn func(*bolt.Tx) error) <-chan error {
+		ch := make(chan error, 1)
+		go func() { ch <- g.do(fn) }()
+		return ch
+	}
+	put := func(serial string, hold <-chan struct{}) func(*bolt.Tx) error {
+		return func(tx *bolt.Tx) error {
+			if hold != nil {
+				<-hold
+			}
+			return insertCert(tx, cert(serial, "s-"+serial, time.Now().Add(time.Hour)))
+		}
+	}
+	releaseFirst, releaseSecond := make(chan struct{}), make(chan struct{})
+	var once1, once2 sync.Once
+	free1, free2 := func() { once1.Do(func() { close(releaseFirst) }) }, func() { once2.Do(func() { close(releaseSecond) }) }
+	// On failure too: a held commit would keep the database from closing.
+	t.Cleanup(func() { free1(); free2() })
+	first := run(put("a1", releaseFirst))
+	for !func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.running }() {
+		time.Sleep(time.Millisecond)
+	}
+	// Queued while the first batch is being written: the next batch,
+	// whose commit is held until the first writer has its answer.
+	second := run(put("a2", releaseSecond))
+	for deadline := time.Now().Add(5 * time.Second); pendingLen(g) != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("second writer never queued")
+		}
+	}
+	free1()
+	if err := waitFor(t, "the first writer, while the next batch is held", first); err != nil {
+		t.Fatal(err)
+	}
+	free2()
+	if err := waitFor(t, "the second writer", second); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"a1", "a2"} {
+		if _, err := d.Cert(context.Background(), s); err != nil {
+			t.Errorf("cert %s: %v", s, err)
+		}
 	}
 	idle(t, g)
 }
