@@ -122,7 +122,7 @@ func TestHealthCRLSize(t *testing.T) {
 		t.Helper()
 		var certs []*storage.Cert
 		for i := range n {
-			certs = append(certs, &storage.Cert{Serial: fmt.Sprintf("4%s%08x", subject, i), Subject: subject, NotAfter: year, Status: storage.StatusValid})
+			certs = append(certs, &storage.Cert{Serial: fmt.Sprintf("4%s%09x", subject, i), Subject: subject, NotAfter: year, Status: storage.StatusValid})
 		}
 		if err := db.PutCerts(ctx, certs); err != nil {
 			t.Fatal(err)

@@ -485,7 +485,7 @@ func (d *DB) ReleaseACMEOrder(ctx context.Context, id, status string, problem js
 // rewrite (a revocation), not an issuance, and its order — valid, or
 // pruned once the certificate expired — is left alone.
 func orderIssuedInTx(tx *bolt.Tx, c *Cert) error {
-	if tx.Bucket(bucketCerts).Get([]byte(c.Serial)) != nil {
+	if k, ok := serialKey(c.Serial); ok && tx.Bucket(bucketCerts).Get(k) != nil {
 		return nil
 	}
 	o, err := getJSON[ACMEOrder](tx, bucketACMEOrders, c.Order)
@@ -532,7 +532,7 @@ func (d *DB) ResolveACMEOrders(ctx context.Context, fn func(o *ACMEOrder, c *Cer
 			if stuck[recordOrder(v)] == nil {
 				return nil
 			}
-			c, err := decodeCert(string(k), v)
+			c, err := decodeCert(serialOf(k), v)
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,17 +13,32 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// Schema 3 keys the three per-certificate buckets by the serial's bytes
+// (serialKey: its hex, as ca.SerialHex writes it, decoded), not its 40 hex
+// characters: 20 bytes less in each of three keys, about an eighth of
+// the DER of every certificate. They have names of their own, so a
+// bucket never holds keys of both forms: migrate.go copies schema 2's
+// into them and then deletes those. Hex serials and byte serials sort
+// alike, so listings and cursors are as they were. Every other bucket
+// keys by strings as before (revoked by the hex serial, as a CRL entry
+// may name a serial this database never recorded).
 var (
-	bucketCerts     = []byte("certs")      // serial -> Cert JSON
-	bucketBySubject = []byte("by_subject") // subject \x00 serial -> nil
-	bucketRevoked   = []byte("revoked")    // serial -> revocation JSON (CRL source)
-	bucketTokens    = []byte("tokens")     // jti -> expiry (unix seconds, big endian)
-	bucketMeta      = []byte("meta")       // crl_number, crl_der
-	bucketAnchors   = []byte("anchors")    // trust anchor ARN -> AnchorStatus JSON
-	bucketLineages  = []byte("lineages")   // lineage id -> lineageRecord JSON
-	// bucketByState indexes certificates by state and expiry (schema 2):
-	// class ('v' not revoked, 'r' revoked), notAfter (stateTime), serial.
-	bucketByState = []byte("by_state")
+	bucketCerts     = []byte("certs3")      // serial bytes -> certificate record (record.go)
+	bucketBySubject = []byte("by_subject3") // subject \x00 serial bytes -> nil
+	bucketRevoked   = []byte("revoked")     // hex serial -> revocation JSON (CRL source)
+	bucketTokens    = []byte("tokens")      // jti -> expiry (unix seconds, big endian)
+	bucketMeta      = []byte("meta")        // crl_number, crl_der
+	bucketAnchors   = []byte("anchors")     // trust anchor ARN -> AnchorStatus JSON
+	bucketLineages  = []byte("lineages")    // lineage id -> lineageRecord JSON
+	// bucketByState indexes certificates by state and expiry: class ('v'
+	// not revoked, 'r' revoked), notAfter (stateTime), serial bytes.
+	bucketByState = []byte("by_state3")
+
+	// Schemas 1 and 2 keyed these by the hex serial, under these names;
+	// only the migration (migrate.go) and checkSchema read them.
+	bucketCertsV2     = []byte("certs")
+	bucketBySubjectV2 = []byte("by_subject")
+	bucketByStateV2   = []byte("by_state") // schema 2 only
 
 	// buckets is every bucket an anchorage database has. Create makes them
 	// all; Open adds the ones a database from an older release lacks.
@@ -69,19 +85,50 @@ func putU64(b *bolt.Bucket, k []byte, v uint64) error {
 	return b.Put(k, x[:])
 }
 
-func subjectKey(subject, serial string) []byte {
+// errSerial is a certificate serial schema 3 cannot key: not lowercase
+// hex of whole bytes, the form ca.SerialHex gives every serial the CA
+// makes.
+var errSerial = errors.New("is not lowercase hex of whole bytes (as ca.SerialHex writes serials)")
+
+// serialKey is serial's key in the certificate buckets: its bytes. ok is
+// false for a serial that is not lowercase, even-length hex; no record has
+// such a serial, as putCert refuses it.
+func serialKey(serial string) (k []byte, ok bool) { return lowerHex(serial) }
+
+// serialOf is the serial (lowercase hex) a certificate bucket key names.
+func serialOf(k []byte) string { return hex.EncodeToString(k) }
+
+func checkSerial(serial string) ([]byte, error) {
+	k, ok := serialKey(serial)
+	if !ok {
+		return nil, fmt.Errorf("serial %q %w", serial, errSerial)
+	}
+	return k, nil
+}
+
+func subjectKey(subject string, serial []byte) []byte {
 	k := make([]byte, 0, len(subject)+1+len(serial))
 	k = append(k, subject...)
 	k = append(k, 0)
 	return append(k, serial...)
 }
 
+// getCert reads the record of serial; ErrNotFound for a serial that no
+// record can have, too.
 func getCert(tx *bolt.Tx, serial string) (*Cert, error) {
-	v := tx.Bucket(bucketCerts).Get([]byte(serial))
+	k, ok := serialKey(serial)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return getCertKey(tx, k)
+}
+
+func getCertKey(tx *bolt.Tx, k []byte) (*Cert, error) {
+	v := tx.Bucket(bucketCerts).Get(k)
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	return decodeCert(serial, v)
+	return decodeCert(serialOf(k), v)
 }
 
 const (
@@ -101,7 +148,7 @@ func stateClass(s Status) byte {
 // time order.
 func stateTime(t time.Time) uint64 { return uint64(t.UnixMicro()) ^ 1<<63 }
 
-func stateKey(class byte, notAfter time.Time, serial string) []byte {
+func stateKey(class byte, notAfter time.Time, serial []byte) []byte {
 	k := make([]byte, 9, 9+len(serial))
 	k[0] = class
 	binary.BigEndian.PutUint64(k[1:], stateTime(notAfter))
@@ -111,7 +158,12 @@ func stateKey(class byte, notAfter time.Time, serial string) []byte {
 // putCert writes a certificate record and its index entries. prev is the
 // status the stored record had (empty for a new one): the state index
 // entry moves with the status. Serial, subject and notAfter never change.
+// A serial that is not lowercase, even-length hex is refused (errSerial).
 func putCert(tx *bolt.Tx, c *Cert, prev Status) error {
+	key, err := checkSerial(c.Serial)
+	if err != nil {
+		return err
+	}
 	certs, bySubject, st := tx.Bucket(bucketCerts), tx.Bucket(bucketBySubject), tx.Bucket(bucketByState)
 	// Mostly appended (new serials sort last, as ca.NewSerial makes them;
 	// new certificates expire last): a page split at bbolt's default 50%
@@ -126,25 +178,29 @@ func putCert(tx *bolt.Tx, c *Cert, prev Status) error {
 	if st != nil {
 		st.FillPercent = 0.9
 	}
-	if err := certs.Put([]byte(c.Serial), encodeCert(c)); err != nil {
+	if err := certs.Put(key, encodeCert(c)); err != nil {
 		return err
 	}
-	if err := bySubject.Put(subjectKey(c.Subject, c.Serial), nil); err != nil {
+	if err := bySubject.Put(subjectKey(c.Subject, key), nil); err != nil {
 		return err
 	}
 	if prev != "" && stateClass(prev) != stateClass(c.Status) {
-		if err := st.Delete(stateKey(stateClass(prev), c.NotAfter, c.Serial)); err != nil {
+		if err := st.Delete(stateKey(stateClass(prev), c.NotAfter, key)); err != nil {
 			return err
 		}
 	}
-	return st.Put(stateKey(stateClass(c.Status), c.NotAfter, c.Serial), nil)
+	return st.Put(stateKey(stateClass(c.Status), c.NotAfter, key), nil)
 }
 
 // insertCert stores a new certificate; a serial seen before is refused
 // (serials are issue time plus 96 random bits: a repeat is a bug, not
 // chance).
 func insertCert(tx *bolt.Tx, c *Cert) error {
-	if tx.Bucket(bucketCerts).Get([]byte(c.Serial)) != nil {
+	key, err := checkSerial(c.Serial)
+	if err != nil {
+		return err
+	}
+	if tx.Bucket(bucketCerts).Get(key) != nil {
 		return fmt.Errorf("serial %s is already recorded", c.Serial)
 	}
 	if c.Lineage == "" {
@@ -276,6 +332,13 @@ func (d *DB) ListCertsPage(ctx context.Context, f Filter, now time.Time) (CertPa
 	if err != nil {
 		return page, err
 	}
+	var afterKey []byte
+	if resume {
+		var ok bool
+		if afterKey, ok = serialKey(after.Serial); !ok {
+			return page, ErrBadCursor // EncodeCursor names a stored serial
+		}
+	}
 	err = d.view(func(tx *bolt.Tx) error {
 		page = CertPage{}
 		certs := tx.Bucket(bucketCerts)
@@ -288,7 +351,7 @@ func (d *DB) ListCertsPage(ctx context.Context, f Filter, now time.Time) (CertPa
 			if v == nil {
 				return false, nil
 			}
-			c, err := decodeCert(string(serial), v)
+			c, err := decodeCert(serialOf(serial), v)
 			if err != nil {
 				return false, err
 			}
@@ -308,7 +371,7 @@ func (d *DB) ListCertsPage(ctx context.Context, f Filter, now time.Time) (CertPa
 			cur := tx.Bucket(bucketBySubject).Cursor()
 			k, _ := cur.Seek(prefix)
 			if resume {
-				start := subjectKey(f.Subject, after.Serial)
+				start := subjectKey(f.Subject, afterKey)
 				if k, _ = cur.Seek(start); bytes.Equal(k, start) {
 					k, _ = cur.Next()
 				}
@@ -320,12 +383,12 @@ func (d *DB) ListCertsPage(ctx context.Context, f Filter, now time.Time) (CertPa
 			}
 			return nil
 		case f.ByExpiry():
-			return d.listByState(tx, f, now, after, resume, add)
+			return d.listByState(tx, f, now, after.NotAfter, afterKey, add)
 		}
 		cur := certs.Cursor()
 		k, _ := cur.First()
 		if resume {
-			if k, _ = cur.Seek([]byte(after.Serial)); string(k) == after.Serial {
+			if k, _ = cur.Seek(afterKey); bytes.Equal(k, afterKey) {
 				k, _ = cur.Next()
 			}
 		}
@@ -344,8 +407,9 @@ func (d *DB) ListCertsPage(ctx context.Context, f Filter, now time.Time) (CertPa
 
 // listByState walks the state index of the classes f selects, merged in
 // (notAfter, serial) order, from the later of the cursor and the lower
-// bound f sets on notAfter, until the upper bound.
-func (d *DB) listByState(tx *bolt.Tx, f Filter, now time.Time, after Position, resume bool, add func(serial []byte) (bool, error)) error {
+// bound f sets on notAfter, until the upper bound. afterKey is the
+// cursor's serial key (nil without a cursor), afterNotAfter its notAfter.
+func (d *DB) listByState(tx *bolt.Tx, f Filter, now time.Time, afterNotAfter time.Time, afterKey []byte, add func(serial []byte) (bool, error)) error {
 	classes := []byte{classValid, classRevoked}
 	switch f.Status {
 	case StatusValid:
@@ -361,9 +425,9 @@ func (d *DB) listByState(tx *bolt.Tx, f Filter, now time.Time, after Position, r
 		lo = binary.BigEndian.AppendUint64(nil, stateTime(now))
 	}
 	var skip []byte // the cursor's own entry
-	if resume {
-		skip = binary.BigEndian.AppendUint64(nil, stateTime(after.NotAfter))
-		skip = append(skip, after.Serial...)
+	if afterKey != nil {
+		skip = binary.BigEndian.AppendUint64(nil, stateTime(afterNotAfter))
+		skip = append(skip, afterKey...)
 		if bytes.Compare(skip, lo) > 0 {
 			lo = skip
 		}
@@ -626,14 +690,16 @@ func (d *DB) RevokeSubject(ctx context.Context, subject string, reason int, at t
 		prefix := append([]byte(subject), 0)
 		cur := tx.Bucket(bucketBySubject).Cursor()
 		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-			c, err := getCert(tx, string(k[len(prefix):]))
+			c, err := getCertKey(tx, k[len(prefix):])
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return nil, err
 			}
-			if !c.Expired(at) {
+			// A subject holding a NUL could make another's key look
+			// like one of this subject's: the record says whose it is.
+			if c.Subject == subject && !c.Expired(at) {
 				out = append(out, c)
 			}
 		}

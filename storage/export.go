@@ -118,7 +118,7 @@ func (d *DB) Export(ctx context.Context, fn func(Record) error) error {
 		steps := []func() error{
 			func() error {
 				return each(bucketCerts, func(k, v []byte) error {
-					c, err := decodeCert(string(k), v)
+					c, err := decodeCert(serialOf(k), v)
 					if err != nil {
 						return err
 					}

@@ -256,8 +256,14 @@ func reviewDB(t *testing.T, name string) string {
 }
 
 // damagedBolt opens a review database with bbolt directly, as Open did
-// before it refused them, to reach the writes.
+// before it refused them, to reach the writes. The files are of schema 1,
+// and nothing migrates them: the writes go to the buckets they have,
+// where the damage is (keys of schema 3's form in schema 1's buckets,
+// which no code but these tests ever writes).
 func damagedBolt(t *testing.T, name string) *DB {
+	saved := [][]byte{bucketCerts, bucketBySubject, bucketByState}
+	bucketCerts, bucketBySubject, bucketByState = bucketCertsV2, bucketBySubjectV2, bucketByStateV2
+	t.Cleanup(func() { bucketCerts, bucketBySubject, bucketByState = saved[0], saved[1], saved[2] })
 	bdb, err := bolt.Open(reviewDB(t, name), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -50,10 +50,10 @@ func schema1DB(t *testing.T, n int) (string, []*Cert) {
 				}
 			}
 			v, _ := json.Marshal(c) // what putCert wrote in schema 1
-			if err := tx.Bucket(bucketCerts).Put([]byte(c.Serial), v); err != nil {
+			if err := tx.Bucket(bucketCertsV2).Put([]byte(c.Serial), v); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bucketBySubject).Put(subjectKey(c.Subject, c.Serial), nil); err != nil {
+			if err := tx.Bucket(bucketBySubjectV2).Put([]byte(c.Subject+"\x00"+c.Serial), nil); err != nil {
 				return err
 			}
 			cs = append(cs, c)
@@ -82,8 +82,9 @@ func checkAllCerts(t *testing.T, d *DB, want []*Cert) {
 }
 
 // A schema 1 database migrates on Open, in batches, to binary records
-// with the state index; a migration cut short (a crash after some
-// batches) reads correctly meanwhile and finishes on the next Open.
+// with the state index (schema 2), then to schema 3; a migration cut
+// short (a crash after some batches) holds every record, in either
+// encoding, and finishes on the next Open.
 func TestOpenMigratesSchema1(t *testing.T) {
 	p, want := schema1DB(t, 2500)
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -94,14 +95,19 @@ func TestOpenMigratesSchema1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bdb.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucketIfNotExists(bucketByState); return err }); err != nil {
-		t.Fatal(err)
-	}
 	if done, err := migrateStep(bdb, 1000); done || err != nil {
 		t.Fatalf("first batch: done %v, %v", done, err)
 	}
-	half := newDB(bdb)
-	checkAllCerts(t, half, want) // both encodings read back alike
+	// Both encodings read back alike.
+	bdb.View(func(tx *bolt.Tx) error {
+		for _, w := range want {
+			got, err := decodeCert(w.Serial, tx.Bucket(bucketCertsV2).Get([]byte(w.Serial)))
+			if err != nil || !reflect.DeepEqual(got, w) {
+				t.Fatalf("cert %s half-way: %v\n%+v\nwant\n%+v", w.Serial, err, got, w)
+			}
+		}
+		return nil
+	})
 	var json, binary int
 	bdb.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketMeta).Get(keyMigrateV2) == nil {
@@ -110,7 +116,7 @@ func TestOpenMigratesSchema1(t *testing.T) {
 		if v := tx.Bucket(bucketMeta).Get(keySchema); !bytes.Contains(v, []byte(`"version":2`)) {
 			t.Errorf("schema marker during migration: %s (an older release must refuse it)", v)
 		}
-		return tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
+		return tx.Bucket(bucketCertsV2).ForEach(func(k, v []byte) error {
 			if v[0] == '{' {
 				json++
 			} else {
@@ -130,8 +136,11 @@ func TestOpenMigratesSchema1(t *testing.T) {
 	}
 	checkAllCerts(t, d, want)
 	d.db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketMeta).Get(keyMigrateV2) != nil {
+		if tx.Bucket(bucketMeta).Get(keyMigrateV2) != nil || tx.Bucket(bucketMeta).Get(keyMigrateV3) != nil {
 			t.Error("progress marker left after Open")
+		}
+		if v := tx.Bucket(bucketMeta).Get(keySchema); !bytes.Contains(v, []byte(`"version":3`)) {
+			t.Errorf("schema marker after Open: %s", v)
 		}
 		return tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
 			if v[0] != recordV2 {

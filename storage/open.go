@@ -43,9 +43,10 @@ func (e *OpenError) Unwrap() error { return e.Err }
 // schemaVersion is the layout this binary reads and writes. A database
 // with a higher version was written by a newer release. Version 2 stores
 // certificate records in the binary encoding of record.go and indexes
-// them by state and expiry (bucketByState); Open migrates a version 1
-// database (see migrate.go).
-const schemaVersion = 2
+// them by state and expiry (bucketByState). Version 3 keys the
+// certificate buckets by the serial's bytes instead of its hex (bolt.go).
+// Open migrates a version 1 or 2 database (see migrate.go).
+const schemaVersion = 3
 
 var keySchema = []byte("schema") // in bucketMeta: schemaMarker JSON
 
@@ -135,6 +136,7 @@ func open(path string, attempt int) (*DB, error) {
 		}
 		return nil, fmt.Errorf("storage: %s was replaced while this process waited for its lock, three times; try again", path)
 	}
+	db.AllocSize = allocSize // the migration's growth too
 	if !adopt && !missing && version >= schemaVersion && !migrating(db) {
 		// Even an empty commit writes a meta page; opening a database
 		// that needs nothing leaves it as it was.
@@ -334,7 +336,7 @@ func checkSchema(path string, tx *bolt.Tx) (adopt bool, version int, err error) 
 		// Releases before the marker made the same buckets, and init
 		// always records the TLS and admin certificates; an empty set of
 		// our buckets is what an old release made of a zero-length file.
-		certs := tx.Bucket(bucketCerts)
+		certs := tx.Bucket(bucketCertsV2)
 		if certs == nil || tx.Bucket(bucketRevoked) == nil {
 			return false, 0, notOurs("no schema marker")
 		}

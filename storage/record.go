@@ -13,15 +13,16 @@ import (
 	"time"
 )
 
-// Certificate records in bbolt (schema 2) are a compact binary encoding
+// Certificate records in bbolt (schema 2 on) are a compact binary encoding
 // with the DER stored raw at the end, instead of JSON with the DER in
 // base64 (schema 1: about 4× the DER). Our own versioned encoding with
 // encoding/binary rather than protobuf: protobuf is only an indirect
 // dependency here, a generated type would duplicate Cert, and the fields
 // that make up most of a JSON record (subject, names, validity, key id)
 // are not stored at all when the DER says the same — they are read back
-// from the DER. Hex serials (serial, lineage, predecessor, successor) are
-// stored as their bytes.
+// from the DER. Hex serials (lineage, predecessor, successor) are stored
+// as their bytes; the record's own serial is not in it but is its key,
+// also as bytes since schema 3 (bolt.go).
 //
 // Layout: recordV2, uvarint flags, then the fields below in this order,
 // then the DER (the rest of the value).
@@ -105,7 +106,7 @@ func parsedDER(c *Cert) (*x509.Certificate, error) {
 	return x509.ParseCertificate(c.DER)
 }
 
-// encodeCert is the schema 2 record of c.
+// encodeCert is the record of c (recordV2, schemas 2 and 3).
 func encodeCert(c *Cert) []byte {
 	var flags uint64
 	if c.Lineage == c.Serial || c.Lineage == "" {
