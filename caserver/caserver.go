@@ -82,7 +82,7 @@ func Open(ctx context.Context, cfg *config.CA, log *slog.Logger) (_ *Server, err
 	if err != nil {
 		return nil, fmt.Errorf("TLS certificate: %w", err)
 	}
-	store, where, err := openStore(ctx, cfg)
+	store, where, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}

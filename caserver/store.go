@@ -3,6 +3,7 @@ package caserver
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -27,16 +28,17 @@ var (
 // OpenStore opens the record of truth cfg names, for commands that work
 // on it without a running CA (admin issue --local). The caller closes it.
 func OpenStore(ctx context.Context, cfg *config.CA) (Store, error) {
-	st, _, err := openStore(ctx, cfg)
+	st, _, err := openStore(ctx, cfg, nil)
 	return st, err
 }
 
 // openStore opens the backend the config names: PostgreSQL with
 // "storage.postgres", else the bbolt file at paths.db. where names it in
-// messages.
-func openStore(ctx context.Context, cfg *config.CA) (st Store, where string, err error) {
+// messages; log (may be nil) hears how a bbolt file from an older
+// release is migrated.
+func openStore(ctx context.Context, cfg *config.CA, log *slog.Logger) (st Store, where string, err error) {
 	if cfg.Storage == nil || cfg.Storage.Postgres == nil {
-		d, err := storage.Open(cfg.Path(cfg.Paths.DB))
+		d, err := storage.OpenWith(cfg.Path(cfg.Paths.DB), storage.OpenOptions{Logger: log})
 		if err != nil {
 			return nil, "", err
 		}

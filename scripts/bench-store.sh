@@ -39,7 +39,7 @@ for d in empty seeded; do bin/anchorage-ca init --dir "$out/$d/ca" --name Bench 
 bin/seedcerts -db "$out/seeded/ca/anchorage.db" -n "$SEED" 2> >(awk 'NR % 20 == 0' >&2) | tee "$out/seed.txt"
 bin/boltstat "$out/seeded/ca/anchorage.db" | tee "$out/boltstat.txt" | grep -E '^(certs|by_|buckets)'
 der=$(sed -E 's/.* der_bytes=([0-9]+).*/\1/' "$out/seed.txt")
-awk -v der="$der" '/^certs / { for (i = 1; i <= NF; i++) if ($i ~ /^inuse=/) { split($i, a, "="); printf "  certs bucket in use / DER %.3f (record alone; goal <= 1.2)\n", a[2] / der } }' "$out/boltstat.txt"
+awk -v der="$der" '/^certs3? / { for (i = 1; i <= NF; i++) if ($i ~ /^inuse=/) { split($i, a, "="); printf "  certs bucket in use / DER %.3f (record alone; goal <= 1.2)\n", a[2] / der } }' "$out/boltstat.txt"
 grep -o 'file_per_der=[0-9.]*' "$out/seed.txt" | sed 's/^/  whole file: /'
 
 start_ca "$out/seeded"

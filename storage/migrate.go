@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -55,22 +57,44 @@ func migrating(db *bolt.DB) bool {
 	return in
 }
 
-// migrate brings db to schemaVersion, batch certificates per commit.
-func migrate(db *bolt.DB, batch int) error {
+// migrate brings db to schemaVersion, batch certificates per commit. A
+// million certificates take some 25 s, so log (when not nil) hears when it
+// starts, how far it is every 100,000 records and when it is done: a CA
+// that is upgraded says why it is not listening yet.
+func migrate(db *bolt.DB, batch int, log *slog.Logger) error {
+	start, moved, said := time.Now(), 0, 0
 	for {
-		done, err := migrateStep(db, batch)
+		done, to, n, err := migrateStep(db, batch)
 		if err != nil {
 			return fmt.Errorf("storage: migrate to schema %d: %w", schemaVersion, err)
 		}
+		if log == nil {
+			if done {
+				return nil
+			}
+			continue
+		}
 		if done {
+			if moved > 0 {
+				log.Info("storage: migration done; the file keeps its size until anchorage-ca compact", "file", db.Path(),
+					"schema", schemaVersion, "records", moved, "secs", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
+			}
 			return nil
+		}
+		if moved == 0 {
+			log.Info("storage: migrating the database to this release's schema before serving", "file", db.Path(), "schema", schemaVersion)
+		}
+		moved += n
+		if moved-said >= 100_000 {
+			said = moved
+			log.Info("storage: migrating", "file", db.Path(), "to_schema", to, "records", moved)
 		}
 	}
 }
 
-// migrateStep commits one batch of the migration; done is true once
-// nothing is left to do.
-func migrateStep(db *bolt.DB, batch int) (done bool, err error) {
+// migrateStep commits one batch of the migration, n records of the step
+// to schema to; done is true once nothing is left to do.
+func migrateStep(db *bolt.DB, batch int) (done bool, to, n int, err error) {
 	err = db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		var m schemaMarker
@@ -79,14 +103,18 @@ func migrateStep(db *bolt.DB, batch int) (done bool, err error) {
 		}
 		switch {
 		case m.Version < 2 || meta.Get(keyMigrateV2) != nil:
-			return migrateV2Step(tx, m, batch)
+			to = 2
+			n, err = migrateV2Step(tx, m, batch)
+			return err
 		case m.Version < 3 || meta.Get(keyMigrateV3) != nil:
-			return migrateV3Step(tx, m, batch)
+			to = 3
+			n, err = migrateV3Step(tx, m, batch)
+			return err
 		}
 		done = true
 		return nil
 	})
-	return done, err
+	return done, to, n, err
 }
 
 // setVersion records that the database is now of schema version.
@@ -122,52 +150,52 @@ func nextBatch(certs *bolt.Bucket, marker []byte, batch int) ([]kv, error) {
 }
 
 // migrateV2Step is one batch of schema 1 → 2, in the schema 2 buckets.
-func migrateV2Step(tx *bolt.Tx, m schemaMarker, batch int) error {
+func migrateV2Step(tx *bolt.Tx, m schemaMarker, batch int) (int, error) {
 	meta := tx.Bucket(bucketMeta)
 	marker := bytes.Clone(meta.Get(keyMigrateV2))
 	if m.Version < 2 {
 		if err := setVersion(meta, m, 2); err != nil {
-			return err
+			return 0, err
 		}
 		marker = []byte{'m'}
 	}
 	st, err := tx.CreateBucketIfNotExists(bucketByStateV2)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	certs, bySubject := tx.Bucket(bucketCertsV2), tx.Bucket(bucketBySubjectV2)
 	todo, err := nextBatch(certs, marker, batch)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	certs.FillPercent, st.FillPercent = 0.95, 0.9 // as putCert's
 	for _, r := range todo {
 		c, err := decodeCert(string(r.k), r.v)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		// The record is rewritten (JSON → binary) and its index entries
 		// put, as schema 2's putCert did; the subject entry is there
 		// already.
 		if err := certs.Put(r.k, encodeCert(c)); err != nil {
-			return err
+			return 0, err
 		}
 		k := append([]byte(c.Subject), 0)
 		if err := bySubject.Put(append(k, c.Serial...), nil); err != nil {
-			return err
+			return 0, err
 		}
 		if err := st.Put(append(stateKey(stateClass(c.Status), c.NotAfter, nil), c.Serial...), nil); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if len(todo) < batch {
-		return meta.Delete(keyMigrateV2) // schema 3 next
+		return len(todo), meta.Delete(keyMigrateV2) // schema 3 next
 	}
-	return meta.Put(keyMigrateV2, append([]byte{'m'}, todo[len(todo)-1].k...))
+	return len(todo), meta.Put(keyMigrateV2, append([]byte{'m'}, todo[len(todo)-1].k...))
 }
 
 // migrateV3Step is one batch of schema 2 → 3.
-func migrateV3Step(tx *bolt.Tx, m schemaMarker, batch int) error {
+func migrateV3Step(tx *bolt.Tx, m schemaMarker, batch int) (int, error) {
 	meta := tx.Bucket(bucketMeta)
 	old := tx.Bucket(bucketCertsV2)
 	marker := bytes.Clone(meta.Get(keyMigrateV3))
@@ -178,23 +206,23 @@ func migrateV3Step(tx *bolt.Tx, m schemaMarker, batch int) error {
 			c := old.Cursor()
 			for k, _ := c.First(); k != nil; k, _ = c.Next() {
 				if _, err := checkSerial(string(k)); err != nil {
-					return fmt.Errorf("certificate %w; the database is left at schema 2", err)
+					return 0, fmt.Errorf("certificate %w; the database is left at schema 2", err)
 				}
 			}
 		}
 		if err := setVersion(meta, m, 3); err != nil {
-			return err
+			return 0, err
 		}
 		// Open made them, empty, before migrating; made afresh all the
 		// same, so that nothing but this copy is ever in them.
 		for _, b := range [][]byte{bucketCerts, bucketBySubject, bucketByState} {
 			if tx.Bucket(b) != nil {
 				if err := tx.DeleteBucket(b); err != nil {
-					return err
+					return 0, err
 				}
 			}
 			if _, err := tx.CreateBucket(b); err != nil {
-				return err
+				return 0, err
 			}
 		}
 		marker = []byte{'m'}
@@ -203,7 +231,7 @@ func migrateV3Step(tx *bolt.Tx, m schemaMarker, batch int) error {
 	if old != nil {
 		var err error
 		if todo, err = nextBatch(old, marker, batch); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	certs, bySubject, st := tx.Bucket(bucketCerts), tx.Bucket(bucketBySubject), tx.Bucket(bucketByState)
@@ -211,38 +239,38 @@ func migrateV3Step(tx *bolt.Tx, m schemaMarker, batch int) error {
 	for _, r := range todo {
 		key, err := checkSerial(string(r.k))
 		if err != nil {
-			return fmt.Errorf("certificate %w", err)
+			return 0, fmt.Errorf("certificate %w", err)
 		}
 		c, err := decodeCert(string(r.k), r.v)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		// The record as it is: it does not hold its serial.
 		if err := certs.Put(key, r.v); err != nil {
-			return err
+			return 0, err
 		}
 		// Moved, not copied: the next batches reuse the pages it frees,
 		// and the file grows by about the new indexes, not by a second
 		// copy of every record.
 		if err := old.Delete(r.k); err != nil {
-			return err
+			return 0, err
 		}
 		if err := bySubject.Put(subjectKey(c.Subject, key), nil); err != nil {
-			return err
+			return 0, err
 		}
 		if err := st.Put(stateKey(stateClass(c.Status), c.NotAfter, key), nil); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if len(todo) < batch {
 		for _, b := range [][]byte{bucketCertsV2, bucketBySubjectV2, bucketByStateV2} {
 			if tx.Bucket(b) != nil {
 				if err := tx.DeleteBucket(b); err != nil {
-					return err
+					return 0, err
 				}
 			}
 		}
-		return meta.Delete(keyMigrateV3)
+		return len(todo), meta.Delete(keyMigrateV3)
 	}
-	return meta.Put(keyMigrateV3, append([]byte{'m'}, todo[len(todo)-1].k...))
+	return len(todo), meta.Put(keyMigrateV3, append([]byte{'m'}, todo[len(todo)-1].k...))
 }

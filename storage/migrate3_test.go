@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -199,7 +200,7 @@ func TestOpenMigratesSchema2(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if done, err := migrateStep(bdb, 1000); done || err != nil {
+	if done, _, _, err := migrateStep(bdb, 1000); done || err != nil {
 		t.Fatalf("first batch: done %v, %v", done, err)
 	}
 	bdb.View(func(tx *bolt.Tx) error {
@@ -217,9 +218,17 @@ func TestOpenMigratesSchema2(t *testing.T) {
 	})
 	bdb.Close()
 
-	d, err := Open(p)
+	var logged bytes.Buffer
+	d, err := OpenWith(p, OpenOptions{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The operator hears why the CA is not listening yet, and when it is
+	// done: the 1,500 records the crash left.
+	for _, s := range []string{"migrating the database to this release's schema", "migration done", "records=1500", "schema=3"} {
+		if !strings.Contains(logged.String(), s) {
+			t.Errorf("migration log lacks %q:\n%s", s, logged.String())
+		}
 	}
 	checkAllCerts(t, d, want)
 	d.db.View(func(tx *bolt.Tx) error {
@@ -287,12 +296,16 @@ func TestOpenMigratesSchema2(t *testing.T) {
 	}
 	d.Close()
 	before, _ := os.ReadFile(p)
-	if d, err = Open(p); err != nil {
+	logged.Reset()
+	if d, err = OpenWith(p, OpenOptions{Logger: slog.New(slog.NewTextHandler(&logged, nil))}); err != nil {
 		t.Fatal(err)
 	}
 	d.Close()
 	if after, _ := os.ReadFile(p); !bytes.Equal(before, after) {
 		t.Error("Open of a migrated database wrote to it")
+	}
+	if logged.Len() != 0 {
+		t.Errorf("Open of a migrated database logged: %s", logged.String())
 	}
 }
 
@@ -305,7 +318,7 @@ func TestOpenMigratesSchema1ThroughTwo(t *testing.T) {
 	}
 	steps := 0
 	for done := false; !done; steps++ {
-		if done, err = migrateStep(bdb, 500); err != nil {
+		if done, _, _, err = migrateStep(bdb, 500); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -95,7 +95,7 @@ func TestOpenMigratesSchema1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if done, err := migrateStep(bdb, 1000); done || err != nil {
+	if done, _, _, err := migrateStep(bdb, 1000); done || err != nil {
 		t.Fatalf("first batch: done %v, %v", done, err)
 	}
 	// Both encodings read back alike.

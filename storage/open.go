@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -71,9 +72,19 @@ const restore = "restore the newest backup"
 // Create), but adds buckets a newer release needs. A second process opening
 // the same file waits up to 3s for the lock and then fails with a clear
 // error instead of hanging.
-func Open(path string) (*DB, error) { return open(path, 1) }
+func Open(path string) (*DB, error) { return OpenWith(path, OpenOptions{}) }
 
-func open(path string, attempt int) (*DB, error) {
+// OpenOptions are Open's settings.
+type OpenOptions struct {
+	// Logger, when set, hears how a migration of a database from an
+	// older release goes (it runs before OpenWith returns).
+	Logger *slog.Logger
+}
+
+// OpenWith is Open with options.
+func OpenWith(path string, o OpenOptions) (*DB, error) { return open(path, 1, o) }
+
+func open(path string, attempt int, o OpenOptions) (*DB, error) {
 	if err := checkFile(path, false); err != nil {
 		return nil, err
 	}
@@ -132,7 +143,7 @@ func open(path string, attempt int) (*DB, error) {
 	if replaced(opened, path) || !sameFile(opened, checked) {
 		db.Close()
 		if attempt < 3 {
-			return open(path, attempt+1)
+			return open(path, attempt+1, o)
 		}
 		return nil, fmt.Errorf("storage: %s was replaced while this process waited for its lock, three times; try again", path)
 	}
@@ -156,7 +167,7 @@ func open(path string, attempt int) (*DB, error) {
 		})
 	})
 	if err == nil {
-		err = guard(path, func() error { return migrate(db, migrateBatch) })
+		err = guard(path, func() error { return migrate(db, migrateBatch, o.Logger) })
 	}
 	if err != nil {
 		db.Close()
