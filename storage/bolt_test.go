@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,50 @@ func cert(serial, subject string, notAfter time.Time) *Cert {
 // The conformance suite (storagetest, run from conformance_test.go) holds
 // the backend-independent tests; what stays here is bbolt's own: the file
 // lock, group commit, and that everything is in the file after a reopen.
+
+// A subject holding a NUL cannot make another certificate look like one
+// of a shorter subject's: bbolt's subject index is subject ‖ 0 ‖ serial
+// bytes, so under the prefix "host" ‖ 0 the key of subject "host\x00\x0a"
+// and serial 02 reads as serial 0a0002, another subject's certificate.
+// Listing and revoking by subject check the record's subject. (PostgreSQL's
+// text refuses a NUL, so this is bbolt's own test.)
+func TestSubjectWithNULIsNotAnotherSubject(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openTemp(t)
+	now := time.Now()
+	for _, c := range []*Cert{
+		cert("0a01", "host", now.Add(time.Hour)),
+		cert("0a0002", "other", now.Add(time.Hour)),
+		cert("02", "host\x00\x0a", now.Add(time.Hour)),
+	} {
+		if err := d.PutCert(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := d.ListCerts(ctx, Filter{Subject: "host"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Serial != "0a01" {
+		var serials []string
+		for _, c := range got {
+			serials = append(serials, c.Serial+" "+strconv.Quote(c.Subject))
+		}
+		t.Fatalf("listing subject %q: %v", "host", serials)
+	}
+	res, err := d.RevokeSubject(ctx, "host", 1, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Changed) != 1 || res.Changed[0].Serial != "0a01" {
+		t.Fatalf("revoking subject %q revoked %d certificates", "host", len(res.Changed))
+	}
+	for _, s := range []string{"0a0002", "02"} {
+		if c, err := d.Cert(ctx, s); err != nil || c.Status != StatusValid {
+			t.Fatalf("certificate %s of another subject: %v, %v", s, c, err)
+		}
+	}
+}
 
 // Every kind of record is in the file after Close and Open.
 func TestDurableAfterReopen(t *testing.T) {

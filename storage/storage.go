@@ -209,7 +209,10 @@ func (f Filter) ByExpiry() bool {
 // aside, which every backend selects by index).
 func (f Filter) Match(c *Cert, now time.Time) bool {
 	switch {
-	case f.Status != "" && c.Status != f.Status,
+	// Subject too: bbolt's subject index is a prefix scan, and a subject
+	// that holds a NUL would otherwise be listed under the part before it.
+	case f.Subject != "" && c.Subject != f.Subject,
+		f.Status != "" && c.Status != f.Status,
 		f.Live && c.Expired(now),
 		f.Expired && !c.Expired(now),
 		!f.Before.IsZero() && !c.NotAfter.Before(f.Before):
