@@ -28,7 +28,11 @@ const compactTxSize = 64 << 20
 // checked against the original before an atomic rename replaces it: a
 // crash leaves either file, whole, at path (and at most a stale
 // path.compact, which the next Compact removes).
-func Compact(path string) (CompactResult, error) {
+func Compact(path string) (CompactResult, error) { return CompactWith(path, OpenOptions{}) }
+
+// CompactWith is Compact, opening the database with o (a file from an
+// older release is migrated first, and o.Logger hears how that goes).
+func CompactWith(path string, o OpenOptions) (CompactResult, error) {
 	var res CompactResult
 	// The file itself, not a symlink to it: the rename below replaces
 	// what path names, and must replace the database, in its directory.
@@ -36,7 +40,7 @@ func Compact(path string) (CompactResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("storage: compact: %w", err)
 	}
-	src, err := Open(path)
+	src, err := OpenWith(path, o)
 	if err != nil {
 		return res, err
 	}

@@ -110,7 +110,11 @@ func (d *DB) Export(ctx context.Context, fn func(Record) error) error {
 					return err
 				}
 				if err := f(k, v); err != nil {
-					return fmt.Errorf("%s %q: %w", name, k, err)
+					key := string(k)
+					if bytes.Equal(name, bucketCerts) {
+						key = serialOf(k) // bytes: the serial, as every message names it
+					}
+					return fmt.Errorf("%s %q: %w", name, key, err)
 				}
 				return nil
 			})

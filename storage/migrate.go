@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -24,15 +25,16 @@ import (
 // commit; the last removes keyMigrateV2.
 //
 // Schema 2 → 3 moves the records, unchanged, into the buckets keyed by
-// serial bytes (bolt.go), and puts their index entries there. Its first
-// transaction checks that every serial can be such a key (if one cannot,
-// nothing is written and the database stays schema 2, which this release
-// refuses to open and the last schema 2 release still reads), marks the
-// database schema 3, makes the new buckets afresh and sets keyMigrateV3;
-// each batch moves its records (deleting them from the schema 2 bucket),
-// adds their index entries and moves keyMigrateV3 past them; the last
-// deletes the schema 2 buckets and keyMigrateV3. The new buckets have
-// names of their own, so none ever holds keys of both forms.
+// serial bytes (bolt.go), and then the index entries, their serial turned
+// into bytes; it never decodes a record (see migrateV3Step). Open first
+// checks, reading only, that every key has a schema 3 form: if one has
+// not, nothing is written and the database stays schema 2, which this
+// release refuses to open and the last schema 2 release still reads. The
+// first transaction marks the database schema 3, makes the new buckets
+// afresh and sets keyMigrateV3; each batch moves its entries (deleting
+// them from the schema 2 bucket) and moves keyMigrateV3 past them; the
+// last deletes the schema 2 buckets and keyMigrateV3. The new buckets
+// have names of their own, so none ever holds keys of both forms.
 //
 // A crash at any point leaves a database whose next Open carries on from
 // the marker: the database is never half-migrated without saying so, and
@@ -62,7 +64,9 @@ func migrating(db *bolt.DB) bool {
 // starts, how far it is every 100,000 records and when it is done: a CA
 // that is upgraded says why it is not listening yet.
 func migrate(db *bolt.DB, batch int, log *slog.Logger) error {
-	start, moved, said := time.Now(), 0, 0
+	start, started := time.Now(), false
+	moved := map[int]int{} // records, by the schema they were brought to
+	said := 0
 	for {
 		done, to, n, err := migrateStep(db, batch)
 		if err != nil {
@@ -75,19 +79,23 @@ func migrate(db *bolt.DB, batch int, log *slog.Logger) error {
 			continue
 		}
 		if done {
-			if moved > 0 {
+			if started {
 				log.Info("storage: migration done; the file keeps its size until anchorage-ca compact", "file", db.Path(),
-					"schema", schemaVersion, "records", moved, "secs", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
+					"schema", schemaVersion, "records", moved[schemaVersion], "secs", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
 			}
 			return nil
 		}
-		if moved == 0 {
+		if !started {
+			started = true
 			log.Info("storage: migrating the database to this release's schema before serving", "file", db.Path(), "schema", schemaVersion)
 		}
-		moved += n
-		if moved-said >= 100_000 {
-			said = moved
-			log.Info("storage: migrating", "file", db.Path(), "to_schema", to, "records", moved)
+		moved[to] += n
+		if moved[to] < said {
+			said = 0 // the next schema's step
+		}
+		if moved[to]-said >= 100_000 {
+			said = moved[to]
+			log.Info("storage: migrating", "file", db.Path(), "to_schema", to, "records", moved[to])
 		}
 	}
 }
@@ -129,16 +137,13 @@ func setVersion(meta *bolt.Bucket, m schemaMarker, version int) error {
 
 type kv struct{ k, v []byte }
 
-// nextBatch reads up to batch records of certs after the one marker
-// names ('m' + key; 'm' alone: from the start).
-func nextBatch(certs *bolt.Bucket, marker []byte, batch int) ([]kv, error) {
-	if len(marker) == 0 || marker[0] != 'm' {
-		return nil, fmt.Errorf("migration marker %q", marker)
-	}
+// nextBatch reads up to batch entries of b after the key last (empty:
+// from the start).
+func nextBatch(b *bolt.Bucket, last []byte, batch int) ([]kv, error) {
 	var todo []kv
-	cur := certs.Cursor()
+	cur := b.Cursor()
 	k, v := cur.First()
-	if last := marker[1:]; len(last) > 0 {
+	if len(last) > 0 {
 		if k, v = cur.Seek(last); bytes.Equal(k, last) {
 			k, v = cur.Next()
 		}
@@ -164,7 +169,10 @@ func migrateV2Step(tx *bolt.Tx, m schemaMarker, batch int) (int, error) {
 		return 0, err
 	}
 	certs, bySubject := tx.Bucket(bucketCertsV2), tx.Bucket(bucketBySubjectV2)
-	todo, err := nextBatch(certs, marker, batch)
+	if len(marker) == 0 || marker[0] != 'm' {
+		return 0, fmt.Errorf("migration marker %q", marker)
+	}
+	todo, err := nextBatch(certs, marker[1:], batch)
 	if err != nil {
 		return 0, err
 	}
@@ -194,21 +202,23 @@ func migrateV2Step(tx *bolt.Tx, m schemaMarker, batch int) (int, error) {
 	return len(todo), meta.Put(keyMigrateV2, append([]byte{'m'}, todo[len(todo)-1].k...))
 }
 
-// migrateV3Step is one batch of schema 2 → 3.
+// migrateV3Step is one batch of schema 2 → 3. It moves bytes and never
+// decodes a record: records are copied as they are, and the index entries
+// are schema 2's own, their hex serial turned into bytes. So a record this
+// release cannot decode (damaged, or DER a newer parser refuses) moves
+// like any other and reads as it did, instead of stopping a migration
+// that has already marked the file schema 3 — which neither release
+// would then open. Phases, each in batches, named by the marker's first
+// byte: 'm' the records, 's' the subject index, 't' the state index.
 func migrateV3Step(tx *bolt.Tx, m schemaMarker, batch int) (int, error) {
 	meta := tx.Bucket(bucketMeta)
-	old := tx.Bucket(bucketCertsV2)
 	marker := bytes.Clone(meta.Get(keyMigrateV3))
 	if m.Version < 3 {
-		// Every serial must have a schema 3 key before any is written:
-		// a refusal leaves the database as it was, schema 2.
-		if old != nil {
-			c := old.Cursor()
-			for k, _ := c.First(); k != nil; k, _ = c.Next() {
-				if _, err := checkSerial(string(k)); err != nil {
-					return 0, fmt.Errorf("certificate %w; the database is left at schema 2", err)
-				}
-			}
+		// Every key must have a schema 3 form before any is written:
+		// Open checked already, on its read-only open; this is the
+		// backstop, and a refusal leaves the database as it was.
+		if err := checkV3Keys(tx); err != nil {
+			return 0, fmt.Errorf("%w; the database is left at schema 2", err)
 		}
 		if err := setVersion(meta, m, 3); err != nil {
 			return 0, err
@@ -227,50 +237,113 @@ func migrateV3Step(tx *bolt.Tx, m schemaMarker, batch int) (int, error) {
 		}
 		marker = []byte{'m'}
 	}
+	if len(marker) == 0 {
+		return 0, fmt.Errorf("migration marker %q", marker)
+	}
+	phases := v3Phases()
+	at := slices.IndexFunc(phases, func(p v3Phase) bool { return p.name == marker[0] })
+	if at < 0 {
+		return 0, fmt.Errorf("migration marker %q", marker)
+	}
+	ph := phases[at]
+	old, dst := tx.Bucket(ph.from), tx.Bucket(ph.to)
 	var todo []kv
 	if old != nil {
 		var err error
-		if todo, err = nextBatch(old, marker, batch); err != nil {
+		if todo, err = nextBatch(old, marker[1:], batch); err != nil {
 			return 0, err
 		}
 	}
-	certs, bySubject, st := tx.Bucket(bucketCerts), tx.Bucket(bucketBySubject), tx.Bucket(bucketByState)
-	certs.FillPercent, st.FillPercent = 0.95, 0.9 // as putCert's
+	// Keys arrive in order: pages fill as they do for appends.
+	dst.FillPercent = 0.95
 	for _, r := range todo {
-		key, err := checkSerial(string(r.k))
-		if err != nil {
-			return 0, fmt.Errorf("certificate %w", err)
-		}
-		c, err := decodeCert(string(r.k), r.v)
+		k, err := v3Key(ph.name, r.k)
 		if err != nil {
 			return 0, err
 		}
-		// The record as it is: it does not hold its serial.
-		if err := certs.Put(key, r.v); err != nil {
+		if err := dst.Put(k, r.v); err != nil {
 			return 0, err
 		}
 		// Moved, not copied: the next batches reuse the pages it frees,
-		// and the file grows by about the new indexes, not by a second
-		// copy of every record.
+		// and the file grows by a batch, not by a second copy of every
+		// record.
 		if err := old.Delete(r.k); err != nil {
 			return 0, err
 		}
-		if err := bySubject.Put(subjectKey(c.Subject, key), nil); err != nil {
-			return 0, err
-		}
-		if err := st.Put(stateKey(stateClass(c.Status), c.NotAfter, key), nil); err != nil {
-			return 0, err
-		}
 	}
-	if len(todo) < batch {
-		for _, b := range [][]byte{bucketCertsV2, bucketBySubjectV2, bucketByStateV2} {
-			if tx.Bucket(b) != nil {
-				if err := tx.DeleteBucket(b); err != nil {
-					return 0, err
-				}
+	n := 0
+	if ph.name == 'm' {
+		n = len(todo)
+	}
+	if len(todo) == batch {
+		return n, meta.Put(keyMigrateV3, append([]byte{ph.name}, todo[len(todo)-1].k...))
+	}
+	if at+1 < len(phases) {
+		return n, meta.Put(keyMigrateV3, []byte{phases[at+1].name})
+	}
+	for _, b := range [][]byte{bucketCertsV2, bucketBySubjectV2, bucketByStateV2} {
+		if tx.Bucket(b) != nil {
+			if err := tx.DeleteBucket(b); err != nil {
+				return 0, err
 			}
 		}
-		return len(todo), meta.Delete(keyMigrateV3)
 	}
-	return len(todo), meta.Put(keyMigrateV3, append([]byte{'m'}, todo[len(todo)-1].k...))
+	return n, meta.Delete(keyMigrateV3)
+}
+
+// v3Phase is one bucket schema 2 → 3 moves: from its schema 2 name to its
+// schema 3 one.
+type v3Phase struct {
+	name     byte // in the marker
+	from, to []byte
+}
+
+func v3Phases() []v3Phase {
+	return []v3Phase{{'m', bucketCertsV2, bucketCerts}, {'s', bucketBySubjectV2, bucketBySubject}, {'t', bucketByStateV2, bucketByState}}
+}
+
+// v3Key is the schema 3 key of a schema 2 key of phase ph: a record's key
+// is its serial; a subject entry is subject ‖ 0 ‖ serial (a serial holds
+// no NUL, so the last one ends the subject); a state entry is class ‖
+// 8-byte time ‖ serial.
+func v3Key(ph byte, k []byte) ([]byte, error) {
+	var head, serial []byte
+	switch ph {
+	case 'm':
+		serial = k
+	case 's':
+		i := bytes.LastIndexByte(k, 0)
+		if i < 0 {
+			return nil, fmt.Errorf("subject index key %q has no serial", k)
+		}
+		head, serial = k[:i+1], k[i+1:]
+	case 't':
+		if len(k) < 9 {
+			return nil, fmt.Errorf("state index key %q has no serial", k)
+		}
+		head, serial = k[:9], k[9:]
+	}
+	b, err := checkSerial(string(serial))
+	if err != nil {
+		return nil, fmt.Errorf("certificate %w", err)
+	}
+	return append(bytes.Clone(head), b...), nil
+}
+
+// checkV3Keys refuses a schema 2 database holding a key schema 3 cannot
+// form (a serial that is not lowercase hex of whole bytes), reading only.
+func checkV3Keys(tx *bolt.Tx) error {
+	for _, ph := range v3Phases() {
+		b := tx.Bucket(ph.from)
+		if b == nil {
+			continue
+		}
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if _, err := v3Key(ph.name, k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -114,6 +114,13 @@ func open(path string, attempt int, o OpenOptions) (*DB, error) {
 				if adopt, version, err = checkSchema(path, tx); err != nil {
 					return err
 				}
+				if version < schemaVersion {
+					// Refused here, on the read-only open, so that a
+					// migration that cannot be done writes nothing.
+					if err := checkV3Keys(tx); err != nil {
+						return &OpenError{Path: path, Problem: fmt.Sprintf("cannot be migrated to schema %d (%v); nothing was written, and the previous release still opens it", schemaVersion, err), Err: err}
+					}
+				}
 				for _, b := range buckets {
 					missing = missing || tx.Bucket(b) == nil
 				}
@@ -175,7 +182,7 @@ func open(path string, attempt int, o OpenOptions) (*DB, error) {
 		if errors.As(err, &oe) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("storage: add buckets to %s: %w", path, err)
+		return nil, fmt.Errorf("storage: bring %s to schema %d: %w", path, schemaVersion, err)
 	}
 	return newDB(db), nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -28,7 +30,7 @@ func newCompactCmd() *cobra.Command {
 				return errors.New("compact rewrites a bbolt database; this CA keeps its records in PostgreSQL (use VACUUM there)")
 			}
 			path := cfg.Path(cfg.Paths.DB)
-			res, err := storage.Compact(path)
+			res, err := storage.CompactWith(path, storage.OpenOptions{Logger: stderrLogger(cmd.ErrOrStderr())})
 			if err != nil {
 				return err
 			}
@@ -41,3 +43,8 @@ func newCompactCmd() *cobra.Command {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// stderrLogger is the logger of a command that opens the bbolt file
+// itself: a migration of a file from an older release (it can take half a
+// minute at a million certificates) is said on stderr, not done silently.
+func stderrLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

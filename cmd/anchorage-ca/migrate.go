@@ -70,7 +70,7 @@ func migrate(ctx context.Context, out io.Writer, from, to, password, passwordFil
 	if legacy := filepath.Join(filepath.Dir(from), "acme.db"); fileExists(legacy) {
 		return fmt.Errorf("%s has not been imported yet: start the CA once on bbolt (it imports the ACME accounts and renames the file), stop it, then migrate", legacy)
 	}
-	src, err := storage.Open(from)
+	src, err := storage.OpenWith(from, storage.OpenOptions{Logger: stderrLogger(os.Stderr)})
 	if err != nil {
 		return err
 	}
