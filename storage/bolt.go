@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -111,6 +112,29 @@ func subjectKey(subject string, serial []byte) []byte {
 	k = append(k, subject...)
 	k = append(k, 0)
 	return append(k, serial...)
+}
+
+// subjectSerials yields the serial keys the subject index holds under
+// subject, in serial order, after the key after (nil: from the first).
+// The index cannot tell subject "a" from "a\x00…" (serial bytes may hold
+// a NUL): callers check the record's subject, as Filter.Match does.
+func subjectSerials(tx *bolt.Tx, subject string, after []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		prefix := append([]byte(subject), 0)
+		cur := tx.Bucket(bucketBySubject).Cursor()
+		k, _ := cur.Seek(prefix)
+		if after != nil {
+			start := subjectKey(subject, after)
+			if k, _ = cur.Seek(start); bytes.Equal(k, start) {
+				k, _ = cur.Next()
+			}
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+			if !yield(k[len(prefix):]) {
+				return
+			}
+		}
+	}
 }
 
 // getCert reads the record of serial; ErrNotFound for a serial that no
@@ -367,17 +391,8 @@ func (d *DB) ListCertsPage(ctx context.Context, f Filter, now time.Time) (CertPa
 		}
 		switch {
 		case f.Subject != "":
-			prefix := append([]byte(f.Subject), 0)
-			cur := tx.Bucket(bucketBySubject).Cursor()
-			k, _ := cur.Seek(prefix)
-			if resume {
-				start := subjectKey(f.Subject, afterKey)
-				if k, _ = cur.Seek(start); bytes.Equal(k, start) {
-					k, _ = cur.Next()
-				}
-			}
-			for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-				if done, err := add(k[len(prefix):]); err != nil || done {
+			for serial := range subjectSerials(tx, f.Subject, afterKey) {
+				if done, err := add(serial); err != nil || done {
 					return err
 				}
 			}
@@ -687,19 +702,16 @@ func (d *DB) RevokeSerial(ctx context.Context, serial string, reason int, at tim
 func (d *DB) RevokeSubject(ctx context.Context, subject string, reason int, at time.Time) (*RevokeResult, error) {
 	return d.revoke(ctx, reason, at, "subject:"+subject, func(tx *bolt.Tx) ([]*Cert, error) {
 		var out []*Cert
-		prefix := append([]byte(subject), 0)
-		cur := tx.Bucket(bucketBySubject).Cursor()
-		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-			c, err := getCertKey(tx, k[len(prefix):])
+		live := Filter{Subject: subject, Live: true}
+		for serial := range subjectSerials(tx, subject, nil) {
+			c, err := getCertKey(tx, serial)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return nil, err
 			}
-			// A subject holding a NUL could make another's key look
-			// like one of this subject's: the record says whose it is.
-			if c.Subject == subject && !c.Expired(at) {
+			if live.Match(c, at) {
 				out = append(out, c)
 			}
 		}
