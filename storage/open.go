@@ -268,15 +268,8 @@ func sameFile(f *os.File, fi os.FileInfo) bool {
 
 // replaced reports whether path no longer names the file f.
 func replaced(f *os.File, path string) bool {
-	if f == nil {
-		return false
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return false
-	}
 	pi, err := os.Stat(path)
-	return err == nil && !os.SameFile(fi, pi)
+	return err == nil && !sameFile(f, pi)
 }
 
 // openBolt is bolt.Open with anchorage's errors and without its panics.
