@@ -27,10 +27,10 @@ var (
 
 // OpenStore opens the record of truth cfg names, for commands that work
 // on it without a running CA (admin issue --local). The caller closes it.
-func OpenStore(ctx context.Context, cfg *config.CA) (Store, error) {
-	// A bbolt file from an older release is migrated here too, which can
-	// take a while: the command says so on stderr.
-	st, _, err := openStore(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+// A bbolt file from an older release is migrated here too, which can take
+// a while: log (may be nil) hears how it goes, so the command can say so.
+func OpenStore(ctx context.Context, cfg *config.CA, log *slog.Logger) (Store, error) {
+	st, _, err := openStore(ctx, cfg, log)
 	return st, err
 }
 

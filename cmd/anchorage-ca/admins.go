@@ -133,7 +133,7 @@ func issueAdminLocal(ctx context.Context, dir, name string, csrPEM []byte, lifet
 	if err != nil {
 		return nil, err
 	}
-	store, err := caserver.OpenStore(ctx, cfg)
+	store, err := caserver.OpenStore(ctx, cfg, stderrLogger(os.Stderr))
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if w.CA, err = readCAs(cfg); err != nil {
 		return err
 	}
-	st, err := caserver.OpenStore(ctx, cfg)
+	st, err := caserver.OpenStore(ctx, cfg, stderrLogger(stderr))
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func TestAuditOnPostgres(t *testing.T) {
 			t.Errorf("audit %d: certificates %+v anchors %+v", i, r.Certificates, r.Anchors)
 		}
 	}
-	st := must(caserver.OpenStore(ctx, cfg))
+	st := must(caserver.OpenStore(ctx, cfg, nil))
 	defer st.Close()
 	snap := must(st.AuditSnapshot(ctx))
 	if s, err := audit.DecodeSnapshot(snap.Data); err != nil || s.Certs != 0 || time.Since(snap.TakenAt) > time.Minute {

@@ -129,7 +129,7 @@ func createStore(ctx context.Context, cfg *config.CA) (caserver.Store, func(), e
 		}
 		return d, func() { os.Remove(cfg.Path(cfg.Paths.DB)) }, nil
 	}
-	st, err := caserver.OpenStore(ctx, cfg)
+	st, err := caserver.OpenStore(ctx, cfg, nil) // PostgreSQL: nothing to migrate
 	if err != nil {
 		return nil, nil, err
 	}

@@ -28,7 +28,7 @@ func TestInitOnPostgres(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "anchorage.db")); !os.IsNotExist(err) {
 		t.Errorf("init --postgres made a bbolt file too: %v", err)
 	}
-	st, err := caserver.OpenStore(context.Background(), cfg)
+	st, err := caserver.OpenStore(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -374,7 +374,7 @@ func TestMigrateCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, err := caserver.OpenStore(ctx, cfg)
+	before, err := caserver.OpenStore(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +385,7 @@ func TestMigrateCLI(t *testing.T) {
 		t.Fatalf("records after init: %d %v", len(want), err)
 	}
 	cfg.Storage = &config.Storage{Postgres: &config.Postgres{URL: url}}
-	after, err := caserver.OpenStore(ctx, cfg)
+	after, err := caserver.OpenStore(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
